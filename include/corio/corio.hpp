@@ -1,0 +1,9 @@
+// corio/corio.hpp: the umbrella header; includes every public corio header.
+#pragma once
+
+#include "errors.hpp"
+#include "result.hpp"
+#include "task.hpp"
+#include "loop.hpp"
+#include "time.hpp"
+#include "asio.hpp"

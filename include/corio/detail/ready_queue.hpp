@@ -1,0 +1,42 @@
+// corio/detail/ready_queue.hpp: FIFO ring buffer of things to resume.
+//
+// Invariants: capacity is a power of two (mask indexing); entries are opaque
+// pointers (a coroutine frame address, or a tagged task state to start); the
+// buffer grows by doubling and never reorders entries.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace corio::detail {
+
+class ready_queue {
+public:
+    bool empty() const noexcept { return head_ == tail_; }
+    std::size_t size() const noexcept { return tail_ - head_; }
+
+    void push(void* entry) {
+        if (tail_ - head_ == capacity_) grow();
+        slots_[tail_++ & (capacity_ - 1)] = entry;
+    }
+
+    void* pop() noexcept { return slots_[head_++ & (capacity_ - 1)]; }
+
+private:
+    void grow() {
+        std::size_t cap = capacity_ ? capacity_ * 2 : 256;
+        auto fresh = std::make_unique<void*[]>(cap);
+        for (std::size_t i = 0; i < capacity_; ++i) fresh[i] = slots_[(head_ + i) & (capacity_ - 1)];
+        tail_ = capacity_;
+        head_ = 0;
+        capacity_ = cap;
+        slots_ = std::move(fresh);
+    }
+
+    std::unique_ptr<void*[]> slots_;
+    std::size_t capacity_ = 0;
+    std::size_t head_ = 0;
+    std::size_t tail_ = 0;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,104 @@
+// corio/detail/timer_heap.hpp: the loop's deadlines, an intrusive binary heap.
+//
+// Invariants:
+// - A timer_node lives inside whoever waits (a sleep awaiter in a coroutine
+//   frame, a deadline scope); the heap only holds pointers, so inserting and
+//   removing allocate nothing beyond the vector's capacity, and a removed node
+//   owes the heap nothing.
+// - node->index is the node's position in the heap, or not_queued.
+// - Ties are broken by insertion sequence, so timers with equal deadlines fire
+//   in the order they were armed (tests under virtual time rely on this).
+// - The vector's capacity shrinks when the heap falls below a quarter of it, so
+//   a burst of a million deadlines does not pin memory afterwards.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace corio::detail {
+
+using clock = std::chrono::steady_clock;
+
+struct timer_node {
+    static constexpr std::uint32_t not_queued = 0xffffffffu;
+
+    clock::time_point deadline{};
+    std::uint64_t seq = 0;
+    void (*fire)(timer_node*) noexcept = nullptr;
+    std::uint32_t index = not_queued;
+
+    bool queued() const noexcept { return index != not_queued; }
+};
+
+class timer_heap {
+public:
+    bool empty() const noexcept { return nodes_.empty(); }
+    std::size_t size() const noexcept { return nodes_.size(); }
+    timer_node* top() const noexcept { return nodes_.front(); }
+
+    void push(timer_node* n) {
+        n->seq = next_seq_++;
+        n->index = static_cast<std::uint32_t>(nodes_.size());
+        nodes_.push_back(n);
+        sift_up(n->index);
+    }
+
+    void remove(timer_node* n) noexcept {
+        std::uint32_t i = n->index;
+        n->index = timer_node::not_queued;
+        timer_node* last = nodes_.back();
+        nodes_.pop_back();
+        if (last != n) {
+            nodes_[i] = last;
+            last->index = i;
+            if (i > 0 && less(last, nodes_[(i - 1) / 2])) sift_up(i);
+            else sift_down(i);
+        }
+        if (nodes_.capacity() > 4096 && nodes_.size() < nodes_.capacity() / 4) nodes_.shrink_to_fit();
+    }
+
+    timer_node* pop() noexcept {
+        timer_node* n = nodes_.front();
+        remove(n);
+        return n;
+    }
+
+private:
+    static bool less(const timer_node* a, const timer_node* b) noexcept {
+        return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+    }
+    void place(std::uint32_t i, timer_node* n) noexcept {
+        nodes_[i] = n;
+        n->index = i;
+    }
+    void sift_up(std::uint32_t i) noexcept {
+        timer_node* n = nodes_[i];
+        while (i > 0) {
+            std::uint32_t parent = (i - 1) / 2;
+            if (!less(n, nodes_[parent])) break;
+            place(i, nodes_[parent]);
+            i = parent;
+        }
+        place(i, n);
+    }
+    void sift_down(std::uint32_t i) noexcept {
+        timer_node* n = nodes_[i];
+        const std::uint32_t count = static_cast<std::uint32_t>(nodes_.size());
+        for (;;) {
+            std::uint32_t child = 2 * i + 1;
+            if (child >= count) break;
+            if (child + 1 < count && less(nodes_[child + 1], nodes_[child])) ++child;
+            if (!less(nodes_[child], n)) break;
+            place(i, nodes_[child]);
+            i = child;
+        }
+        place(i, n);
+    }
+
+    std::vector<timer_node*> nodes_;
+    std::uint64_t next_seq_ = 0;
+};
+
+}  // namespace corio::detail

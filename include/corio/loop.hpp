@@ -1,0 +1,528 @@
+// corio/loop.hpp: event_loop, run(), spawn() and join_handle<T>.
+//
+// - event_loop is one thread's scheduler: an asio::io_context (owned, or
+//   adopted from the user), a FIFO ready queue of coroutines to resume, and a
+//   timer heap driven by one asio::steady_timer. The ready queue is drained by
+//   one posted handler at a time, in bounded batches, so I/O is never starved
+//   and corio runs under whoever calls io_context::run().
+// - Single-threaded: a loop and everything created on it are used from the
+//   thread that runs it. No locks on hot paths.
+// - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
+//   until it finishes, then cancels every task still alive and waits for them,
+//   and returns main's value or rethrows its exception. With
+//   `run_options{.virtual_time = true}` the loop's clock jumps to the next
+//   deadline whenever nothing is ready, so timing is exact and instant.
+// - spawn(task, name) starts a task concurrently and returns a join_handle.
+//   The task starts at the loop's next turn; a task cancelled before that
+//   never runs a statement. Awaiting the handle (an lvalue is fine) is a
+//   cancellation point: it suspends until the task finishes and returns its
+//   value or rethrows its exception (cancelled_error if it ended cancelled).
+//   An await cut short by the awaiter's own cancellation consumes nothing;
+//   once an await has taken the result, awaiting again throws
+//   invalid_state_error. Awaiting observes: cancelling the awaiter does not
+//   cancel the task; `h.cancel()` does. Dropping a handle detaches the task.
+// - A task that fails with nobody to take its error (its handle was dropped,
+//   or destroyed without awaiting) is reported to the loop's exception
+//   handler (default: a line on stderr), like asyncio's "exception was never
+//   retrieved".
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "detail/frame_allocator.hpp"
+#include "detail/scheduler.hpp"
+#include "errors.hpp"
+#include "task.hpp"
+
+namespace corio {
+
+using clock = detail::clock;
+
+class event_loop;
+template <class T>
+class join_handle;
+
+struct run_options {
+    /// The clock jumps to the next deadline whenever nothing is ready.
+    bool virtual_time = false;
+};
+
+namespace detail {
+
+inline thread_local event_loop* tls_running_loop = nullptr;
+
+[[gnu::noinline]] inline event_loop* running_loop() noexcept { return tls_running_loop; }
+[[gnu::noinline]] inline event_loop* exchange_running_loop(event_loop* l) noexcept {
+    return std::exchange(tls_running_loop, l);
+}
+
+/// Marks `loop` as the one running on this thread for the guard's lifetime.
+class running_loop_guard {
+public:
+    explicit running_loop_guard(event_loop* loop) noexcept : prev_(exchange_running_loop(loop)) {}
+    ~running_loop_guard() { exchange_running_loop(prev_); }
+    running_loop_guard(const running_loop_guard&) = delete;
+    running_loop_guard& operator=(const running_loop_guard&) = delete;
+
+private:
+    event_loop* prev_;
+};
+
+/// Something to notify when a spawned task finishes (an awaiting join, a wait()).
+struct observer {
+    observer* next = nullptr;
+    observer** pprev = nullptr;
+    void (*fn)(observer*) noexcept = nullptr;
+
+    void unlink() noexcept {
+        if (!pprev) return;
+        *pprev = next;
+        if (next) next->pprev = pprev;
+        next = nullptr;
+        pprev = nullptr;
+    }
+};
+
+enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
+
+/// The task context of a spawned task: its root scope, its chain, its result
+/// (kept in the frame's promise until the handle lets go) and its observers.
+/// Owned jointly by the running task and the join_handle (refs).
+struct spawn_state : pooled {
+    scope_node root;
+    chain ch;
+    std::coroutine_handle<> frame{};
+    promise_base* promise = nullptr;
+    observer* observers = nullptr;
+    char* name = nullptr;
+    std::uint32_t refs = 2;
+    task_status status = task_status::pending;
+    bool detached = false;
+    bool result_taken = false;
+
+    bool finished() const noexcept { return status >= task_status::done; }
+
+    void add_observer(observer* o) noexcept {
+        o->next = observers;
+        o->pprev = &observers;
+        if (observers) observers->pprev = &o->next;
+        observers = o;
+    }
+
+    void release() noexcept {
+        if (--refs != 0) return;
+        if (frame) frame.destroy();
+        delete[] name;
+        delete this;
+    }
+
+    static spawn_state* from_chain(chain* c) noexcept {
+        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(c) - offsetof(spawn_state, ch));
+    }
+    static spawn_state* from_root(scope_node* s) noexcept {
+        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(s) - offsetof(spawn_state, root));
+    }
+};
+
+inline void* tag_start(spawn_state* s) noexcept {
+    return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(s) | 1u);
+}
+
+template <class T>
+T take_result(spawn_state* s) {
+    if (s->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
+    s->result_taken = true;
+    if (s->status == task_status::cancelled && !s->frame) throw cancelled_error{};
+    auto& p = static_cast<task_promise<T>&>(*s->promise);
+    return p.take();
+}
+
+}  // namespace detail
+
+/// The event loop of the calling thread, or invalid_state_error when none runs.
+event_loop& current_loop();
+
+class event_loop : private detail::scheduler {
+public:
+    using executor_type = asio::io_context::executor_type;
+    using exception_handler = std::function<void(std::exception_ptr, std::string_view task_name)>;
+
+    explicit event_loop(run_options options = {})
+        : detail::scheduler(options.virtual_time),
+          owned_ctx_(std::make_unique<asio::io_context>(1)),
+          ctx_(*owned_ctx_),
+          timer_(ctx_) {
+        init();
+    }
+    /// Adopts a user's io_context; the user may drive it with io_context::run().
+    explicit event_loop(asio::io_context& ctx, run_options options = {})
+        : detail::scheduler(options.virtual_time), ctx_(ctx), timer_(ctx_) {
+        init();
+    }
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+
+    ~event_loop() {
+        // Only reached with tasks alive when the loop was abandoned (an error
+        // escaped run(), or a user-driven loop was destroyed early): destroy
+        // their frames so their destructors run.
+        while (detail::scope_node* s = root_scope_.first_child) {
+            detail::spawn_state* st = detail::spawn_state::from_root(s);
+            s->unlink();
+            if (st->frame) {
+                st->frame.destroy();
+                st->frame = {};
+            }
+            st->status = detail::task_status::cancelled;
+            st->release();
+        }
+    }
+
+    asio::io_context& context() noexcept { return ctx_; }
+    executor_type get_executor() noexcept { return ctx_.get_executor(); }
+
+    /// The loop's clock: steady_clock::now(), or the virtual clock.
+    clock::time_point now() const noexcept { return scheduler::now(); }
+    bool virtual_time() const noexcept { return scheduler::virtual_time(); }
+
+    /// Spawned tasks that have not finished yet.
+    std::size_t live_tasks() const noexcept { return live_; }
+    /// Deadlines (sleeps, timeouts) currently armed.
+    std::size_t pending_timers() const noexcept { return timers_.size(); }
+
+    bool closed() const noexcept { return closed_; }
+    /// After close(), spawn() throws invalid_state_error.
+    void close() noexcept { closed_ = true; }
+
+    /// Starts `t` as a new task on this loop (at the loop's next turn).
+    template <class T>
+    join_handle<T> spawn(task<T> t, std::string_view name = {}) {
+        return join_handle<T>(start(std::move(t), name, &root_scope_));
+    }
+
+    /// Runs `main` as a task until it finishes, then cancels and awaits every
+    /// task still alive; returns main's value or rethrows its exception.
+    template <class T>
+    T run_until_complete(task<T> main);
+
+    void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
+
+    /// Reports an error nobody can receive (a detached task that failed).
+    void report_unhandled(std::exception_ptr e, std::string_view task_name) noexcept {
+        if (handler_) {
+            try {
+                handler_(e, task_name);
+            } catch (...) {
+            }
+            return;
+        }
+        std::string what = "unknown exception";
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            what = ex.what();
+        } catch (...) {
+        }
+        std::fprintf(stderr, "corio: unhandled exception in task '%.*s': %s\n", static_cast<int>(task_name.size()),
+                     task_name.data(), what.c_str());
+    }
+
+    /// corio internals: the scheduler core (used by awaitables and combinators).
+    detail::scheduler& core() noexcept { return *this; }
+    static event_loop& from(detail::scheduler& s) noexcept { return static_cast<event_loop&>(s); }
+
+    /// corio internals: starts a task whose root scope lives under `parent`.
+    template <class T>
+    detail::spawn_state* start(task<T> t, std::string_view name, detail::scope_node* parent) {
+        if (closed_) throw invalid_state_error("corio: spawn on a closed event loop");
+        if (!t.valid()) throw invalid_state_error("corio: spawn of an empty task (moved-from or already awaited)");
+        auto* s = new detail::spawn_state;
+        if (!name.empty()) {
+            s->name = new char[name.size() + 1];
+            std::memcpy(s->name, name.data(), name.size());
+            s->name[name.size()] = '\0';
+        }
+        auto h = t.release();
+        s->frame = h;
+        s->promise = &h.promise();
+        s->promise->ch = &s->ch;
+        s->ch.sched = this;
+        s->ch.scope = &s->root;
+        s->ch.on_complete = &on_task_complete;
+        s->root.attached = &s->ch;
+        s->root.link_under(parent);
+        ++live_;
+        push_ready(detail::tag_start(s));
+        return s;
+    }
+
+    /// corio internals: resumes `h` from an Asio completion handler.
+    void resume_from_handler(std::coroutine_handle<> h) noexcept {
+        detail::running_loop_guard g(this);
+        resume(h);
+        sync_timer();
+    }
+
+private:
+    void init() {
+        request_drain_ = [](detail::scheduler* s) {
+            auto* self = static_cast<event_loop*>(s);
+            asio::post(self->ctx_, [self] { self->drain(); });
+        };
+    }
+
+    static void on_task_complete(detail::chain* c) noexcept {
+        detail::spawn_state* s = detail::spawn_state::from_chain(c);
+        switch (s->promise->state) {
+            case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
+            case detail::outcome::error: s->status = detail::task_status::failed; break;
+            default: s->status = detail::task_status::done; break;
+        }
+        from(*c->sched).finish(s);
+    }
+
+    void finish(detail::spawn_state* s) noexcept {
+        s->root.unlink();
+        --live_;
+        while (detail::observer* o = s->observers) {
+            o->unlink();
+            o->fn(o);
+        }
+        if (s->detached && s->status == detail::task_status::failed && !s->result_taken)
+            report_unhandled(s->promise->error, s->name ? s->name : "");
+        s->release();
+    }
+
+    void start_spawned(detail::spawn_state* s) noexcept {
+        if (s->ch.cancel_requested()) {
+            // Cancelled before its first step: the body never runs.
+            s->frame.destroy();
+            s->frame = {};
+            s->status = detail::task_status::cancelled;
+            finish(s);
+            return;
+        }
+        s->status = detail::task_status::running;
+        resume(s->frame);
+    }
+
+    void drain() noexcept {
+        detail::running_loop_guard g(this);
+        for (std::size_t n = ready_.size(); n != 0; --n) {
+            void* e = ready_.pop();
+            auto bits = reinterpret_cast<std::uintptr_t>(e);
+            if (bits & 1u) start_spawned(reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}));
+            else resume(std::coroutine_handle<>::from_address(e));
+        }
+        if (ready_.empty()) drain_requested_ = false;
+        else request_drain_(this);
+        sync_timer();
+    }
+
+    void sync_timer() noexcept {
+        if (virtual_time_) return;
+        if (timers_.empty()) {
+            if (armed_) {
+                armed_ = false;
+                timer_.cancel();
+            }
+            return;
+        }
+        clock::time_point due = timers_.top()->deadline;
+        if (armed_ && armed_at_ <= due) return;
+        armed_ = true;
+        armed_at_ = due;
+        timer_.expires_at(due);
+        timer_.async_wait([this](const asio::error_code& ec) {
+            if (ec == asio::error::operation_aborted) return;
+            armed_ = false;
+            detail::running_loop_guard g(this);
+            fire_due_timers(clock::now());
+            sync_timer();
+        });
+    }
+
+    /// Drives the io_context until `done()`; throws when nothing can make progress.
+    template <class Pred>
+    void drive(Pred done) {
+        detail::running_loop_guard g(this);
+        while (!done()) {
+            if (ctx_.stopped()) ctx_.restart();
+            if (virtual_time_) {
+                if (ctx_.poll_one() != 0) continue;
+                if (!timers_.empty()) {
+                    if (timers_.top()->deadline > virtual_now_) virtual_now_ = timers_.top()->deadline;
+                    fire_due_timers(virtual_now_);
+                    continue;
+                }
+                if (ctx_.stopped()) throw_deadlock();
+                ctx_.run_one();
+            } else if (ctx_.run_one() == 0) {
+                throw_deadlock();
+            }
+        }
+    }
+
+    [[noreturn]] static void throw_deadlock() {
+        throw invalid_state_error(
+            "corio: the event loop ran out of work while a task it waits for is still suspended "
+            "(deadlock: nothing can ever wake it)");
+    }
+
+    std::unique_ptr<asio::io_context> owned_ctx_;
+    asio::io_context& ctx_;
+    asio::steady_timer timer_;
+    clock::time_point armed_at_{};
+    bool armed_ = false;
+    bool closed_ = false;
+    std::size_t live_ = 0;
+    exception_handler handler_;
+
+    template <class T>
+    friend class join_handle;
+};
+
+/// Handle to a spawned task: await it (as an lvalue or rvalue) for the task's
+/// value, cancel it, query it. Move-only. Destroying it detaches the task.
+template <class T>
+class join_handle {
+public:
+    join_handle() noexcept = default;
+    explicit join_handle(detail::spawn_state* s) noexcept : s_(s) {}
+    join_handle(join_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    join_handle& operator=(join_handle&& o) noexcept {
+        if (this != &o) {
+            reset();
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    join_handle(const join_handle&) = delete;
+    join_handle& operator=(const join_handle&) = delete;
+    ~join_handle() { reset(); }
+
+    bool valid() const noexcept { return s_ != nullptr; }
+    /// The task has finished (with a value, an error, or cancelled).
+    bool done() const noexcept { return s_ && s_->finished(); }
+    /// The task ended because a cancelled_error reached its boundary.
+    bool cancelled() const noexcept { return s_ && s_->status == detail::task_status::cancelled; }
+    std::string_view name() const noexcept { return s_ && s_->name ? std::string_view(s_->name) : std::string_view(); }
+
+    /// Cancels the task's root scope (no-op once it finished). Idempotent.
+    void cancel() noexcept {
+        if (s_ && !s_->finished()) detail::cancel_scope_node(&s_->root);
+    }
+
+    class awaiter : detail::waiter_base, detail::observer {
+    public:
+        explicit awaiter(detail::spawn_state* s) noexcept : s_(s) {}
+        bool await_ready() const {
+            if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
+            if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
+            return s_->finished();
+        }
+        template <class P>
+        bool await_suspend(std::coroutine_handle<P> caller) {
+            ch_ = detail::chain_of(caller);
+            if (ch_->cancel_requested()) {
+                cancelled_ = true;
+                return false;
+            }
+            h_ = caller;
+            cancel_fn = &on_cancel;
+            fn = &on_done;
+            s_->add_observer(this);
+            ch_->park(this);
+            return true;
+        }
+        T await_resume() {
+            if (cancelled_) throw cancelled_error{};
+            return detail::take_result<T>(s_);
+        }
+
+    private:
+        static void on_done(detail::observer* o) noexcept {
+            auto* self = static_cast<awaiter*>(o);
+            self->ch_->unpark();
+            self->ch_->sched->schedule(self->h_);
+        }
+        static void on_cancel(detail::waiter_base* w) noexcept {
+            auto* self = static_cast<awaiter*>(w);
+            self->observer::unlink();
+            self->cancelled_ = true;
+            self->ch_->sched->schedule(self->h_);
+        }
+        detail::spawn_state* s_;
+        detail::chain* ch_ = nullptr;
+        std::coroutine_handle<> h_{};
+        bool cancelled_ = false;
+    };
+
+    awaiter operator co_await() & noexcept { return awaiter(s_); }
+    awaiter operator co_await() && noexcept { return awaiter(s_); }
+
+    /// corio internals.
+    detail::spawn_state* state() const noexcept { return s_; }
+
+private:
+    void reset() noexcept {
+        if (!s_) return;
+        detail::spawn_state* s = std::exchange(s_, nullptr);
+        if (s->status == detail::task_status::failed && !s->result_taken)
+            event_loop::from(*s->ch.sched).report_unhandled(s->promise->error, s->name ? s->name : "");
+        s->result_taken = true;  // reported (or nothing to report) now
+        s->detached = true;
+        s->release();
+    }
+
+    detail::spawn_state* s_ = nullptr;
+};
+
+inline event_loop& current_loop() {
+    event_loop* l = detail::running_loop();
+    if (!l) throw invalid_state_error("corio: current_loop() called with no event loop running on this thread");
+    return *l;
+}
+
+/// Starts `t` as a task on the running loop; see event_loop::spawn.
+template <class T>
+join_handle<T> spawn(task<T> t, std::string_view name = {}) {
+    return current_loop().spawn(std::move(t), name);
+}
+
+template <class T>
+T event_loop::run_until_complete(task<T> main) {
+    if (detail::running_loop())
+        throw invalid_state_error("corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
+    join_handle<T> h = spawn(std::move(main), "main");
+    drive([&] { return h.done(); });
+    // Like asyncio.run: cancel every task still alive and wait for them.
+    detail::cancel_scope_node(&root_scope_);
+    drive([&] { return live_ == 0; });
+    root_scope_.cancel_called = false;
+    return detail::take_result<T>(h.state());
+}
+
+/// asyncio.run: runs `main` on a new event loop until it finishes, cancels
+/// and awaits every task left, and returns main's value or rethrows its error.
+template <class T>
+T run(task<T> main, run_options options = {}) {
+    if (detail::running_loop())
+        throw invalid_state_error("corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
+    event_loop loop(options);
+    return loop.run_until_complete(std::move(main));
+}
+
+}  // namespace corio

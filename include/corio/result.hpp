@@ -1,0 +1,75 @@
+// corio/result.hpp: result<T>, a value or an exception_ptr.
+//
+// gather_settled() returns these. has_value() tells which; value() returns the
+// value or rethrows the stored exception; error() gives the exception_ptr (null
+// when a value is held). A result is never empty: default construction makes
+// a value-initialised T (result<void>: success).
+#pragma once
+
+#include <exception>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "errors.hpp"
+
+namespace corio {
+
+template <class T>
+class result {
+public:
+    static_assert(!std::is_reference_v<T>, "corio::result<T&> is not supported; use result<std::reference_wrapper<T>>");
+
+    result() = default;
+    result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+    result(std::exception_ptr error) : v_(std::in_place_index<1>, std::move(error)) {}
+
+    bool has_value() const noexcept { return v_.index() == 0; }
+    explicit operator bool() const noexcept { return has_value(); }
+
+    T& value() & { rethrow_if_error(); return std::get<0>(v_); }
+    const T& value() const& { rethrow_if_error(); return std::get<0>(v_); }
+    T&& value() && { rethrow_if_error(); return std::get<0>(std::move(v_)); }
+
+    std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(v_); }
+
+    /// True when the stored error is a cancelled_error.
+    bool cancelled() const noexcept { return is_cancelled(error()); }
+
+    static bool is_cancelled(const std::exception_ptr& e) noexcept {
+        if (!e) return false;
+        try {
+            std::rethrow_exception(e);
+        } catch (const cancelled_error&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+private:
+    void rethrow_if_error() const {
+        if (!has_value()) std::rethrow_exception(std::get<1>(v_));
+    }
+    std::variant<T, std::exception_ptr> v_;
+};
+
+template <>
+class result<void> {
+public:
+    result() = default;
+    result(std::exception_ptr error) : error_(std::move(error)) {}
+
+    bool has_value() const noexcept { return !error_; }
+    explicit operator bool() const noexcept { return has_value(); }
+    void value() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+    std::exception_ptr error() const noexcept { return error_; }
+    bool cancelled() const noexcept { return result<int>::is_cancelled(error_); }
+
+private:
+    std::exception_ptr error_;
+};
+
+}  // namespace corio

@@ -1,0 +1,259 @@
+// corio/task.hpp: task<T>, the coroutine type every corio async function returns.
+//
+// - Lazy: calling a task-returning function allocates its frame and runs
+//   nothing. The body starts when the task is awaited (inline, in the
+//   awaiter's chain and cancel scopes: no queue hop) or spawned.
+// - Move-only; awaiting consumes the result. Awaiting an empty (moved-from)
+//   task, or one that was already awaited, throws invalid_state_error.
+// - T may be void or an lvalue reference.
+// - Awaiting a task is not itself a suspension point: the child runs until it
+//   suspends somewhere, and its value (or exception) comes back through
+//   `co_await`. A chain of ready awaits never grows the stack, at any
+//   optimisation level: finishing frames return to the scheduler's trampoline
+//   instead of resuming their parent from inside themselves.
+// - A task<T> can only be awaited from a corio coroutine (task, generator):
+//   the frame needs the awaiter's chain for cancellation and scheduling.
+// - Frames come from a per-thread recycling slab allocator.
+//
+// GCC PR 100611: a lambda with non-trivial captures used as a temporary
+// inside a co_await expression is destroyed twice. Name the lambda first:
+// `auto f = [&]{...}; co_await f();`.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#endif
+
+#include "detail/frame_allocator.hpp"
+#include "detail/scheduler.hpp"
+#include "errors.hpp"
+
+namespace corio {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+enum class outcome : unsigned char { none, value, error, cancelled };
+
+/// True when the exception being handled is a cancelled_error.
+inline bool current_exception_is_cancellation() noexcept {
+#if __has_include(<cxxabi.h>)
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return t && *t == typeid(cancelled_error);
+#else
+    try {
+        throw;
+    } catch (const cancelled_error&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+#endif
+}
+
+struct promise_base {
+    std::coroutine_handle<> continuation{};
+    chain* ch = nullptr;
+    std::exception_ptr error{};
+    outcome state = outcome::none;
+
+    static void* operator new(std::size_t n) { return frame_allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class P>
+        void await_suspend(std::coroutine_handle<P> h) noexcept {
+            promise_base& p = h.promise();
+            if (p.continuation) p.ch->sched->next_ = p.continuation;
+            else p.ch->on_complete(p.ch);  // may destroy this frame: touch nothing after
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void unhandled_exception() noexcept {
+        error = std::current_exception();
+        state = current_exception_is_cancellation() ? outcome::cancelled : outcome::error;
+    }
+
+    void rethrow_if_failed() const {
+        if (state == outcome::error || state == outcome::cancelled) std::rethrow_exception(error);
+    }
+};
+
+template <class P>
+concept corio_promise = std::is_base_of_v<promise_base, P>;
+
+/// The chain a corio coroutine runs on.
+template <class P>
+chain* chain_of(std::coroutine_handle<P> h) noexcept {
+    static_assert(corio_promise<P>,
+                  "corio awaitables can only be awaited from a corio coroutine (corio::task, corio::async_generator)");
+    return h.promise().ch;
+}
+
+/// `co_await detail::this_chain{}` yields the current chain without suspending.
+struct this_chain {
+    chain* c = nullptr;
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) noexcept {
+        c = chain_of(h);
+        return false;
+    }
+    chain* await_resume() const noexcept { return c; }
+};
+
+template <class T>
+struct task_promise final : promise_base {
+    task_promise() noexcept {}
+    ~task_promise() {
+        if (state == outcome::value) std::destroy_at(ptr());
+    }
+
+    task<T> get_return_object() noexcept;
+
+    void return_value(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) { emplace(std::move(v)); }
+    void return_value(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) { emplace(v); }
+    template <class U>
+        requires(!std::is_same_v<std::remove_cvref_t<U>, T> && std::is_constructible_v<T, U &&>)
+    void return_value(U&& v) {
+        emplace(std::forward<U>(v));
+    }
+
+    T take() {
+        rethrow_if_failed();
+        return std::move(*ptr());
+    }
+
+private:
+    template <class... A>
+    void emplace(A&&... a) {
+        ::new (static_cast<void*>(storage_)) T(std::forward<A>(a)...);
+        state = outcome::value;
+    }
+    T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(storage_)); }
+    alignas(T) unsigned char storage_[sizeof(T)];
+};
+
+template <class T>
+struct task_promise<T&> final : promise_base {
+    task<T&> get_return_object() noexcept;
+    void return_value(T& v) noexcept {
+        ref_ = std::addressof(v);
+        state = outcome::value;
+    }
+    T& take() {
+        rethrow_if_failed();
+        return *ref_;
+    }
+
+private:
+    T* ref_ = nullptr;
+};
+
+template <>
+struct task_promise<void> final : promise_base {
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept { state = outcome::value; }
+    void take() { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+public:
+    using promise_type = detail::task_promise<T>;
+    using handle_type = std::coroutine_handle<promise_type>;
+    using value_type = T;
+
+    task() noexcept = default;
+    explicit task(handle_type h) noexcept : h_(h) {}
+    task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            reset();
+            h_ = std::exchange(other.h_, {});
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() { reset(); }
+
+    /// True when this task holds a coroutine that was not awaited yet.
+    bool valid() const noexcept { return h_ && !h_.promise().continuation && !h_.done(); }
+    explicit operator bool() const noexcept { return valid(); }
+
+    struct awaiter {
+        handle_type h;
+        bool await_ready() const noexcept { return false; }
+        template <class P>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+            promise_type& p = h.promise();
+            p.continuation = parent;
+            p.ch = detail::chain_of(parent);
+            return h;
+        }
+        T await_resume() { return h.promise().take(); }
+    };
+
+    awaiter operator co_await() & { return awaiter{checked()}; }
+    awaiter operator co_await() && { return awaiter{checked()}; }
+
+    /// Gives up ownership of the frame (used by spawn and combinators).
+    handle_type release() noexcept { return std::exchange(h_, {}); }
+    handle_type handle() const noexcept { return h_; }
+
+private:
+    handle_type checked() const {
+        if (!h_) throw invalid_state_error("corio: co_await on an empty task (moved-from or default-constructed)");
+        if (h_.done() || h_.promise().continuation)
+            throw invalid_state_error("corio: co_await on a task that was already awaited");
+        return h_;
+    }
+    void reset() noexcept {
+        if (h_) h_.destroy();
+        h_ = {};
+    }
+
+    handle_type h_{};
+};
+
+namespace detail {
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+template <class T>
+task<T&> task_promise<T&>::get_return_object() noexcept {
+    return task<T&>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>{std::coroutine_handle<task_promise>::from_promise(*this)};
+}
+}  // namespace detail
+
+/// The value type a task<T> or other awaitable yields.
+template <class T>
+struct task_traits;
+template <class T>
+struct task_traits<task<T>> {
+    using value_type = T;
+};
+
+}  // namespace corio

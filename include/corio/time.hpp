@@ -1,0 +1,139 @@
+// corio/time.hpp: the loop's clock, sleep(), sleep_until() and yield_now().
+//
+// - now() is the running loop's time: steady_clock::now(), or the virtual
+//   clock under run_options::virtual_time.
+// - sleep(d) / sleep_until(tp) suspend the calling task on the loop's timer
+//   heap (no Asio timer per sleep). Both are cancellation points: in a
+//   cancelled scope they throw cancelled_error instead of suspending, and a
+//   sleeping task whose scope is cancelled is woken at once with it. A
+//   duration <= 0 (or a past time point) is a yield: the task goes to the back
+//   of the ready queue. `now() + d` saturates: sleep(duration::max()) sleeps
+//   until cancelled. A cancelled sleep leaves nothing in the timer heap.
+// - yield_now() lets every other ready task run once; it always checks for
+//   cancellation, before suspending and again when resumed.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+
+#include "detail/scheduler.hpp"
+#include "errors.hpp"
+#include "loop.hpp"
+#include "task.hpp"
+
+namespace corio {
+
+/// The running loop's time (invalid_state_error when no loop runs here).
+inline clock::time_point now() { return current_loop().now(); }
+
+namespace detail {
+
+/// `t + d`, clamped to the clock's range instead of overflowing.
+inline clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
+    if (d > clock::duration::zero() && t > clock::time_point::max() - d) return clock::time_point::max();
+    if (d < clock::duration::zero() && t < clock::time_point::min() - d) return clock::time_point::min();
+    return t + d;
+}
+
+template <class Rep, class Period>
+clock::duration to_clock_duration(std::chrono::duration<Rep, Period> d) noexcept {
+    using namespace std::chrono;
+    // Clamp before converting so that e.g. hours::max() does not overflow nanoseconds.
+    using wide = duration<long double, std::nano>;
+    wide w = duration_cast<wide>(d);
+    if (w >= wide(clock::duration::max())) return clock::duration::max();
+    if (w <= wide(clock::duration::min())) return clock::duration::min();
+    return duration_cast<clock::duration>(d);
+}
+
+class sleep_awaiter : waiter_base, timer_node {
+public:
+    sleep_awaiter(clock::time_point until, clock::duration d, bool relative) noexcept
+        : until_(until), d_(d), relative_(relative) {}
+
+    bool await_ready() const noexcept { return false; }
+
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        ch_ = chain_of(caller);
+        if (ch_->cancel_requested()) {
+            cancelled_ = true;
+            return false;
+        }
+        h_ = caller;
+        scheduler& sched = *ch_->sched;
+        clock::time_point now = sched.now();
+        clock::time_point due = relative_ ? saturating_add(now, d_) : until_;
+        if (due <= now) {
+            yielded_ = true;  // a zero sleep is a yield
+            sched.schedule(caller);
+            return true;
+        }
+        cancel_fn = &on_cancel;
+        if (due != clock::time_point::max()) {
+            deadline = due;
+            fire = &on_fire;
+            sched.add_timer(this);
+        }
+        ch_->park(this);
+        return true;
+    }
+
+    void await_resume() const {
+        if (cancelled_ || (yielded_ && ch_->cancel_requested())) throw cancelled_error{};
+    }
+
+private:
+    static void on_fire(timer_node* n) noexcept {
+        auto* self = static_cast<sleep_awaiter*>(n);
+        self->ch_->unpark();
+        self->ch_->sched->schedule(self->h_);
+    }
+    static void on_cancel(waiter_base* w) noexcept {
+        auto* self = static_cast<sleep_awaiter*>(w);
+        self->ch_->sched->remove_timer(self);
+        self->cancelled_ = true;
+        self->ch_->sched->schedule(self->h_);
+    }
+
+    clock::time_point until_;
+    clock::duration d_;
+    chain* ch_ = nullptr;
+    std::coroutine_handle<> h_{};
+    bool relative_;
+    bool cancelled_ = false;
+    bool yielded_ = false;
+};
+
+struct yield_awaiter {
+    chain* ch = nullptr;
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        ch = chain_of(caller);
+        if (ch->cancel_requested()) return false;
+        ch->sched->schedule(caller);
+        return true;
+    }
+    void await_resume() const {
+        if (ch->cancel_requested()) throw cancelled_error{};
+    }
+};
+
+}  // namespace detail
+
+/// Suspends the calling task for `d` of loop time. Cancellation point.
+template <class Rep, class Period>
+detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::sleep_awaiter({}, detail::to_clock_duration(d), true);
+}
+
+/// Suspends the calling task until the loop's clock reaches `tp`. Cancellation point.
+inline detail::sleep_awaiter sleep_until(clock::time_point tp) noexcept {
+    return detail::sleep_awaiter(tp, {}, false);
+}
+
+/// Lets every other ready task run once. Always a cancellation point.
+inline detail::yield_awaiter yield_now() noexcept { return {}; }
+
+}  // namespace corio
