@@ -7,3 +7,4 @@
 #include "loop.hpp"
 #include "time.hpp"
 #include "asio.hpp"
+#include "cancel.hpp"

@@ -50,7 +50,7 @@ struct scope_node {
     scope_node* prev_sibling = nullptr;
     scope_node* next_sibling = nullptr;
     chain* attached = nullptr;
-    timer_node* deadline = nullptr;  // set by scopes that carry a deadline
+    timer_node* deadline_timer = nullptr;  // set by scopes that carry a deadline
     bool cancel_called = false;
     bool shielded = false;
     bool cancelled_caught = false;
@@ -181,8 +181,8 @@ protected:
 
 inline bool scope_expired(scope_node* s, scheduler& sched) noexcept {
     if (s->cancel_called) return true;
-    if (s->deadline && s->deadline->deadline != clock::time_point::max() &&
-        s->deadline->deadline <= sched.now()) {
+    if (s->deadline_timer && s->deadline_timer->deadline != clock::time_point::max() &&
+        s->deadline_timer->deadline <= sched.now()) {
         cancel_scope_node(s);
         return true;
     }
