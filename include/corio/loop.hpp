@@ -480,9 +480,10 @@ private:
     void reset() noexcept {
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
-        if (s->status == detail::task_status::failed && !s->result_taken)
+        if (s->status == detail::task_status::failed && !s->result_taken) {
             event_loop::from(*s->ch.sched).report_unhandled(s->promise->error, s->name ? s->name : "");
-        s->result_taken = true;  // reported (or nothing to report) now
+            s->result_taken = true;
+        }
         s->detached = true;
         s->release();
     }

@@ -109,10 +109,12 @@ inline void wake_for_cancel(chain* c) noexcept {
 
 inline void deliver_cancel(scope_node* s) noexcept {
     if (s->attached) wake_for_cancel(s->attached);
-    for (scope_node* child = s->first_child; child;) {
-        scope_node* next = child->next_sibling;
+    // Children are linked newest first; wake them oldest first, so tasks
+    // cancelled together resume in the order they were started.
+    scope_node* child = s->first_child;
+    while (child && child->next_sibling) child = child->next_sibling;
+    for (; child; child = child->prev_sibling) {
         if (!child->shielded && !child->cancel_called) deliver_cancel(child);
-        child = next;
     }
 }
 

@@ -1,0 +1,283 @@
+// corio/detail/child_chain.hpp: running task<T>s as child chains of the
+// awaiting chain (the engine under gather, gather_settled, gather_limited and
+// race), plus the awaitable-to-task adapters those combinators share.
+//
+// Invariants:
+// - A child_slot is one child chain. Its scope_node is linked under the
+//   caller's innermost scope while the child runs and unlinked when it
+//   finishes, so cancelling the caller reaches the child, and cancelling the
+//   child's own node (the first failure, a race winner) reaches only it.
+// - The frames stay owned by the combinator's task<T> objects; a finished
+//   child stays suspended at final_suspend until its result is taken.
+// - combinator::remaining counts unfinished children plus one held by the
+//   launching await_suspend, so a child finishing synchronously while the
+//   children are being started never resumes the parent before it suspended.
+// - Children are started inline (nested scheduler::resume: a trampoline) in
+//   argument order. A child started later (gather_limited) or the parent
+//   resumed after the last child finished goes through scheduler::next_, never
+//   a recursive resume: a run of synchronously finishing children does not
+//   grow the stack.
+// - No child outlives the await: the parent is resumed only when every
+//   started child has finished; children not started yet when the combinator
+//   stops (first failure, race winner) are never started, their frames are
+//   destroyed with the combinator.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "../errors.hpp"
+#include "../loop.hpp"
+#include "../result.hpp"
+#include "../task.hpp"
+#include "scheduler.hpp"
+
+namespace corio::detail {
+
+struct combinator;
+
+struct child_slot : chain {
+    scope_node node;
+    combinator* owner = nullptr;
+    std::coroutine_handle<> frame{};
+    promise_base* promise = nullptr;
+    bool running = false;
+};
+
+enum class combine_mode : unsigned char {
+    all,      // gather: the first failure (error or cancellation) stops the rest
+    settled,  // gather_settled: every child runs to its end
+    race,     // race: the first to finish, whatever its outcome, stops the rest
+};
+
+inline constexpr std::size_t no_index = std::numeric_limits<std::size_t>::max();
+
+struct combinator {
+    combinator(child_slot* s, std::size_t count, combine_mode m, std::size_t max_running = no_index) noexcept
+        : slots(s), n(count), limit(max_running), mode(m) {}
+    combinator(const combinator&) = delete;
+    combinator& operator=(const combinator&) = delete;
+
+    child_slot* slots;
+    std::size_t n;
+    std::size_t limit;
+    std::size_t next = 0;        // next slot to start
+    std::size_t running = 0;     // started and not finished
+    std::size_t remaining = 0;   // not finished (+1 while launching)
+    std::size_t winner = no_index;  // first failure (all) or first finisher (race)
+    chain* caller = nullptr;
+    std::coroutine_handle<> parent{};
+    combine_mode mode;
+    bool stopping = false;
+    bool suspended = false;
+    bool any_cancelled = false;
+    bool cancelled_at_start = false;
+
+    void bind(std::size_t i, std::coroutine_handle<> h, promise_base& p) noexcept {
+        slots[i].frame = h;
+        slots[i].promise = &p;
+        slots[i].owner = this;
+    }
+
+    void prepare(child_slot& k) noexcept {
+        k.sched = caller->sched;
+        k.scope = &k.node;
+        k.waiter = nullptr;
+        k.on_complete = &on_child_complete;
+        k.node.link_under(caller->scope);
+        k.node.attached = &k;
+        k.promise->ch = &k;
+        k.running = true;
+        ++running;
+    }
+
+    /// Forgets the children not started yet: they will never run.
+    void drop_unstarted() noexcept {
+        remaining -= n - next;
+        next = n;
+    }
+
+    void stop(std::size_t idx) noexcept {
+        winner = idx;
+        stopping = true;
+        drop_unstarted();
+        for (std::size_t j = 0; j < n; ++j)
+            if (slots[j].running) cancel_scope_node(&slots[j].node);
+    }
+
+    /// Starts the children; true when the caller must suspend.
+    bool launch(std::coroutine_handle<> p, chain* c) {
+        caller = c;
+        parent = p;
+        remaining = n + 1;
+        scheduler& s = *c->sched;
+        while (next < n && running < limit && !stopping) {
+            child_slot& k = slots[next++];
+            prepare(k);
+            s.resume(k.frame);
+        }
+        if (stopping) drop_unstarted();
+        if (--remaining == 0) return false;
+        suspended = true;
+        return true;
+    }
+
+    static void on_child_complete(chain* c) noexcept {
+        auto* k = static_cast<child_slot*>(c);
+        combinator& g = *k->owner;
+        k->node.unlink();
+        k->node.attached = nullptr;
+        k->running = false;
+        --g.running;
+        const outcome st = k->promise->state;
+        if (st == outcome::cancelled) g.any_cancelled = true;
+        if (!g.stopping && (g.mode == combine_mode::race || (g.mode == combine_mode::all && st != outcome::value)))
+            g.stop(static_cast<std::size_t>(k - g.slots));
+        if (!g.stopping && g.next < g.n && g.running < g.limit && g.caller->cancel_requested()) {
+            // gather_limited under a cancelled caller: start nothing more.
+            g.any_cancelled = true;
+            g.drop_unstarted();
+        }
+        scheduler& s = *g.caller->sched;
+        if (--g.remaining == 0) {
+            s.next_ = g.parent;  // remaining reaches 0 only once the parent has suspended
+            return;
+        }
+        if (!g.stopping && g.next < g.n && g.running < g.limit) {
+            child_slot& nk = g.slots[g.next++];
+            g.prepare(nk);
+            s.next_ = nk.frame;  // trampoline: no recursion through finishing children
+        }
+    }
+
+    /// After the await: the first error, or cancelled_error when the caller's
+    /// own cancellation cut the combinator short (R4). Errors win over the
+    /// caller's cancellation.
+    void conclude() const {
+        if (cancelled_at_start) throw cancelled_error{};
+        const promise_base* w = winner == no_index ? nullptr : slots[winner].promise;
+        if (w && w->state == outcome::error) std::rethrow_exception(w->error);
+        if ((suspended || any_cancelled) && caller->cancel_requested()) throw cancelled_error{};
+        if (w && w->state == outcome::cancelled) std::rethrow_exception(w->error);
+    }
+};
+
+/// `co_await launch_children{g}` runs g's children to completion (never throws itself).
+struct launch_children {
+    combinator& g;
+    bool await_ready() const noexcept { return g.n == 0; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        chain* c = chain_of(h);
+        g.caller = c;
+        if (c->cancel_requested()) {
+            // R1: in a cancelled scope, start nothing.
+            g.cancelled_at_start = true;
+            return false;
+        }
+        return g.launch(h, c);
+    }
+    void await_resume() const noexcept {}
+};
+
+// ------------------------------------------------------------- adapters ---
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+template <class T>
+struct is_join_handle : std::false_type {};
+template <class T>
+struct is_join_handle<join_handle<T>> : std::true_type {};
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+    if constexpr (requires { std::forward<A>(a).operator co_await(); })
+        return std::forward<A>(a).operator co_await();
+    else if constexpr (requires { operator co_await(std::forward<A>(a)); })
+        return operator co_await(std::forward<A>(a));
+    else
+        return std::forward<A>(a);
+}
+
+template <class A>
+using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+
+template <class T>
+task<T> observe_handle(join_handle<T>& h) {
+    if constexpr (std::is_void_v<T>) co_await h;
+    else co_return co_await h;
+}
+
+template <class T>
+task<T> own_handle(join_handle<T> h) {
+    if constexpr (std::is_void_v<T>) co_await h;
+    else co_return co_await h;
+}
+
+template <class A>
+task<await_result_t<A>> await_in_task(A a) {
+    if constexpr (std::is_void_v<await_result_t<A>>) co_await std::move(a);
+    else co_return co_await std::move(a);
+}
+
+/// Converts a combinator operand to the task<T> that runs it: a task is taken
+/// over (moved from, lvalue or not), a join_handle lvalue is observed by
+/// reference, a join_handle rvalue is moved into the observing task, any other
+/// awaitable is moved or copied into an adapter task.
+template <class A>
+auto as_task(A&& a) {
+    using D = std::remove_cvref_t<A>;
+    if constexpr (is_task<D>::value) {
+        return D(std::move(a));
+    } else if constexpr (is_join_handle<D>::value) {
+        if constexpr (std::is_lvalue_reference_v<A> && !std::is_const_v<std::remove_reference_t<A>>)
+            return observe_handle(a);
+        else
+            return own_handle(D(std::move(a)));
+    } else {
+        return await_in_task<D>(std::forward<A>(a));
+    }
+}
+
+template <class A>
+using task_of_t = decltype(as_task(std::declval<A>()));
+
+/// void → std::monostate, otherwise T.
+template <class T>
+using value_or_monostate_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+/// Takes a finished child's value (rethrows its error); void gives monostate.
+template <class T>
+value_or_monostate_t<T> take_value(task<T>& t) {
+    if constexpr (std::is_void_v<T>) {
+        t.handle().promise().take();
+        return std::monostate{};
+    } else {
+        return t.handle().promise().take();
+    }
+}
+
+/// A finished child's outcome as a result<T>.
+template <class T>
+result<T> take_settled(task<T>& t) {
+    auto& p = t.handle().promise();
+    if (p.state != outcome::value) return result<T>(p.error);
+    if constexpr (std::is_void_v<T>) return result<T>();
+    else return result<T>(p.take());
+}
+
+template <class T>
+void require_valid(const task<T>& t) {
+    if (!t.valid())
+        throw invalid_state_error("corio: a combinator was given an empty task (moved-from or already awaited)");
+}
+
+}  // namespace corio::detail

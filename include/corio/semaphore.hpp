@@ -1,0 +1,291 @@
+// corio/semaphore.hpp: semaphore, bounded_semaphore and semaphore::permit.
+//
+// - semaphore(n) holds n permits. `auto p = co_await sem.acquire();` takes
+//   one and returns a move-only RAII `semaphore::permit` that gives it back
+//   when destroyed (or at `p.release()`). `try_acquire()` never suspends and
+//   returns `std::optional<permit>`. `release()` adds a permit by hand (for
+//   manual protocols that do not use the RAII permit).
+// - Suspends: acquire(), only when no permit is free. An uncontended acquire
+//   completes without suspending and allocates nothing; it may then complete
+//   even inside a cancelled scope (R1: only suspending operations must throw).
+// - Fair (strict FIFO, no barging): a release while tasks wait hands the permit
+//   straight to the oldest waiter, so available() stays 0 and nobody that
+//   arrives later can take it first. locked() is true when available() is 0.
+// - Cancellation: acquire() is a cancellation point. In a cancelled scope it
+//   throws cancelled_error instead of suspending; a waiter whose scope is
+//   cancelled is woken at once with cancelled_error and takes nothing. A
+//   waiter that was handed a permit but is cancelled before it resumes gives
+//   that permit to the next waiter (or back to the count) and throws
+//   cancelled_error: permits are conserved.
+// - bounded_semaphore(n) throws std::logic_error from release() when the count
+//   would rise above n. A negative initial value throws std::invalid_argument.
+//   (A permit's own release is never checked: it gives back what it took.)
+// - Single loop: a semaphore is used from the thread of one event loop. It can
+//   be constructed anywhere, without a running loop.
+// - Waiter nodes live in the awaiter, i.e. in the waiting coroutine's frame:
+//   waiting allocates nothing.
+//
+// This header also holds detail::wait_list, the intrusive FIFO list every corio
+// primitive (sync.hpp, queue.hpp, limiter.hpp) keeps its waiters in.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "detail/scheduler.hpp"
+#include "errors.hpp"
+#include "task.hpp"
+
+namespace corio {
+
+namespace detail {
+
+/// A node of a wait_list. Invariant: `linked` is true exactly while the node is
+/// in some list; prev/next are meaningful only then.
+struct wait_node {
+    wait_node* prev = nullptr;
+    wait_node* next = nullptr;
+    bool linked = false;
+};
+
+/// Intrusive doubly linked FIFO of waiters; owns nothing and never allocates.
+class wait_list {
+public:
+    wait_list() noexcept = default;
+    wait_list(const wait_list&) = delete;
+    wait_list& operator=(const wait_list&) = delete;
+
+    bool empty() const noexcept { return head_ == nullptr; }
+    std::size_t size() const noexcept { return size_; }
+    wait_node* front() const noexcept { return head_; }
+
+    void push_back(wait_node* n) noexcept {
+        n->prev = tail_;
+        n->next = nullptr;
+        n->linked = true;
+        if (tail_) tail_->next = n;
+        else head_ = n;
+        tail_ = n;
+        ++size_;
+    }
+
+    wait_node* pop_front() noexcept {
+        wait_node* n = head_;
+        if (n) erase(n);
+        return n;
+    }
+
+    void erase(wait_node* n) noexcept {
+        if (n->prev) n->prev->next = n->next;
+        else head_ = n->next;
+        if (n->next) n->next->prev = n->prev;
+        else tail_ = n->prev;
+        n->prev = n->next = nullptr;
+        n->linked = false;
+        --size_;
+    }
+
+private:
+    wait_node* head_ = nullptr;
+    wait_node* tail_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/// The common part of a parked waiter: the chain and the coroutine to resume.
+struct parked : waiter_base, wait_node {
+    chain* ch = nullptr;
+    std::coroutine_handle<> h{};
+
+    /// Hands the chain back to the scheduler (never resumes inline).
+    void wake() noexcept {
+        ch->unpark();
+        ch->sched->schedule(h);
+    }
+};
+
+}  // namespace detail
+
+class semaphore {
+public:
+    class permit;
+    class acquire_awaiter;
+
+    /// A semaphore holding `initial` permits (std::invalid_argument when negative).
+    explicit semaphore(std::ptrdiff_t initial) : semaphore(initial, std::numeric_limits<std::ptrdiff_t>::max()) {}
+    semaphore(const semaphore&) = delete;
+    semaphore& operator=(const semaphore&) = delete;
+
+    /// Takes a permit, waiting in FIFO order when none is free. Cancellation point.
+    [[nodiscard]] acquire_awaiter acquire() noexcept;
+
+    /// Takes a permit only if one is free and nobody waits; never suspends.
+    [[nodiscard]] std::optional<permit> try_acquire() noexcept;
+
+    /// Gives a permit back by hand: to the oldest waiter if any, else to the
+    /// count. std::logic_error when the count would exceed the semaphore's bound.
+    void release() {
+        if (waiters_.empty() && count_ >= max_) throw_over_release();
+        release_one();
+    }
+
+    /// Free permits (0 while anyone waits).
+    std::ptrdiff_t available() const noexcept { return count_; }
+    /// No permit can be taken without waiting.
+    bool locked() const noexcept { return count_ == 0 || !waiters_.empty(); }
+    /// Tasks waiting in acquire().
+    std::size_t waiters() const noexcept { return waiters_.size(); }
+
+protected:
+    semaphore(std::ptrdiff_t initial, std::ptrdiff_t max) : count_(initial), max_(max) {
+        if (initial < 0)
+            throw std::invalid_argument("corio: semaphore initial value must be >= 0, got " + std::to_string(initial));
+    }
+
+private:
+    friend class permit;
+    friend class acquire_awaiter;
+
+    [[noreturn]] void throw_over_release() const {
+        if (max_ == std::numeric_limits<std::ptrdiff_t>::max())
+            throw std::logic_error("corio: semaphore::release() would overflow the permit count");
+        throw std::logic_error("corio: bounded_semaphore released too many times (count would exceed its initial value " +
+                               std::to_string(max_) + ")");
+    }
+
+    /// Unchecked release: hand to the oldest waiter, or count it.
+    inline void release_one() noexcept;
+
+    std::ptrdiff_t count_;
+    std::ptrdiff_t max_;
+    detail::wait_list waiters_;
+};
+
+/// A semaphore whose release() throws std::logic_error above its initial value.
+class bounded_semaphore : public semaphore {
+public:
+    explicit bounded_semaphore(std::ptrdiff_t initial) : semaphore(initial, initial) {}
+};
+
+/// One permit of a semaphore; gives it back when destroyed. Move-only.
+class [[nodiscard]] semaphore::permit {
+public:
+    permit() noexcept = default;
+    permit(permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    permit& operator=(permit&& o) noexcept {
+        if (this != &o) {
+            release();
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    permit(const permit&) = delete;
+    permit& operator=(const permit&) = delete;
+    ~permit() { release(); }
+
+    /// Gives the permit back now (no-op when empty or already released).
+    void release() noexcept {
+        if (semaphore* s = std::exchange(s_, nullptr)) s->release_one();
+    }
+    /// Keeps the permit taken but stops managing it (manual protocol: call
+    /// semaphore::release() later).
+    semaphore* detach() noexcept { return std::exchange(s_, nullptr); }
+
+    bool owns_permit() const noexcept { return s_ != nullptr; }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+    semaphore* get_semaphore() const noexcept { return s_; }
+
+private:
+    friend class semaphore;
+    friend class semaphore::acquire_awaiter;
+    explicit permit(semaphore& s) noexcept : s_(&s) {}
+    semaphore* s_ = nullptr;
+};
+
+class [[nodiscard]] semaphore::acquire_awaiter : public detail::parked {
+public:
+    explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}
+    acquire_awaiter(const acquire_awaiter&) = delete;
+    acquire_awaiter& operator=(const acquire_awaiter&) = delete;
+    ~acquire_awaiter() {
+        // Only when the waiting frame is destroyed while suspended.
+        if (linked) s_->waiters_.erase(this);
+        else if (state_ == state::granted) s_->release_one();
+    }
+
+    bool await_ready() noexcept {
+        if (s_->count_ > 0) {  // no waiter can exist while permits are free
+            --s_->count_;
+            state_ = state::taken;
+            return true;
+        }
+        return false;
+    }
+
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        ch = detail::chain_of(caller);
+        if (ch->cancel_requested()) {
+            state_ = state::cancelled;
+            return false;
+        }
+        h = caller;
+        cancel_fn = &on_cancel;
+        s_->waiters_.push_back(this);
+        ch->park(this);
+        return true;
+    }
+
+    permit await_resume() {
+        if (state_ == state::granted) {
+            if (ch->cancel_requested()) {
+                // Handed a permit, cancelled before resuming: pass it on.
+                state_ = state::cancelled;
+                s_->release_one();
+                throw cancelled_error{};
+            }
+            state_ = state::taken;
+        }
+        if (state_ == state::cancelled) throw cancelled_error{};
+        return permit(*s_);
+    }
+
+private:
+    friend class semaphore;
+    enum class state : std::uint8_t { waiting, granted, taken, cancelled };
+
+    static void on_cancel(detail::waiter_base* w) noexcept {
+        auto* self = static_cast<acquire_awaiter*>(w);
+        self->s_->waiters_.erase(self);
+        self->state_ = state::cancelled;
+        self->ch->sched->schedule(self->h);
+    }
+
+    semaphore* s_;
+    state state_ = state::waiting;
+};
+
+inline semaphore::acquire_awaiter semaphore::acquire() noexcept { return acquire_awaiter(*this); }
+
+inline std::optional<semaphore::permit> semaphore::try_acquire() noexcept {
+    if (count_ == 0) return std::nullopt;
+    --count_;
+    return std::optional<permit>(permit(*this));
+}
+
+inline void semaphore::release_one() noexcept {
+    if (detail::wait_node* n = waiters_.pop_front()) {
+        auto* w = static_cast<acquire_awaiter*>(static_cast<detail::parked*>(n));
+        w->state_ = acquire_awaiter::state::granted;
+        w->wake();
+    } else {
+        ++count_;
+    }
+}
+
+}  // namespace corio

@@ -1,0 +1,269 @@
+// Tests for corio/loop.hpp: run(), spawn(), join_handle, current_loop(),
+// leftover-task shutdown, unobserved-error reports, adopting an io_context,
+// and every misuse that must throw invalid_state_error.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include "support/corio_test.hpp"
+
+using corio::task;
+using corio_test::forever;
+using corio_test::run_test;
+using corio_test::U;
+
+namespace {
+
+struct E : std::runtime_error {
+    E() : std::runtime_error("E") {}
+};
+
+task<int> after(std::chrono::milliseconds d, int v) {
+    co_await corio::sleep(d);
+    co_return v;
+}
+
+task<int> fail_after(std::chrono::milliseconds d) {
+    co_await corio::sleep(d);
+    throw E{};
+}
+
+std::string message_of(auto&& f) {
+    try {
+        f();
+    } catch (const corio::invalid_state_error& e) {
+        return e.what();
+    }
+    return "<no invalid_state_error>";
+}
+
+}  // namespace
+
+TEST_CASE("run: returns main's value and rethrows main's exception") {
+    int v = corio::run([]() -> task<int> { co_return 7; }());
+    CHECK(v == 7);
+    CHECK_THROWS_AS(corio::run([]() -> task<void> {
+                        co_await corio::sleep(U);
+                        throw E{};
+                    }(), corio::run_options{.virtual_time = true}),
+                    E);
+}
+
+TEST_CASE("spawn: a task starts at the loop's next turn, in spawn order") {
+    run_test([]() -> task<void> {
+        std::vector<int> order;
+        auto rec = [&](int i) -> task<void> {
+            order.push_back(i);
+            co_return;
+        };
+        auto h1 = corio::spawn(rec(1));
+        auto h2 = corio::spawn(rec(2));
+        auto h3 = corio::spawn(rec(3));
+        CHECK(order.empty());  // nothing ran inline
+        co_await corio::yield_now();
+        CHECK(order == std::vector<int>{1, 2, 3});
+        co_await h1;
+        co_await h2;
+        co_await h3;
+    });
+}
+
+TEST_CASE("join_handle: value, exception, cancellation, name, done") {
+    run_test([]() -> task<void> {
+        auto start = corio::now();
+        auto a = corio::spawn(after(2 * U, 5), "worker-a");
+        auto b = corio::spawn(fail_after(U));
+        auto c = corio::spawn(after(forever, 0));
+        CHECK(a.name() == "worker-a");
+        CHECK(b.name().empty());
+        CHECK_FALSE(a.done());
+
+        REQUIRE_THROWS_AS(co_await b, E);
+        CHECK(b.done());
+        CHECK_FALSE(b.cancelled());
+        CHECK(corio::now() - start == U);
+
+        int va = co_await a;
+        CHECK(va == 5);
+        CHECK(corio::now() - start == 2 * U);
+
+        c.cancel();
+        REQUIRE_THROWS_AS(co_await c, corio::cancelled_error);
+        CHECK(c.cancelled());
+        CHECK(c.done());
+        CHECK(corio::now() - start == 2 * U);  // woken at once
+        c.cancel();  // no-op once finished
+    });
+}
+
+TEST_CASE("join_handle: awaiting twice, or a moved-from handle, throws invalid_state_error") {
+    run_test([]() -> task<void> {
+        auto h = corio::spawn(after(U, 1));
+        int v = co_await h;
+        CHECK(v == 1);
+        std::string msg;
+        try {
+            co_await h;
+        } catch (const corio::invalid_state_error& e) {
+            msg = e.what();
+        }
+        CHECK(msg.find("already taken") != std::string::npos);
+
+        auto h2 = corio::spawn(after(U, 2));
+        auto h3 = std::move(h2);
+        msg.clear();
+        try {
+            co_await h2;
+        } catch (const corio::invalid_state_error& e) {
+            msg = e.what();
+        }
+        CHECK(msg.find("empty join_handle") != std::string::npos);
+        int v3 = co_await h3;
+        CHECK(v3 == 2);
+    });
+}
+
+TEST_CASE("case 44: a task cancelled before its first step never runs") {
+    run_test([]() -> task<void> {
+        bool ran = false;
+        auto body = [&]() -> task<void> {
+            ran = true;
+            co_return;
+        };
+        auto h = corio::spawn(body());
+        h.cancel();
+        CHECK(h.done() == false);
+        REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
+        CHECK(h.cancelled());
+        CHECK_FALSE(ran);
+    });
+}
+
+TEST_CASE("join_handle: an await cut short by the awaiter's cancellation consumes nothing") {
+    run_test([]() -> task<void> {
+        auto start = corio::now();
+        auto target = corio::spawn(after(2 * U, 9));
+        auto observer = [&]() -> task<void> { co_await target; };
+        auto hobs = corio::spawn(observer());
+        co_await corio::sleep(U);
+        hobs.cancel();
+        REQUIRE_THROWS_AS(co_await hobs, corio::cancelled_error);
+        CHECK_FALSE(target.done());  // the observed task was not cancelled (case 49)
+        int v = co_await target;      // the result is still there
+        CHECK(v == 9);
+        CHECK(corio::now() - start == 2 * U);
+    });
+}
+
+TEST_CASE("case 100: run() cancels leftover tasks, waits for them, keeps main's value") {
+    std::vector<std::string> log;
+    int unhandled = 0;
+    int v = corio::run(
+        [&]() -> task<int> {
+            corio::current_loop().set_exception_handler([&](std::exception_ptr, std::string_view name) {
+                ++unhandled;
+                log.push_back("reported " + std::string(name));
+            });
+            auto sleeper = [&]() -> task<void> {
+                try {
+                    co_await corio::sleep(forever);
+                } catch (const corio::cancelled_error&) {
+                    log.push_back("sleeper cleanup");
+                    throw;
+                }
+            };
+            auto thrower = [&]() -> task<void> {
+                try {
+                    co_await corio::sleep(forever);
+                } catch (const corio::cancelled_error&) {
+                }
+                throw E{};  // fails while being cancelled: goes to the handler
+            };
+            corio::spawn(sleeper(), "sleeper");  // handles dropped: detached
+            corio::spawn(thrower(), "thrower");
+            co_await corio::sleep(U);
+            log.push_back("main returns");
+            co_return 123;
+        }(),
+        corio::run_options{.virtual_time = true});
+    CHECK(v == 123);
+    CHECK(unhandled == 1);
+    CHECK(log == std::vector<std::string>{"main returns", "sleeper cleanup", "reported thrower"});
+}
+
+TEST_CASE("unobserved errors: a failed task whose handle is dropped is reported once") {
+    run_test(
+        []() -> task<void> {
+            { auto h = corio::spawn(fail_after(U)); }  // detached before it fails
+            auto h2 = corio::spawn(fail_after(U));
+            co_await corio::sleep(2 * U);
+            // h2 failed and is destroyed here without being awaited: reported.
+        },
+        /*expect_unhandled=*/2);
+    run_test([]() -> task<void> {
+        auto h = corio::spawn(fail_after(U));
+        REQUIRE_THROWS_AS(co_await h, E);  // taken: not reported
+    });
+}
+
+TEST_CASE("misuse: current_loop() with no loop, run() inside a loop, spawn on a closed loop") {
+    CHECK(message_of([] { corio::current_loop(); }).find("no event loop running") != std::string::npos);
+    CHECK_THROWS_AS(corio::now(), corio::invalid_state_error);
+
+    run_test([]() -> task<void> {
+        std::string msg = message_of([] { corio::run([]() -> task<void> { co_return; }()); });
+        CHECK(msg.find("inside a running event loop") != std::string::npos);
+        co_return;
+    });
+
+    corio::event_loop loop;
+    loop.close();
+    CHECK(loop.closed());
+    std::string msg = message_of([&] { loop.spawn([]() -> task<void> { co_return; }()); });
+    CHECK(msg.find("closed event loop") != std::string::npos);
+
+    corio::event_loop loop2;
+    task<int> empty;
+    msg = message_of([&] { loop2.spawn(std::move(empty)); });
+    CHECK(msg.find("empty task") != std::string::npos);
+}
+
+TEST_CASE("run: a main that can never be woken is reported, not hung") {
+    std::string msg = message_of([] {
+        corio::run([]() -> task<void> { co_await corio::sleep(std::chrono::hours::max()); }(),
+                   corio::run_options{.virtual_time = true});
+    });
+    CHECK(msg.find("deadlock") != std::string::npos);
+}
+
+TEST_CASE("event_loop: adopts a user's io_context driven by io_context::run()") {
+    asio::io_context ctx;
+    corio::event_loop loop(ctx);
+    std::vector<int> got;
+    auto worker = [&](int i) -> task<int> {
+        co_await corio::sleep(std::chrono::milliseconds(2 * i));
+        got.push_back(i);
+        co_return i * 10;
+    };
+    auto h1 = loop.spawn(worker(2));
+    auto h2 = loop.spawn(worker(1));
+    ctx.run();  // returns when the loop has no more work
+    CHECK(got == std::vector<int>{1, 2});
+    CHECK(h1.done());
+    CHECK(h2.done());
+    CHECK(loop.live_tasks() == 0);
+}
+
+TEST_CASE("spawn + join one at a time, many times") {
+    long long sum = run_test([]() -> task<long long> {
+        long long s = 0;
+        for (int i = 0; i < 10'000; ++i) {
+            auto h = corio::spawn([](int k) -> task<int> { co_return k; }(i));
+            s += co_await h;
+        }
+        co_return s;
+    });
+    CHECK(sum == 49'995'000);
+}
