@@ -35,6 +35,7 @@
 #include "../loop.hpp"
 #include "../result.hpp"
 #include "../task.hpp"
+#include "awaitable_traits.hpp"
 #include "scheduler.hpp"
 
 namespace corio::detail {
@@ -196,19 +197,6 @@ template <class T>
 struct is_join_handle : std::false_type {};
 template <class T>
 struct is_join_handle<join_handle<T>> : std::true_type {};
-
-template <class A>
-decltype(auto) get_awaiter(A&& a) {
-    if constexpr (requires { std::forward<A>(a).operator co_await(); })
-        return std::forward<A>(a).operator co_await();
-    else if constexpr (requires { operator co_await(std::forward<A>(a)); })
-        return operator co_await(std::forward<A>(a));
-    else
-        return std::forward<A>(a);
-}
-
-template <class A>
-using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 
 template <class T>
 task<T> observe_handle(join_handle<T>& h) {

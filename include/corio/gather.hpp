@@ -1,0 +1,411 @@
+// corio/gather.hpp: gather(), gather_settled(), gather_limited(), race(), wait().
+//
+// Structured combinators: no child outlives the `co_await` that started it,
+// on success, on error and on cancellation, so children may reference the
+// caller's locals.
+//
+// Operands. A `task<T>` is *owned*: the combinator takes it over (an lvalue
+// task is moved from) and runs it as a child of the awaiting task, inside the
+// caller's cancel scopes, so cancelling the caller cancels it. A
+// `join_handle<T>&` is *observed*: cancelling the caller stops the wait, never
+// the task behind the handle (use h.cancel()). Any other awaitable (sleep(),
+// shield(...), ...) is moved into an adapter task and owned. Children start
+// inline, in argument order, when the combinator is awaited.
+//
+// - gather(a, b, ...) → std::tuple<A, B, ...> (void → std::monostate);
+//   gather(range) → std::vector<T> in input order. The first child to fail
+//   (an error, or a child that ended cancelled, e.g. an observed handle whose
+//   task was cancelled) cancels the others; they are awaited, then that first
+//   error is rethrown. Errors the others raise while being cancelled are
+//   discarded. Children not started yet when it happens never run.
+// - gather_settled(...) → std::tuple<result<A>, ...> / std::vector<result<T>>:
+//   every child runs to its end; never throws for a child's error.
+// - gather_limited(n, range) → std::vector<T>: like gather(range) with at most
+//   n children running at once (started in input order); n == 0 throws
+//   std::invalid_argument at the call.
+// - race(a, b, ...) → std::variant<A, B, ...> (std::in_place_index of the
+//   winner); race(range) → std::pair<std::size_t, T>. The first child to
+//   finish wins, with a value or an error; the others are cancelled and
+//   awaited before race returns the value or rethrows the error. race() of an
+//   empty range throws std::invalid_argument.
+// - All of the above are cancellation points. In a cancelled scope they start
+//   nothing and throw cancelled_error. When the caller is cancelled while they
+//   wait, every owned child is cancelled, all are awaited, and cancelled_error
+//   is thrown (R4; gather_settled too) unless a child failed with a real error
+//   first, which wins. Awaiting a combinator with no children completes at
+//   once.
+// - wait(handles, return_when, [timeout]) is asyncio.wait over join_handles:
+//   it observes and cancels nothing. It returns when the condition holds
+//   (first_completed: some task finished; first_exception: some task failed
+//   with an error, or all finished; all_completed) or the timeout expired,
+//   with pointers to the handles in `done` and `pending`, in input order.
+//   `handles` is an lvalue range of join_handle<T>; it must not be empty
+//   (std::invalid_argument) and may not hold an empty handle
+//   (invalid_state_error). A cancellation point; the results stay in the
+//   handles.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "detail/child_chain.hpp"
+#include "detail/scheduler.hpp"
+#include "errors.hpp"
+#include "loop.hpp"
+#include "result.hpp"
+#include "task.hpp"
+#include "time.hpp"
+
+namespace corio {
+
+namespace detail {
+
+/// A range whose elements can be combinator operands.
+template <class R>
+concept operand_range =
+    std::ranges::input_range<R> && !is_task<std::remove_cvref_t<R>>::value &&
+    requires(std::ranges::range_reference_t<R> e) { as_task(static_cast<std::ranges::range_reference_t<R>>(e)); };
+
+/// The task<T> type a range's elements become.
+template <class R>
+using range_task_t = decltype(as_task(std::declval<std::ranges::range_reference_t<R>>()));
+
+/// Collects a range's operands as tasks (moving tasks out of it; an rvalue
+/// range of join_handles is moved, an lvalue one is observed).
+template <class R>
+auto collect_tasks(R&& r) {
+    using T = range_task_t<R>;
+    if constexpr (std::is_same_v<std::remove_cvref_t<R>, std::vector<T>> && !std::is_lvalue_reference_v<R>) {
+        return std::vector<T>(std::move(r));
+    } else {
+        std::vector<T> out;
+        if constexpr (std::ranges::sized_range<R>) out.reserve(std::ranges::size(r));
+        for (auto&& e : r) {
+            if constexpr (!std::is_lvalue_reference_v<R> && !std::is_lvalue_reference_v<decltype(e)>)
+                out.push_back(as_task(std::forward<decltype(e)>(e)));
+            else if constexpr (!std::is_lvalue_reference_v<R> && is_join_handle<std::remove_cvref_t<decltype(e)>>::value)
+                out.push_back(as_task(std::move(e)));  // the range is going away: own the handles
+            else
+                out.push_back(as_task(e));
+        }
+        return out;
+    }
+}
+
+template <class T>
+using task_value_t = typename std::remove_cvref_t<T>::value_type;
+
+// ---------------------------------------------------------------- gather ---
+
+template <class... T>
+task<std::tuple<value_or_monostate_t<T>...>> gather_tuple(task<T>... ts) {
+    (require_valid(ts), ...);
+    std::array<child_slot, sizeof...(T)> slots;
+    combinator g(slots.data(), sizeof...(T), combine_mode::all);
+    std::size_t i = 0;
+    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    co_await launch_children{g};
+    g.conclude();
+    co_return std::tuple<value_or_monostate_t<T>...>(take_value(ts)...);
+}
+
+// Out of line: g++ 12 sees a false -Wmaybe-uninitialized when the tuple of
+// variants is built inside the coroutine body.
+template <class... T>
+std::tuple<result<T>...> settled_tuple(task<T>&... ts) {
+    return std::tuple<result<T>...>(take_settled(ts)...);
+}
+
+template <class... T>
+task<std::tuple<result<T>...>> gather_settled_tuple(task<T>... ts) {
+    (require_valid(ts), ...);
+    std::array<child_slot, sizeof...(T)> slots;
+    combinator g(slots.data(), sizeof...(T), combine_mode::settled);
+    std::size_t i = 0;
+    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    co_await launch_children{g};
+    g.conclude();
+    co_return settled_tuple(ts...);
+}
+
+template <class Var, std::size_t... I, class... T>
+Var pick_winner(std::size_t w, std::index_sequence<I...>, task<T>&... ts) {
+    std::optional<Var> out;
+    ((w == I ? (void)out.emplace(std::in_place_index<I>, take_value(ts)) : (void)0), ...);
+    return std::move(*out);
+}
+
+template <class... T>
+task<std::variant<value_or_monostate_t<T>...>> race_tuple(task<T>... ts) {
+    (require_valid(ts), ...);
+    std::array<child_slot, sizeof...(T)> slots;
+    combinator g(slots.data(), sizeof...(T), combine_mode::race);
+    std::size_t i = 0;
+    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    co_await launch_children{g};
+    g.conclude();
+    co_return pick_winner<std::variant<value_or_monostate_t<T>...>>(g.winner, std::index_sequence_for<T...>{}, ts...);
+}
+
+template <class T>
+void bind_all(combinator& g, std::vector<task<T>>& ts) {
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+        require_valid(ts[i]);
+        g.bind(i, ts[i].handle(), ts[i].handle().promise());
+    }
+}
+
+template <class T>
+task<std::vector<value_or_monostate_t<T>>> gather_vector(std::vector<task<T>> ts, std::size_t limit) {
+    std::vector<child_slot> slots(ts.size());
+    combinator g(slots.data(), ts.size(), combine_mode::all, limit);
+    bind_all(g, ts);
+    co_await launch_children{g};
+    g.conclude();
+    std::vector<value_or_monostate_t<T>> out;
+    out.reserve(ts.size());
+    for (auto& t : ts) out.push_back(take_value(t));
+    co_return out;
+}
+
+template <class T>
+task<std::vector<result<T>>> gather_settled_vector(std::vector<task<T>> ts) {
+    std::vector<child_slot> slots(ts.size());
+    combinator g(slots.data(), ts.size(), combine_mode::settled);
+    bind_all(g, ts);
+    co_await launch_children{g};
+    g.conclude();
+    std::vector<result<T>> out;
+    out.reserve(ts.size());
+    for (auto& t : ts) out.push_back(take_settled(t));
+    co_return out;
+}
+
+template <class T>
+task<std::pair<std::size_t, value_or_monostate_t<T>>> race_vector(std::vector<task<T>> ts) {
+    std::vector<child_slot> slots(ts.size());
+    combinator g(slots.data(), ts.size(), combine_mode::race);
+    bind_all(g, ts);
+    co_await launch_children{g};
+    g.conclude();
+    co_return std::pair<std::size_t, value_or_monostate_t<T>>(g.winner, take_value(ts[g.winner]));
+}
+
+template <class... A>
+concept variadic_operands = !(sizeof...(A) == 1 && (operand_range<A> && ...));
+
+}  // namespace detail
+
+/// Runs every operand concurrently; their values in argument order. The first
+/// failure cancels the rest, awaits them and is rethrown. Cancellation point.
+template <class... A>
+    requires detail::variadic_operands<A...>
+auto gather(A&&... operands) {
+    return detail::gather_tuple(detail::as_task(std::forward<A>(operands))...);
+}
+
+/// gather over a range (tasks are moved out of it): a vector in input order.
+template <detail::operand_range R>
+auto gather(R&& range) {
+    return detail::gather_vector(detail::collect_tasks(std::forward<R>(range)), detail::no_index);
+}
+
+/// Runs every operand to its end; each outcome as a result<T>, in argument
+/// order. Never throws for a child's error; throws cancelled_error when the
+/// caller is cancelled (R4). Cancellation point.
+template <class... A>
+    requires detail::variadic_operands<A...>
+auto gather_settled(A&&... operands) {
+    return detail::gather_settled_tuple(detail::as_task(std::forward<A>(operands))...);
+}
+
+/// gather_settled over a range: a vector<result<T>> in input order.
+template <detail::operand_range R>
+auto gather_settled(R&& range) {
+    return detail::gather_settled_vector(detail::collect_tasks(std::forward<R>(range)));
+}
+
+/// gather(range) with at most `limit` children running at once.
+/// limit == 0 throws std::invalid_argument. Cancellation point.
+template <detail::operand_range R>
+auto gather_limited(std::size_t limit, R&& range) {
+    if (limit == 0) throw std::invalid_argument("corio: gather_limited() needs a limit of at least 1");
+    return detail::gather_vector(detail::collect_tasks(std::forward<R>(range)), limit);
+}
+
+/// The first operand to finish wins: a variant holding its value (at its
+/// argument index), or its error rethrown, after the others were cancelled
+/// and awaited. Cancellation point.
+template <class... A>
+    requires(sizeof...(A) > 0 && detail::variadic_operands<A...>)
+auto race(A&&... operands) {
+    return detail::race_tuple(detail::as_task(std::forward<A>(operands))...);
+}
+
+/// race over a range: {index of the winner, its value}. An empty range throws
+/// std::invalid_argument.
+template <detail::operand_range R>
+auto race(R&& range) {
+    auto ts = detail::collect_tasks(std::forward<R>(range));
+    if (ts.empty()) throw std::invalid_argument("corio: race() of an empty range");
+    return detail::race_vector(std::move(ts));
+}
+
+// ------------------------------------------------------------------ wait ---
+
+enum class return_when : unsigned char { first_completed, first_exception, all_completed };
+
+template <class T>
+struct wait_result {
+    std::vector<join_handle<T>*> done;
+    std::vector<join_handle<T>*> pending;
+};
+
+namespace detail {
+
+class wait_awaiter : waiter_base, timer_node {
+public:
+    wait_awaiter(std::vector<spawn_state*> states, return_when when, std::optional<clock::duration> timeout)
+        : states_(std::move(states)), when_(when), timeout_(timeout) {}
+    wait_awaiter(const wait_awaiter&) = delete;
+    wait_awaiter& operator=(const wait_awaiter&) = delete;
+    ~wait_awaiter() { detach(); }
+
+    bool await_ready() const noexcept { return satisfied(); }
+
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        ch_ = chain_of(caller);
+        if (ch_->cancel_requested()) {
+            cancelled_ = true;
+            return false;
+        }
+        scheduler& sched = *ch_->sched;
+        clock::time_point due = clock::time_point::max();
+        if (timeout_) {
+            due = saturating_add(sched.now(), *timeout_);
+            if (due <= sched.now()) return false;  // a zero timeout: report the state as it is
+        }
+        nodes_.resize(states_.size());
+        for (std::size_t i = 0; i < states_.size(); ++i) {
+            if (states_[i]->finished()) continue;
+            nodes_[i].self = this;
+            nodes_[i].fn = &on_done;
+            states_[i]->add_observer(&nodes_[i]);
+        }
+        h_ = caller;
+        cancel_fn = &on_cancel;
+        if (due != clock::time_point::max()) {
+            deadline = due;
+            fire = &on_fire;
+            sched.add_timer(this);
+        }
+        ch_->park(this);
+        return true;
+    }
+
+    void await_resume() const {
+        if (cancelled_) throw cancelled_error{};
+    }
+
+private:
+    struct node : observer {
+        wait_awaiter* self = nullptr;
+    };
+
+    bool satisfied() const noexcept {
+        std::size_t finished = 0;
+        for (spawn_state* s : states_) {
+            if (!s->finished()) continue;
+            ++finished;
+            if (when_ == return_when::first_completed) return true;
+            if (when_ == return_when::first_exception && s->status == task_status::failed) return true;
+        }
+        return finished == states_.size();
+    }
+
+    void detach() noexcept {
+        for (node& n : nodes_) n.unlink();
+        if (ch_) ch_->sched->remove_timer(this);
+    }
+
+    void wake() noexcept {
+        detach();
+        ch_->unpark();
+        ch_->sched->schedule(h_);
+    }
+
+    static void on_done(observer* o) noexcept {
+        wait_awaiter* self = static_cast<node*>(o)->self;
+        if (self->satisfied()) self->wake();
+    }
+    static void on_fire(timer_node* t) noexcept { static_cast<wait_awaiter*>(t)->wake(); }
+    static void on_cancel(waiter_base* w) noexcept {
+        auto* self = static_cast<wait_awaiter*>(w);
+        self->detach();
+        self->cancelled_ = true;
+        self->ch_->sched->schedule(self->h_);
+    }
+
+    std::vector<spawn_state*> states_;
+    std::vector<node> nodes_;
+    return_when when_;
+    std::optional<clock::duration> timeout_;
+    chain* ch_ = nullptr;
+    std::coroutine_handle<> h_{};
+    bool cancelled_ = false;
+};
+
+template <class T>
+task<wait_result<T>> wait_impl(std::vector<join_handle<T>*> hs, return_when when,
+                               std::optional<clock::duration> timeout) {
+    std::vector<spawn_state*> states;
+    states.reserve(hs.size());
+    for (join_handle<T>* h : hs) states.push_back(h->state());
+    co_await wait_awaiter(std::move(states), when, timeout);
+    wait_result<T> out;
+    for (join_handle<T>* h : hs) (h->done() ? out.done : out.pending).push_back(h);
+    co_return out;
+}
+
+template <class R>
+auto collect_handles(R& handles) {
+    using H = std::remove_cvref_t<std::ranges::range_reference_t<R&>>;
+    static_assert(is_join_handle<H>::value, "corio::wait() takes a range of join_handle<T>");
+    std::vector<H*> hs;
+    for (auto& h : handles) {
+        if (!h.valid()) throw invalid_state_error("corio: wait() was given an empty join_handle (moved-from or default-constructed)");
+        hs.push_back(&h);
+    }
+    if (hs.empty()) throw std::invalid_argument("corio: wait() of no handles");
+    return hs;
+}
+
+}  // namespace detail
+
+/// asyncio.wait: waits until `when` holds over the tasks behind `handles`;
+/// cancels nothing. Cancellation point.
+template <std::ranges::input_range R>
+auto wait(R& handles, return_when when = return_when::all_completed) {
+    return detail::wait_impl(detail::collect_handles(handles), when, std::nullopt);
+}
+
+/// wait() that also returns when `timeout` of loop time has passed (the
+/// tasks keep running; they are in `pending`).
+template <std::ranges::input_range R, class Rep, class Period>
+auto wait(R& handles, return_when when, std::chrono::duration<Rep, Period> timeout) {
+    return detail::wait_impl(detail::collect_handles(handles), when,
+                             std::optional<clock::duration>(detail::to_clock_duration(timeout)));
+}
+
+}  // namespace corio
