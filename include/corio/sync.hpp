@@ -370,11 +370,7 @@ public:
     /// Waits until pred() is true (checked first and after every wake-up).
     /// Cancellation point; returns or throws with the mutex held.
     template <class Pred>
-    task<void> wait(mutex::guard& g, Pred pred) {
-        detail::chain* c = co_await detail::this_chain{};
-        check_owner(g, c);
-        while (!pred()) co_await wait(g);
-    }
+    task<void> wait(mutex::guard& g, Pred pred);
 
     /// Wakes the oldest waiter (it re-locks the mutex before returning).
     inline void notify_one() noexcept;
@@ -469,6 +465,13 @@ private:
 
 inline condition_variable::wait_awaiter condition_variable::wait(mutex::guard& g) noexcept {
     return wait_awaiter(*this, g);
+}
+
+template <class Pred>
+task<void> condition_variable::wait(mutex::guard& g, Pred pred) {
+    detail::chain* c = co_await detail::this_chain{};
+    check_owner(g, c);
+    while (!pred()) co_await wait(g);
 }
 
 inline void condition_variable::notify_one() noexcept {
