@@ -212,6 +212,9 @@ task<T> own_handle(join_handle<T> h) {
 
 template <class A>
 task<await_result_t<A>> await_in_task(A a) {
+    static_assert(std::is_move_constructible_v<A>,
+                  "corio: this awaitable cannot be moved into a combinator or task group; wrap it in a task, "
+                  "e.g. [&]() -> corio::task<T> { co_return co_await aw; }");
     if constexpr (std::is_void_v<await_result_t<A>>) co_await std::move(a);
     else co_return co_await std::move(a);
 }
