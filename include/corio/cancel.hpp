@@ -50,64 +50,60 @@ namespace corio {
 
 namespace detail {
 
-/// A scope with an optional deadline, as run by cancel_scope, timeout,
-/// move_on_after and shield.
-struct scope_record : scope_node, timer_node {
+/// A scope as run by cancel_scope, timeout, move_on_after and shield.
+struct scope_record : deadline_scope {
     enum class phase : unsigned char { idle, running, finished };
-
-    // timer_node::deadline is the scope's deadline (max: none)
-    scheduler* sched = nullptr;
-    phase state = phase::idle;
 
     explicit scope_record(clock::time_point deadline_at = clock::time_point::max(), bool shield = false) noexcept {
         deadline = deadline_at;
-        fire = &on_deadline;
         shielded = shield;
-        deadline_timer = this;
+        owner_bits = static_cast<std::uint8_t>(phase::idle);
     }
 
-    static void on_deadline(timer_node* n) noexcept {
-        cancel_scope_node(static_cast<scope_record*>(n));
-    }
+    phase state() const noexcept { return static_cast<phase>(owner_bits); }
+    void set_state(phase p) noexcept { owner_bits = static_cast<std::uint8_t>(p); }
 
-    void enter(chain* ch) {
-        if (state != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
-        sched = ch->sched;
-        state = phase::running;
+    /// Makes this the innermost scope of `ch`. A relative deadline is taken
+    /// from the loop clock now; an expired one cancels at once (the operand
+    /// may still complete if it never suspends).
+    void enter(chain* ch, const clock::duration* relative) {
+        if (state() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
+        set_state(phase::running);
+        attached_chain = ch;
         ch->enter(this);
-        arm();
+        if (!relative && deadline == clock::time_point::max()) return;
+        const clock::time_point now = ch->sched->now();
+        if (relative) deadline = saturating_add(now, *relative);
+        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this);
     }
 
-    void arm() {
-        if (deadline == clock::time_point::max() || cancel_called) return;
-        if (deadline <= sched->now()) cancel_scope_node(this);
-        else sched->add_timer(this);
-    }
-
-    void leave(chain* ch) noexcept {
-        if (state != phase::running) return;
-        sched->remove_timer(this);
-        ch->leave(this);
-        state = phase::finished;
+    void leave() noexcept {
+        if (state() != phase::running) return;
+        attached_chain->sched->remove_timer(this);
+        attached_chain->leave(this);
+        set_state(phase::finished);
     }
 
     /// The cancellation now propagating belongs to this scope (R2).
-    bool owns_cancellation() noexcept { return cancellation_owner(this, *sched) == this; }
+    bool owns_cancellation() { return cancellation_owner(this, *attached_chain->sched) == this; }
 
     void reschedule(clock::time_point tp) {
-        if (state == phase::finished)
+        if (state() == phase::finished)
             throw invalid_state_error("corio: cancel_scope::reschedule() on a scope that has already finished");
-        if (state == phase::running) sched->remove_timer(this);
+        if (state() != phase::running) {
+            deadline = tp;
+            return;
+        }
+        scheduler& sched = *attached_chain->sched;
+        sched.remove_timer(this);
         deadline = tp;
-        if (state == phase::running) arm();
+        // The chain may be parked right now: arm (or fire) the new deadline at once.
+        if (tp == clock::time_point::max() || cancel_called) return;
+        if (tp <= sched.now()) cancel_scope_node(this);
+        else sched.add_timer(this);
     }
-};
 
-/// Leaves the scope on every path out of a scoped run.
-struct scope_exit {
-    scope_record& rec;
-    chain* ch;
-    ~scope_exit() { rec.leave(ch); }
+    chain* attached_chain = nullptr;  // the chain that runs this scope
 };
 
 template <class T>
@@ -115,45 +111,144 @@ using optional_result = std::conditional_t<std::is_void_v<T>, bool, std::optiona
 
 enum class on_own_cancel { absorb, throw_timeout, pass };
 
-/// Runs `aw` inside `rec` on the calling chain. `A` is a value type (owned
-/// operand, moved into this frame) or an lvalue reference (observed operand).
-template <on_own_cancel Mode, class A, class R = await_result_t<A>,
-          class Out = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>>
-task<Out> run_scoped(scope_record* external, clock::time_point deadline_at, bool shield, A aw) {
-    scope_record local(deadline_at, shield);
-    scope_record& rec = external ? *external : local;
-    chain* ch = co_await this_chain{};
-    rec.enter(ch);
-    scope_exit exit{rec, ch};
-    try {
-        if constexpr (std::is_void_v<R>) {
-            co_await static_cast<A&&>(aw);
-            rec.leave(ch);
-            if constexpr (Mode == on_own_cancel::absorb) co_return true;
-            else co_return;
-        } else {
-            if constexpr (Mode == on_own_cancel::absorb) {
-                Out value(co_await static_cast<A&&>(aw));
-                rec.leave(ch);
-                co_return value;
-            } else {
-                co_return co_await static_cast<A&&>(aw);
-            }
-        }
-    } catch (const cancelled_error&) {
-        if (Mode == on_own_cancel::pass || !rec.owns_cancellation()) throw;
-        rec.leave(ch);
-        rec.cancelled_caught = true;
+/// Holds an operand (by value, or by reference for an lvalue) and, once the
+/// await begins, its awaiter.
+template <class A>
+class operand {
+    using raw = decltype(get_awaiter(std::declval<A&&>()));
+
+public:
+    static constexpr bool is_self = std::is_reference_v<raw>;
+    using awaiter_type = std::remove_reference_t<raw>;
+
+    template <class U>
+    explicit operand(U&& u) : aw_(std::forward<U>(u)) {}
+    operand(operand&& o) noexcept(std::is_nothrow_move_constructible_v<A>) : aw_(static_cast<A&&>(o.aw_)) {}
+    operand(const operand&) = delete;
+    ~operand() {
+        if constexpr (!is_self)
+            if (started_) std::destroy_at(ptr());
     }
-    if constexpr (Mode == on_own_cancel::throw_timeout) throw timeout_error{};
-    else if constexpr (Mode == on_own_cancel::absorb) co_return Out{};
-    else throw cancelled_error{};  // unreachable: pass rethrows above
-}
+
+    awaiter_type& start() {
+        if constexpr (is_self) {
+            return aw_;
+        } else {
+            ::new (static_cast<void*>(storage_)) awaiter_type(get_awaiter(static_cast<A&&>(aw_)));
+            started_ = true;
+            return *ptr();
+        }
+    }
+    awaiter_type& get() noexcept {
+        if constexpr (is_self) return aw_;
+        else return *ptr();
+    }
+
+private:
+    awaiter_type* ptr() noexcept { return std::launder(reinterpret_cast<awaiter_type*>(storage_)); }
+    A aw_;
+    struct empty {};
+    alignas(awaiter_type) std::conditional_t<is_self, empty, unsigned char[sizeof(awaiter_type)]> storage_{};
+    bool started_ = false;
+};
+
+/// Awaits an operand inside a scope, without a coroutine frame of its own:
+/// the scope record lives in this awaiter (in the caller's frame), the
+/// operand's awaiter resumes the caller directly, and await_resume leaves the
+/// scope and decides what the operand's outcome means for this scope.
+template <on_own_cancel Mode, class A>
+class scoped {
+    using inner_t = typename operand<A>::awaiter_type;
+    using R = decltype(std::declval<inner_t&>().await_resume());
+
+public:
+    using result_type = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>;
+
+    template <class U>
+    scoped(scope_record* external, clock::time_point deadline_at, const clock::duration* relative, bool shield,
+           U&& aw)
+        : local_(deadline_at, shield), external_(external), op_(std::forward<U>(aw)) {
+        if (relative) {
+            relative_ = *relative;
+            has_relative_ = true;
+        }
+    }
+    scoped(scoped&&) = default;
+    ~scoped() { rec().leave(); }  // only when the caller's frame is destroyed mid-await
+
+    bool await_ready() { return false; }
+
+    template <class P>
+    auto await_suspend(std::coroutine_handle<P> caller) {
+        chain* ch = chain_of(caller);
+        rec().enter(ch, has_relative_ ? &relative_ : nullptr);
+        inner_t& in = op_.start();
+        using S = decltype(in.await_suspend(caller));
+        if (in.await_ready()) {
+            if constexpr (std::is_same_v<S, void> || std::is_same_v<S, bool>) return false;
+            else return std::coroutine_handle<>(caller);
+        }
+        if constexpr (std::is_same_v<S, void>) {
+            in.await_suspend(caller);
+            return true;
+        } else if constexpr (std::is_same_v<S, bool>) {
+            return in.await_suspend(caller);
+        } else {
+            return std::coroutine_handle<>(in.await_suspend(caller));
+        }
+    }
+
+    result_type await_resume() {
+        scope_record& r = rec();
+        try {
+            if constexpr (std::is_void_v<R>) {
+                op_.get().await_resume();
+                r.leave();
+                if constexpr (Mode == on_own_cancel::absorb) return true;
+                else return;
+            } else if constexpr (Mode == on_own_cancel::absorb) {
+                result_type value(op_.get().await_resume());
+                r.leave();
+                return value;
+            } else {
+                R value = op_.get().await_resume();
+                r.leave();
+                return static_cast<R&&>(value);
+            }
+        } catch (const cancelled_error&) {
+            if (Mode == on_own_cancel::pass || r.state() != scope_record::phase::running || !r.owns_cancellation()) {
+                r.leave();
+                throw;
+            }
+            r.leave();
+            r.cancelled_caught = true;
+        } catch (...) {
+            r.leave();
+            throw;
+        }
+        if constexpr (Mode == on_own_cancel::throw_timeout) throw timeout_error{};
+        else if constexpr (Mode == on_own_cancel::absorb) return result_type{};
+        else throw cancelled_error{};  // unreachable: pass rethrows above
+    }
+
+private:
+    scope_record& rec() noexcept { return external_ ? *external_ : local_; }
+
+    scope_record local_;
+    scope_record* external_;
+    clock::duration relative_{};
+    bool has_relative_ = false;
+    operand<A> op_;
+};
 
 template <class A>
 using stored_operand = std::conditional_t<std::is_lvalue_reference_v<A>, A, std::remove_cvref_t<A>>;
 
-inline clock::time_point deadline_after(clock::duration d) { return saturating_add(current_loop().now(), d); }
+template <on_own_cancel Mode, class A>
+scoped<Mode, stored_operand<A>> make_scoped(scope_record* external, clock::time_point deadline_at,
+                                            const clock::duration* relative, bool shield, A&& aw) {
+    return scoped<Mode, stored_operand<A>>(external, deadline_at, relative, shield, std::forward<A>(aw));
+}
 
 }  // namespace detail
 
@@ -173,14 +268,13 @@ public:
     /// with the scope); a join_handle lvalue is observed.
     template <class A>
     auto run(A&& aw) {
-        return detail::run_scoped<detail::on_own_cancel::absorb, detail::stored_operand<A>>(
-            &rec_, {}, false, std::forward<A>(aw));
+        return detail::make_scoped<detail::on_own_cancel::absorb>(&rec_, {}, nullptr, false, std::forward<A>(aw));
     }
 
     /// Cancels the scope (level-triggered). Before run(): it starts cancelled.
     /// After it finished: no effect. Idempotent. Call on the loop's thread.
     void cancel() noexcept {
-        if (rec_.state == detail::scope_record::phase::finished) return;
+        if (rec_.state() == detail::scope_record::phase::finished) return;
         detail::cancel_scope_node(&rec_);
     }
 
@@ -194,8 +288,8 @@ public:
     bool cancel_called() const noexcept { return rec_.cancel_called; }
     /// The scope absorbed a cancellation at its boundary.
     bool cancelled_caught() const noexcept { return rec_.cancelled_caught; }
-    bool running() const noexcept { return rec_.state == detail::scope_record::phase::running; }
-    bool finished() const noexcept { return rec_.state == detail::scope_record::phase::finished; }
+    bool running() const noexcept { return rec_.state() == detail::scope_record::phase::running; }
+    bool finished() const noexcept { return rec_.state() == detail::scope_record::phase::finished; }
 
 private:
     detail::scope_record rec_;
@@ -206,38 +300,37 @@ private:
 /// cleanup). Cancellation from outside passes through as cancelled_error.
 template <class A, class Rep, class Period>
 auto timeout(std::chrono::duration<Rep, Period> d, A&& aw) {
-    return detail::run_scoped<detail::on_own_cancel::throw_timeout, detail::stored_operand<A>>(
-        nullptr, detail::deadline_after(detail::to_clock_duration(d)), false, std::forward<A>(aw));
+    const clock::duration rel = detail::to_clock_duration(d);
+    return detail::make_scoped<detail::on_own_cancel::throw_timeout>(nullptr, {}, &rel, false, std::forward<A>(aw));
 }
 
 /// timeout() with an absolute deadline.
 template <class A>
 auto timeout_at(clock::time_point deadline, A&& aw) {
-    return detail::run_scoped<detail::on_own_cancel::throw_timeout, detail::stored_operand<A>>(
-        nullptr, deadline, false, std::forward<A>(aw));
+    return detail::make_scoped<detail::on_own_cancel::throw_timeout>(nullptr, deadline, nullptr, false,
+                                                                     std::forward<A>(aw));
 }
 
 /// Runs `aw` with a deadline `d` from now: std::optional<T> (bool for void),
 /// empty (false) when the deadline cut it short.
 template <class A, class Rep, class Period>
 auto move_on_after(std::chrono::duration<Rep, Period> d, A&& aw) {
-    return detail::run_scoped<detail::on_own_cancel::absorb, detail::stored_operand<A>>(
-        nullptr, detail::deadline_after(detail::to_clock_duration(d)), false, std::forward<A>(aw));
+    const clock::duration rel = detail::to_clock_duration(d);
+    return detail::make_scoped<detail::on_own_cancel::absorb>(nullptr, {}, &rel, false, std::forward<A>(aw));
 }
 
 /// move_on_after() with an absolute deadline.
 template <class A>
 auto move_on_at(clock::time_point deadline, A&& aw) {
-    return detail::run_scoped<detail::on_own_cancel::absorb, detail::stored_operand<A>>(
-        nullptr, deadline, false, std::forward<A>(aw));
+    return detail::make_scoped<detail::on_own_cancel::absorb>(nullptr, deadline, nullptr, false, std::forward<A>(aw));
 }
 
 /// Runs `aw` unaffected by every enclosing scope's cancellation (for cleanup).
 /// The caller waits for it; its value or exception passes through.
 template <class A>
 auto shield(A&& aw) {
-    return detail::run_scoped<detail::on_own_cancel::pass, detail::stored_operand<A>>(
-        nullptr, clock::time_point::max(), true, std::forward<A>(aw));
+    return detail::make_scoped<detail::on_own_cancel::pass>(nullptr, clock::time_point::max(), nullptr, true,
+                                                            std::forward<A>(aw));
 }
 
 // ---------------------------------------------------------------------------
@@ -314,8 +407,11 @@ template <class A, class R = await_result_t<A>>
 task<R> run_with_token(cancellation_token tok, A aw) {
     scope_record rec;
     chain* ch = co_await this_chain{};
-    rec.enter(ch);
-    scope_exit exit{rec, ch};
+    rec.enter(ch, nullptr);
+    struct leave_on_exit {
+        scope_record& r;
+        ~leave_on_exit() { r.leave(); }
+    } exit{rec};
     auto link = std::make_shared<token_link>();
     link->scope = &rec;
     struct unlink_guard {

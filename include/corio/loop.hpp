@@ -104,7 +104,6 @@ struct spawn_state : pooled {
     scope_node root;
     chain ch;
     std::coroutine_handle<> frame{};
-    promise_base* promise = nullptr;
     observer* observers = nullptr;
     char* name = nullptr;
     std::uint32_t refs = 2;
@@ -113,6 +112,13 @@ struct spawn_state : pooled {
     bool result_taken = false;
 
     bool finished() const noexcept { return status >= task_status::done; }
+
+    /// The frame's promise. Every task_promise<T> is at most 16-byte aligned
+    /// (checked in event_loop::start), so both compilers place it at the same
+    /// offset as a promise_base would be: no need to store a second pointer.
+    promise_base& promise() const noexcept {
+        return std::coroutine_handle<promise_base>::from_address(frame.address()).promise();
+    }
 
     void add_observer(observer* o) noexcept {
         o->next = observers;
@@ -145,7 +151,7 @@ T take_result(spawn_state* s) {
     if (s->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
     s->result_taken = true;
     if (s->status == task_status::cancelled && !s->frame) throw cancelled_error{};
-    auto& p = static_cast<task_promise<T>&>(*s->promise);
+    auto& p = static_cast<task_promise<T>&>(s->promise());
     return p.take();
 }
 
@@ -254,10 +260,11 @@ public:
             std::memcpy(s->name, name.data(), name.size());
             s->name[name.size()] = '\0';
         }
+        static_assert(alignof(detail::task_promise<T>) <= 2 * sizeof(void*),
+                      "corio: over-aligned task results are not supported by spawn()");
         auto h = t.release();
         s->frame = h;
-        s->promise = &h.promise();
-        s->promise->ch = &s->ch;
+        h.promise().ch = &s->ch;
         s->ch.sched = this;
         s->ch.scope = &s->root;
         s->ch.on_complete = &on_task_complete;
@@ -285,7 +292,7 @@ private:
 
     static void on_task_complete(detail::chain* c) noexcept {
         detail::spawn_state* s = detail::spawn_state::from_chain(c);
-        switch (s->promise->state) {
+        switch (s->promise().state) {
             case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
             case detail::outcome::error: s->status = detail::task_status::failed; break;
             default: s->status = detail::task_status::done; break;
@@ -301,7 +308,7 @@ private:
             o->fn(o);
         }
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken)
-            report_unhandled(s->promise->error, s->name ? s->name : "");
+            report_unhandled(s->promise().error, s->name ? s->name : "");
         s->release();
     }
 
@@ -481,7 +488,7 @@ private:
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
         if (s->status == detail::task_status::failed && !s->result_taken) {
-            event_loop::from(*s->ch.sched).report_unhandled(s->promise->error, s->name ? s->name : "");
+            event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name ? s->name : "");
             s->result_taken = true;
         }
         s->detached = true;

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstdint>
 
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
@@ -47,9 +48,17 @@ clock::duration to_clock_duration(std::chrono::duration<Rep, Period> d) noexcept
 }
 
 class sleep_awaiter : waiter_base, timer_node {
+    // Until suspension, timer_node::deadline holds the requested time point
+    // (or the duration, as time since epoch, when `relative`); flags live in
+    // timer_node::owner_bits so the awaiter stays small (it sits in every
+    // sleeping frame).
+    static constexpr std::uint8_t relative = 1, cancelled = 2, yielded = 4;
+
 public:
-    sleep_awaiter(clock::time_point until, clock::duration d, bool relative) noexcept
-        : until_(until), d_(d), relative_(relative) {}
+    sleep_awaiter(clock::time_point until, clock::duration d, bool is_relative) noexcept {
+        deadline = is_relative ? clock::time_point(d) : until;
+        owner_bits = is_relative ? relative : 0;
+    }
 
     bool await_ready() const noexcept { return false; }
 
@@ -57,21 +66,21 @@ public:
     bool await_suspend(std::coroutine_handle<P> caller) {
         ch_ = chain_of(caller);
         if (ch_->cancel_requested()) {
-            cancelled_ = true;
+            owner_bits |= cancelled;
             return false;
         }
         h_ = caller;
         scheduler& sched = *ch_->sched;
         clock::time_point now = sched.now();
-        clock::time_point due = relative_ ? saturating_add(now, d_) : until_;
+        clock::time_point due = (owner_bits & relative) ? saturating_add(now, deadline.time_since_epoch()) : deadline;
         if (due <= now) {
-            yielded_ = true;  // a zero sleep is a yield
+            owner_bits |= yielded;  // a zero sleep is a yield
             sched.schedule(caller);
             return true;
         }
         cancel_fn = &on_cancel;
+        deadline = due;
         if (due != clock::time_point::max()) {
-            deadline = due;
             fire = &on_fire;
             sched.add_timer(this);
         }
@@ -80,7 +89,7 @@ public:
     }
 
     void await_resume() const {
-        if (cancelled_ || (yielded_ && ch_->cancel_requested())) throw cancelled_error{};
+        if ((owner_bits & cancelled) || ((owner_bits & yielded) && ch_->cancel_requested())) throw cancelled_error{};
     }
 
 private:
@@ -92,17 +101,12 @@ private:
     static void on_cancel(waiter_base* w) noexcept {
         auto* self = static_cast<sleep_awaiter*>(w);
         self->ch_->sched->remove_timer(self);
-        self->cancelled_ = true;
+        self->owner_bits |= cancelled;
         self->ch_->sched->schedule(self->h_);
     }
 
-    clock::time_point until_;
-    clock::duration d_;
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
-    bool relative_;
-    bool cancelled_ = false;
-    bool yielded_ = false;
 };
 
 struct yield_awaiter {

@@ -50,10 +50,10 @@ struct scope_node {
     scope_node* prev_sibling = nullptr;
     scope_node* next_sibling = nullptr;
     chain* attached = nullptr;
-    timer_node* deadline_timer = nullptr;  // set by scopes that carry a deadline
     bool cancel_called = false;
     bool shielded = false;
     bool cancelled_caught = false;
+    bool has_deadline = false;  // this is a deadline_scope
 
     void link_under(scope_node* p) noexcept {
         parent = p;
@@ -78,7 +78,7 @@ struct chain {
     /// Called (from final_suspend of the chain's outermost frame) when the chain finishes.
     void (*on_complete)(chain*) noexcept = nullptr;
 
-    inline bool cancel_requested() noexcept;
+    inline bool cancel_requested();
 
     /// Parks the chain on `w` until it is woken or cancelled.
     void park(waiter_base* w) noexcept { waiter = w; }
@@ -181,17 +181,36 @@ protected:
     clock::time_point virtual_now_;
 };
 
-inline bool scope_expired(scope_node* s, scheduler& sched) noexcept {
+/// A scope with a deadline. The deadline joins the timer heap lazily, at the
+/// first suspension inside the scope: a scope whose operand never suspends
+/// costs no heap operation.
+struct deadline_scope : scope_node, timer_node {
+    deadline_scope() noexcept {
+        has_deadline = true;
+        deadline = clock::time_point::max();
+        fire = &on_deadline;
+    }
+    static void on_deadline(timer_node* n) noexcept { cancel_scope_node(static_cast<deadline_scope*>(n)); }
+};
+
+/// Whether `s` is cancelled; a passed deadline cancels it now, a pending one
+/// is armed on the timer heap (this runs at every suspension).
+inline bool scope_expired(scope_node* s, scheduler& sched) {
     if (s->cancel_called) return true;
-    if (s->deadline_timer && s->deadline_timer->deadline != clock::time_point::max() &&
-        s->deadline_timer->deadline <= sched.now()) {
-        cancel_scope_node(s);
-        return true;
+    if (s->has_deadline) {
+        auto* d = static_cast<deadline_scope*>(s);
+        if (d->deadline != clock::time_point::max()) {
+            if (d->deadline <= sched.now()) {
+                cancel_scope_node(s);
+                return true;
+            }
+            if (!d->queued()) sched.add_timer(d);
+        }
     }
     return false;
 }
 
-inline bool chain::cancel_requested() noexcept {
+inline bool chain::cancel_requested() {
     for (scope_node* s = scope; s; s = s->parent) {
         if (scope_expired(s, *sched)) return true;
         if (s->shielded) return false;
@@ -201,7 +220,7 @@ inline bool chain::cancel_requested() noexcept {
 
 /// The scope a cancellation seen inside `from` belongs to: the outermost
 /// cancelled scope on the path up to the first shielded scope (R2), or null.
-inline scope_node* cancellation_owner(scope_node* from, scheduler& sched) noexcept {
+inline scope_node* cancellation_owner(scope_node* from, scheduler& sched) {
     scope_node* owner = nullptr;
     for (scope_node* s = from; s; s = s->parent) {
         if (scope_expired(s, sched)) owner = s;

@@ -28,6 +28,7 @@ struct timer_node {
     std::uint64_t seq = 0;
     void (*fire)(timer_node*) noexcept = nullptr;
     std::uint32_t index = not_queued;
+    std::uint8_t owner_bits = 0;  // free for the owner's flags (fills padding)
 
     bool queued() const noexcept { return index != not_queued; }
 };

@@ -1,0 +1,143 @@
+// bench_cancel: what cancel scopes cost.
+//
+// Workloads (N divided by 10 with --quick):
+//   timeout_ready   enter and leave corio::timeout(1s, leaf()) where leaf()
+//                   completes without suspending, 10,000,000 times; next to
+//                   it the bare `co_await leaf()` so the scope's own cost is
+//                   the difference. Raw Asio has no cancel scope: its closest
+//                   idiom, `leaf() || timer.async_wait()` (awaitable
+//                   operators), arms a real timer each time; it is measured
+//                   on N/100 for scale.
+//   timeout_rss     1,000,000 concurrent spawned tasks, each sleeping 1 ms
+//                   under its own corio::timeout(10s) that never fires: RSS
+//                   before, at peak (all suspended), and after they finished.
+//
+// Output: `RESULT <workload> <impl> <metric> <value>` lines (bench/report.py).
+// Usage: bench_cancel [--quick]
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <malloc.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <fmt/core.h>
+
+#include <corio/corio.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t status_kb(const char* key) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    const std::size_t n = std::strlen(key);
+    while (std::getline(in, line))
+        if (line.compare(0, n, key) == 0 && line[n] == ':') return std::stoull(line.substr(n + 1));
+    return 0;
+}
+double rss_mib() { return static_cast<double>(status_kb("VmRSS")) / 1024.0; }
+
+void result(const char* w, const char* impl, const char* metric, double v) {
+    fmt::print("RESULT {} {} {} {}\n", w, impl, metric, v);
+    std::fflush(stdout);
+}
+
+corio::task<int> leaf(int i) { co_return i; }
+
+double corio_bare(long n) {
+    return corio::run([](long count) -> corio::task<double> {
+        long sum = 0;
+        auto t0 = std::chrono::steady_clock::now();
+        for (long i = 0; i < count; ++i) sum += co_await leaf(static_cast<int>(i));
+        auto t1 = std::chrono::steady_clock::now();
+        if (sum == -1) std::puts("");
+        co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(count);
+    }(n));
+}
+
+double corio_timeout(long n) {
+    return corio::run([](long count) -> corio::task<double> {
+        long sum = 0;
+        auto t0 = std::chrono::steady_clock::now();
+        for (long i = 0; i < count; ++i) sum += co_await corio::timeout(1s, leaf(static_cast<int>(i)));
+        auto t1 = std::chrono::steady_clock::now();
+        if (sum == -1) std::puts("");
+        co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(count);
+    }(n));
+}
+
+asio::awaitable<int> asio_leaf(int i) { co_return i; }
+
+double asio_or_timer(long n) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::io_context ctx(1);
+    double ns = 0;
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer(ctx);
+            long sum = 0;
+            auto t0 = std::chrono::steady_clock::now();
+            for (long i = 0; i < n; ++i) {
+                timer.expires_after(1s);
+                auto r = co_await (asio_leaf(static_cast<int>(i)) || timer.async_wait(asio::use_awaitable));
+                if (r.index() == 0) sum += std::get<0>(r);
+            }
+            auto t1 = std::chrono::steady_clock::now();
+            if (sum == -1) std::puts("");
+            ns = std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(n);
+        },
+        asio::detached);
+    ctx.run();
+    return ns;
+}
+
+void timeout_rss(long n) {
+    malloc_trim(0);
+    double base = rss_mib();
+    double peak = 0;
+    corio::run([](long count, double& peak_out) -> corio::task<void> {
+        std::vector<corio::join_handle<void>> hs;
+        hs.reserve(static_cast<std::size_t>(count));
+        auto one = []() -> corio::task<void> { co_await corio::timeout(10s, corio::sleep(1ms)); };
+        for (long i = 0; i < count; ++i) hs.push_back(corio::spawn(one()));
+        co_await corio::yield_now();  // every task has started and is suspended
+        peak_out = rss_mib();
+        for (auto& h : hs) co_await h;
+    }(n, peak));
+    malloc_trim(0);
+    double after = rss_mib();
+    result("timeout_rss", "corio", "n", static_cast<double>(n));
+    result("timeout_rss", "corio", "rss_base_mib", base);
+    result("timeout_rss", "corio", "rss_peak_mib", peak);
+    result("timeout_rss", "corio", "rss_after_mib", after);
+    result("timeout_rss", "corio", "bytes_per_task", (peak - base) * 1024 * 1024 / static_cast<double>(n));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    long n = quick ? 1'000'000 : 10'000'000;
+    double best_bare = 1e300, best_timeout = 1e300;
+    for (int rep = 0; rep < 3; ++rep) {
+        best_bare = std::min(best_bare, corio_bare(n));
+        best_timeout = std::min(best_timeout, corio_timeout(n));
+    }
+    result("timeout_ready", "corio", "ns_per_op", best_timeout);
+    result("timeout_ready", "corio_bare_await", "ns_per_op", best_bare);
+    result("timeout_ready", "corio_scope_only", "ns_per_op", best_timeout - best_bare);
+    result("timeout_ready", "asio_or_timer", "ns_per_op", asio_or_timer(n / 100));
+    timeout_rss(quick ? 100'000 : 1'000'000);
+}
