@@ -74,6 +74,14 @@ void mark_error_observed(S* s) noexcept {
     }
 }
 
+/// The error a failed spawned task ended with (spawn_state keeps its promise
+/// as a pointer or behind an accessor, depending on the core's version).
+template <class S>
+std::exception_ptr spawned_error(S* s) noexcept {
+    if constexpr (requires { s->promise().error; }) return s->promise().error;
+    else return s->promise->error;
+}
+
 /// True when a chain running in scope `s` would see a cancellation.
 inline bool scope_cancel_requested(scope_node* s, scheduler& sched) noexcept {
     for (; s; s = s->parent) {
@@ -176,7 +184,7 @@ private:
         delete n;
         if (s->status == detail::task_status::failed) {
             detail::mark_error_observed(s);
-            g->add_error(s->promise->error);  // bad_alloc here terminates: noexcept
+            g->add_error(detail::spawned_error(s));  // bad_alloc here terminates: noexcept
         } else if (s->status == detail::task_status::cancelled) {
             g->any_cancelled_ = true;
         }

@@ -139,7 +139,8 @@ struct combinator {
         if (st == outcome::cancelled) g.any_cancelled = true;
         if (!g.stopping && (g.mode == combine_mode::race || (g.mode == combine_mode::all && st != outcome::value)))
             g.stop(static_cast<std::size_t>(k - g.slots));
-        if (!g.stopping && g.next < g.n && g.running < g.limit && g.caller->cancel_requested()) {
+        if (g.limit != no_index && !g.stopping && g.next < g.n && g.running < g.limit &&
+            g.caller->cancel_requested()) {
             // gather_limited under a cancelled caller: start nothing more.
             g.any_cancelled = true;
             g.drop_unstarted();
