@@ -54,26 +54,31 @@ namespace detail {
 struct scope_record : deadline_scope {
     enum class phase : unsigned char { idle, running, finished };
 
+    static constexpr std::uint8_t phase_mask = 3, relative_flag = 4;
+
     explicit scope_record(clock::time_point deadline_at = clock::time_point::max(), bool shield = false) noexcept {
         deadline = deadline_at;
         shielded = shield;
         owner_bits = static_cast<std::uint8_t>(phase::idle);
     }
 
-    phase state() const noexcept { return static_cast<phase>(owner_bits); }
-    void set_state(phase p) noexcept { owner_bits = static_cast<std::uint8_t>(p); }
+    phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
+    void set_state(phase p) noexcept {
+        owner_bits = static_cast<std::uint8_t>((owner_bits & ~phase_mask) | static_cast<std::uint8_t>(p));
+    }
 
     /// Makes this the innermost scope of `ch`. A relative deadline is taken
     /// from the loop clock now; an expired one cancels at once (the operand
     /// may still complete if it never suspends).
-    void enter(chain* ch, const clock::duration* relative) {
+    void enter(chain* ch) {
         if (state() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
         set_state(phase::running);
         attached_chain = ch;
         ch->enter(this);
+        const bool relative = owner_bits & relative_flag;
         if (!relative && deadline == clock::time_point::max()) return;
         const clock::time_point now = ch->sched->now();
-        if (relative) deadline = saturating_add(now, *relative);
+        if (relative) deadline = saturating_add(now, deadline.time_since_epoch());
         if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this);
     }
 
@@ -127,15 +132,15 @@ public:
     operand(const operand&) = delete;
     ~operand() {
         if constexpr (!is_self)
-            if (started_) std::destroy_at(ptr());
+            if (slot_.started) std::destroy_at(ptr());
     }
 
     awaiter_type& start() {
         if constexpr (is_self) {
             return aw_;
         } else {
-            ::new (static_cast<void*>(storage_)) awaiter_type(get_awaiter(static_cast<A&&>(aw_)));
-            started_ = true;
+            ::new (static_cast<void*>(slot_.bytes)) awaiter_type(get_awaiter(static_cast<A&&>(aw_)));
+            slot_.started = true;
             return *ptr();
         }
     }
@@ -145,43 +150,51 @@ public:
     }
 
 private:
-    awaiter_type* ptr() noexcept { return std::launder(reinterpret_cast<awaiter_type*>(storage_)); }
-    A aw_;
+    awaiter_type* ptr() noexcept {
+        if constexpr (is_self) return nullptr;
+        else return std::launder(reinterpret_cast<awaiter_type*>(slot_.bytes));
+    }
     struct empty {};
-    alignas(awaiter_type) std::conditional_t<is_self, empty, unsigned char[sizeof(awaiter_type)]> storage_{};
-    bool started_ = false;
+    struct storage {
+        alignas(awaiter_type) unsigned char bytes[sizeof(awaiter_type)];
+        bool started = false;
+    };
+    A aw_;
+    [[no_unique_address]] std::conditional_t<is_self, empty, storage> slot_{};
 };
 
 /// Awaits an operand inside a scope, without a coroutine frame of its own:
 /// the scope record lives in this awaiter (in the caller's frame), the
 /// operand's awaiter resumes the caller directly, and await_resume leaves the
 /// scope and decides what the operand's outcome means for this scope.
-template <on_own_cancel Mode, class A>
+/// External: the record belongs to a cancel_scope object instead.
+template <on_own_cancel Mode, bool External, class A>
 class scoped {
     using inner_t = typename operand<A>::awaiter_type;
     using R = decltype(std::declval<inner_t&>().await_resume());
+    using record_t = std::conditional_t<External, scope_record*, scope_record>;
 
 public:
     using result_type = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>;
 
     template <class U>
-    scoped(scope_record* external, clock::time_point deadline_at, const clock::duration* relative, bool shield,
-           U&& aw)
-        : local_(deadline_at, shield), external_(external), op_(std::forward<U>(aw)) {
-        if (relative) {
-            relative_ = *relative;
-            has_relative_ = true;
-        }
+    scoped(record_t record, U&& aw) : rec_(record), op_(std::forward<U>(aw)) {}
+    /// A scope whose deadline is `d` after the await begins (built in place:
+    /// a record passed by value would be one more temporary in the frame).
+    template <class U>
+    scoped(clock::duration d, U&& aw) : rec_(clock::time_point(d)), op_(std::forward<U>(aw)) {
+        rec_.owner_bits |= scope_record::relative_flag;
     }
+    template <class U>
+    scoped(clock::time_point deadline, bool shield, U&& aw) : rec_(deadline, shield), op_(std::forward<U>(aw)) {}
     scoped(scoped&&) = default;
-    ~scoped() { rec().leave(); }  // only when the caller's frame is destroyed mid-await
+    ~scoped() { rec().leave(); }  // only does something when the caller's frame is destroyed mid-await
 
-    bool await_ready() { return false; }
+    bool await_ready() const noexcept { return false; }
 
     template <class P>
     auto await_suspend(std::coroutine_handle<P> caller) {
-        chain* ch = chain_of(caller);
-        rec().enter(ch, has_relative_ ? &relative_ : nullptr);
+        rec().enter(chain_of(caller));
         inner_t& in = op_.start();
         using S = decltype(in.await_suspend(caller));
         if (in.await_ready()) {
@@ -232,12 +245,12 @@ public:
     }
 
 private:
-    scope_record& rec() noexcept { return external_ ? *external_ : local_; }
+    scope_record& rec() noexcept {
+        if constexpr (External) return *rec_;
+        else return rec_;
+    }
 
-    scope_record local_;
-    scope_record* external_;
-    clock::duration relative_{};
-    bool has_relative_ = false;
+    record_t rec_;
     operand<A> op_;
 };
 
@@ -245,10 +258,7 @@ template <class A>
 using stored_operand = std::conditional_t<std::is_lvalue_reference_v<A>, A, std::remove_cvref_t<A>>;
 
 template <on_own_cancel Mode, class A>
-scoped<Mode, stored_operand<A>> make_scoped(scope_record* external, clock::time_point deadline_at,
-                                            const clock::duration* relative, bool shield, A&& aw) {
-    return scoped<Mode, stored_operand<A>>(external, deadline_at, relative, shield, std::forward<A>(aw));
-}
+using scoped_for = scoped<Mode, false, stored_operand<A>>;
 
 }  // namespace detail
 
@@ -268,7 +278,7 @@ public:
     /// with the scope); a join_handle lvalue is observed.
     template <class A>
     auto run(A&& aw) {
-        return detail::make_scoped<detail::on_own_cancel::absorb>(&rec_, {}, nullptr, false, std::forward<A>(aw));
+        return detail::scoped<detail::on_own_cancel::absorb, true, detail::stored_operand<A>>(&rec_, std::forward<A>(aw));
     }
 
     /// Cancels the scope (level-triggered). Before run(): it starts cancelled.
@@ -300,37 +310,34 @@ private:
 /// cleanup). Cancellation from outside passes through as cancelled_error.
 template <class A, class Rep, class Period>
 auto timeout(std::chrono::duration<Rep, Period> d, A&& aw) {
-    const clock::duration rel = detail::to_clock_duration(d);
-    return detail::make_scoped<detail::on_own_cancel::throw_timeout>(nullptr, {}, &rel, false, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::throw_timeout, A>(detail::to_clock_duration(d),
+                                                                       std::forward<A>(aw));
 }
 
 /// timeout() with an absolute deadline.
 template <class A>
 auto timeout_at(clock::time_point deadline, A&& aw) {
-    return detail::make_scoped<detail::on_own_cancel::throw_timeout>(nullptr, deadline, nullptr, false,
-                                                                     std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::throw_timeout, A>(deadline, false, std::forward<A>(aw));
 }
 
 /// Runs `aw` with a deadline `d` from now: std::optional<T> (bool for void),
 /// empty (false) when the deadline cut it short.
 template <class A, class Rep, class Period>
 auto move_on_after(std::chrono::duration<Rep, Period> d, A&& aw) {
-    const clock::duration rel = detail::to_clock_duration(d);
-    return detail::make_scoped<detail::on_own_cancel::absorb>(nullptr, {}, &rel, false, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::absorb, A>(detail::to_clock_duration(d), std::forward<A>(aw));
 }
 
 /// move_on_after() with an absolute deadline.
 template <class A>
 auto move_on_at(clock::time_point deadline, A&& aw) {
-    return detail::make_scoped<detail::on_own_cancel::absorb>(nullptr, deadline, nullptr, false, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::absorb, A>(deadline, false, std::forward<A>(aw));
 }
 
 /// Runs `aw` unaffected by every enclosing scope's cancellation (for cleanup).
 /// The caller waits for it; its value or exception passes through.
 template <class A>
 auto shield(A&& aw) {
-    return detail::make_scoped<detail::on_own_cancel::pass>(nullptr, clock::time_point::max(), nullptr, true,
-                                                            std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::pass, A>(clock::time_point::max(), true, std::forward<A>(aw));
 }
 
 // ---------------------------------------------------------------------------
@@ -407,7 +414,7 @@ template <class A, class R = await_result_t<A>>
 task<R> run_with_token(cancellation_token tok, A aw) {
     scope_record rec;
     chain* ch = co_await this_chain{};
-    rec.enter(ch, nullptr);
+    rec.enter(ch);
     struct leave_on_exit {
         scope_record& r;
         ~leave_on_exit() { r.leave(); }

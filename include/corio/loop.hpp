@@ -97,21 +97,23 @@ struct observer {
 
 enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
 
-/// The task context of a spawned task: its root scope, its chain, its result
-/// (kept in the frame's promise until the handle lets go) and its observers.
-/// Owned jointly by the running task and the join_handle (refs).
-struct spawn_state : pooled {
-    scope_node root;
+/// The task context of a spawned task: its root scope (the base), its chain,
+/// its result (kept in the frame's promise until the handle lets go) and its
+/// observers. Owned jointly by the running task and the join_handle (refs).
+/// Kept small on purpose (a million sleeping tasks pay for every byte): the
+/// bit-fields fill scope_node's tail padding, and names live in a side table.
+struct spawn_state : scope_node, pooled {
+    task_status status : 3 = task_status::pending;
+    unsigned refs : 2 = 2;
+    bool detached : 1 = false;
+    bool result_taken : 1 = false;
+    bool named : 1 = false;
     chain ch;
     std::coroutine_handle<> frame{};
     observer* observers = nullptr;
-    char* name = nullptr;
-    std::uint32_t refs = 2;
-    task_status status = task_status::pending;
-    bool detached = false;
-    bool result_taken = false;
 
     bool finished() const noexcept { return status >= task_status::done; }
+    scope_node* root() noexcept { return this; }
 
     /// The frame's promise. Every task_promise<T> is at most 16-byte aligned
     /// (checked in event_loop::start), so both compilers place it at the same
@@ -130,16 +132,26 @@ struct spawn_state : pooled {
     void release() noexcept {
         if (--refs != 0) return;
         if (frame) frame.destroy();
-        delete[] name;
+        if (named) ch.sched->task_names_.erase(this);
         delete this;
     }
 
+    std::string_view name() const noexcept {
+        if (!named) return {};
+        auto it = ch.sched->task_names_.find(this);
+        return it == ch.sched->task_names_.end() ? std::string_view() : std::string_view(it->second);
+    }
+
     static spawn_state* from_chain(chain* c) noexcept {
-        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(c) - offsetof(spawn_state, ch));
+        // offsetof on a class with a base: conditionally supported, and
+        // supported by g++ and clang++ for classes without virtual bases.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+        constexpr std::size_t offset = offsetof(spawn_state, ch);
+#pragma GCC diagnostic pop
+        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(c) - offset);
     }
-    static spawn_state* from_root(scope_node* s) noexcept {
-        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(s) - offsetof(spawn_state, root));
-    }
+    static spawn_state* from_root(scope_node* s) noexcept { return static_cast<spawn_state*>(s); }
 };
 
 inline void* tag_start(spawn_state* s) noexcept {
@@ -256,9 +268,8 @@ public:
         if (!t.valid()) throw invalid_state_error("corio: spawn of an empty task (moved-from or already awaited)");
         auto* s = new detail::spawn_state;
         if (!name.empty()) {
-            s->name = new char[name.size() + 1];
-            std::memcpy(s->name, name.data(), name.size());
-            s->name[name.size()] = '\0';
+            task_names_.emplace(s, name);
+            s->named = true;
         }
         static_assert(alignof(detail::task_promise<T>) <= 2 * sizeof(void*),
                       "corio: over-aligned task results are not supported by spawn()");
@@ -266,10 +277,10 @@ public:
         s->frame = h;
         h.promise().ch = &s->ch;
         s->ch.sched = this;
-        s->ch.scope = &s->root;
+        s->ch.scope = s->root();
         s->ch.on_complete = &on_task_complete;
-        s->root.attached = &s->ch;
-        s->root.link_under(parent);
+        s->attached = &s->ch;
+        s->link_under(parent);
         ++live_;
         push_ready(detail::tag_start(s));
         return s;
@@ -301,14 +312,14 @@ private:
     }
 
     void finish(detail::spawn_state* s) noexcept {
-        s->root.unlink();
+        s->unlink();
         --live_;
         while (detail::observer* o = s->observers) {
             o->unlink();
             o->fn(o);
         }
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken)
-            report_unhandled(s->promise().error, s->name ? s->name : "");
+            report_unhandled(s->promise().error, s->name());
         s->release();
     }
 
@@ -425,11 +436,11 @@ public:
     bool done() const noexcept { return s_ && s_->finished(); }
     /// The task ended because a cancelled_error reached its boundary.
     bool cancelled() const noexcept { return s_ && s_->status == detail::task_status::cancelled; }
-    std::string_view name() const noexcept { return s_ && s_->name ? std::string_view(s_->name) : std::string_view(); }
+    std::string_view name() const noexcept { return s_ ? s_->name() : std::string_view(); }
 
     /// Cancels the task's root scope (no-op once it finished). Idempotent.
     void cancel() noexcept {
-        if (s_ && !s_->finished()) detail::cancel_scope_node(&s_->root);
+        if (s_ && !s_->finished()) detail::cancel_scope_node(s_->root());
     }
 
     class awaiter : detail::waiter_base, detail::observer {
@@ -488,7 +499,7 @@ private:
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
         if (s->status == detail::task_status::failed && !s->result_taken) {
-            event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name ? s->name : "");
+            event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name());
             s->result_taken = true;
         }
         s->detached = true;

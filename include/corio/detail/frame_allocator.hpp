@@ -24,6 +24,10 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__unix__)
+#include <sys/mman.h>
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define CORIO_DETAIL_ASAN 1
 #elif defined(__has_feature)
@@ -62,6 +66,33 @@ struct frame_pool {
     std::atomic<void*> remote{nullptr};
 };
 
+/// One slab-aligned block from the system. mmap gives exactly the pages
+/// used (aligned_alloc would waste up to a slab per call in the heap).
+inline void* system_slab() {
+#if defined(__unix__)
+    void* raw = ::mmap(nullptr, 2 * slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    auto base = reinterpret_cast<std::uintptr_t>(raw);
+    std::uintptr_t aligned = (base + slab_bytes - 1) & ~(slab_bytes - 1);
+    if (aligned != base) ::munmap(raw, aligned - base);
+    std::uintptr_t tail = base + 2 * slab_bytes - (aligned + slab_bytes);
+    if (tail) ::munmap(reinterpret_cast<void*>(aligned + slab_bytes), tail);
+    return reinterpret_cast<void*>(aligned);
+#else
+    void* mem = std::aligned_alloc(slab_bytes, slab_bytes);
+    if (!mem) throw std::bad_alloc();
+    return mem;
+#endif
+}
+
+inline void release_slab(void* p) noexcept {
+#if defined(__unix__)
+    ::munmap(p, slab_bytes);
+#else
+    std::free(p);
+#endif
+}
+
 inline slab* slab_of(void* p) noexcept {
     return reinterpret_cast<slab*>(reinterpret_cast<std::uintptr_t>(p) & ~(slab_bytes - 1));
 }
@@ -91,7 +122,7 @@ inline void free_local(frame_pool& pool, void* p) noexcept {
     if (!s->listed) enlist(pool, cls, s);
     if (s->used == 0 && (s->prev || s->next)) {
         unlist(pool, cls, s);
-        std::free(s);
+        release_slab(s);
     }
 }
 
@@ -121,8 +152,7 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
             s = pool.partial[cls];
         }
         if (!s) {
-            void* mem = std::aligned_alloc(slab_bytes, slab_bytes);
-            if (!mem) throw std::bad_alloc();
+            void* mem = system_slab();
             s = static_cast<slab*>(mem);
             std::uint32_t block = static_cast<std::uint32_t>((cls + 1) * size_step);
             char* first = static_cast<char*>(mem) + ((sizeof(slab) + 15) / 16) * 16;

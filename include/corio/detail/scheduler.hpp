@@ -27,6 +27,8 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <unordered_map>
 
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
@@ -171,6 +173,7 @@ public:
 
     std::coroutine_handle<> next_{};  // trampoline slot, see the header comment
     scope_node root_scope_;           // parent of every spawned task's root scope
+    std::unordered_map<const void*, std::string> task_names_;  // spawned task -> name, for named tasks only
 
 protected:
     void (*request_drain_)(scheduler*) = nullptr;
