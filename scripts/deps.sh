@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs what corio's build, tests and examples need, if it is missing.
+#
+#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt
+#                              (+ Google Benchmark and python3, optional)
+#   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
+#   scripts/deps.sh --check    only report what is missing (exit 1 if any)
+#
+# Idempotent: when everything is present it only runs a few file checks and
+# returns at once. Otherwise it runs `apt-get update` once and installs the
+# missing Debian/Ubuntu packages (as root, or through sudo).
+set -euo pipefail
+
+want_clang=0
+check_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --clang) want_clang=1 ;;
+    --check) check_only=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+required=()   # Debian packages that must be installed
+optional=()   # nice to have (benchmarks); their failure is not fatal
+
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_header() {   # any of the given paths under the usual include dirs
+  local h d
+  for h in "$@"; do
+    for d in /usr/include /usr/local/include; do
+      [[ -e "$d/$h" ]] && return 0
+    done
+  done
+  return 1
+}
+
+have_cmd g++                    || required+=(g++)
+have_cmd cmake                  || required+=(cmake)
+have_cmd ninja                  || required+=(ninja-build)
+have_header asio.hpp            || required+=(libasio-dev)
+have_header catch2/catch.hpp catch2/catch_all.hpp || required+=(catch2)
+have_header fmt/format.h        || required+=(libfmt-dev)
+have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
+have_cmd python3                || optional+=(python3)
+
+clang_tsan_runtime() {   # does clang++ have its ThreadSanitizer/ASan runtimes?
+  local dir arch
+  dir=$(clang++ -print-resource-dir 2>/dev/null) || return 1
+  arch=$(uname -m)
+  compgen -G "$dir/lib/linux/libclang_rt.tsan-$arch.a" >/dev/null ||
+    compgen -G "$dir/lib/$arch-*/libclang_rt.tsan.a" >/dev/null
+}
+if (( want_clang )); then
+  if ! have_cmd clang++; then
+    required+=(clang)
+    need_rt=1
+  elif ! clang_tsan_runtime; then
+    need_rt=1
+  else
+    need_rt=0
+  fi
+  # Debian 12 ships the sanitizer runtimes in libclang-rt-dev, only
+  # *recommended* by clang (and we install without recommends).
+  (( need_rt )) && required+=(libclang-rt-dev)
+fi
+
+if (( ${#required[@]} == 0 && ${#optional[@]} == 0 )); then
+  exit 0
+fi
+
+echo "deps.sh: missing: ${required[*]:-} ${optional[*]:+(optional: ${optional[*]})}" >&2
+if (( check_only )); then
+  (( ${#required[@]} == 0 ))
+  exit $?
+fi
+
+if ! have_cmd apt-get; then
+  echo "deps.sh: apt-get is not available; install the packages above by hand" >&2
+  (( ${#required[@]} == 0 ))   # optional ones alone are not an error
+  exit $?
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=(env)
+elif have_cmd sudo; then
+  as_root=(sudo env)
+else
+  echo "deps.sh: not root and no sudo: cannot install ${required[*]:-} ${optional[*]:-}" >&2
+  (( ${#required[@]} == 0 ))
+  exit $?
+fi
+
+apt=("${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+
+"${apt[@]}" update -qq
+# Packages that apt does not know (e.g. libclang-rt-dev outside Debian 12, where
+# clang itself carries the runtimes) are dropped rather than failing the run.
+known() {
+  local p out=()
+  for p in "$@"; do
+    if apt-cache show "$p" >/dev/null 2>&1; then out+=("$p"); else echo "deps.sh: no package $p here; skipped" >&2; fi
+  done
+  (( ${#out[@]} )) && printf '%s\n' "${out[@]}"
+  return 0
+}
+mapfile -t required < <(known "${required[@]}")
+mapfile -t optional < <(known "${optional[@]}")
+
+if (( ${#required[@]} )); then
+  "${apt[@]}" install -y -qq --no-install-recommends "${required[@]}"
+fi
+if (( ${#optional[@]} )); then
+  "${apt[@]}" install -y -qq --no-install-recommends "${optional[@]}" ||
+    echo "deps.sh: optional packages not installed: ${optional[*]}" >&2
+fi
+
+if (( want_clang )) && ! clang_tsan_runtime; then
+  echo "deps.sh: warning: clang++ sanitizer runtimes still not found" >&2
+fi
+echo "deps.sh: done" >&2

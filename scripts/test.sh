@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds corio's tests (and, to keep them compiling, the examples) and runs the
+# tests with ctest. Installs missing packages first.
+#
+#   ./scripts/test.sh [extra ctest arguments, e.g. -R test_task]
+#
+# Environment:
+#   CXX         compiler (default: g++)
+#   BUILD_DIR   build directory (default: build/test)
+#   BUILD_TYPE  CMAKE_BUILD_TYPE (default: RelWithDebInfo, see below)
+#   CMAKE_ARGS  extra configure arguments (word-split), e.g.
+#               "-DCORIO_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
+#   JOBS        parallel build/test jobs (default: nproc, at most 2)
+#
+# The default build is RelWithDebInfo with asserts kept on ("-O2 -g", no
+# NDEBUG): tests run at the optimisation users ship with, where g++ turns
+# symmetric transfer into tail calls, while assertions and debug info stay.
+# Unoptimised code is covered by the Debug + ASan/UBSan stage of .ci/run.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+deps_args=()
+[[ "${CXX:-g++}" == *clang* ]] && deps_args+=(--clang)
+"$root/scripts/deps.sh" "${deps_args[@]}"
+
+export CXX="${CXX:-g++}"
+build_dir="${BUILD_DIR:-build/test}"
+build_type="${BUILD_TYPE:-RelWithDebInfo}"
+if [[ -n "${JOBS:-}" ]]; then
+  jobs=$JOBS
+else
+  jobs=$(nproc 2>/dev/null || echo 2)
+  (( jobs > 2 )) && jobs=2   # the project's machines have 2 cores
+fi
+
+generator=()
+command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+# A build dir configured with another generator or compiler is not reused.
+cache="$build_dir/CMakeCache.txt"
+if [[ -f "$cache" ]]; then
+  cxx_path=$(command -v "$CXX" || echo "$CXX")
+  if ! grep -qx "CMAKE_GENERATOR:INTERNAL=${generator[1]:-Unix Makefiles}" "$cache" ||
+     ! grep -qx "CMAKE_CXX_COMPILER:[A-Z]*=$cxx_path" "$cache"; then
+    echo "test.sh: $build_dir was configured with another generator or compiler; wiping it" >&2
+    rm -rf "$build_dir"
+  fi
+fi
+
+# shellcheck disable=SC2206  # CMAKE_ARGS is meant to be word-split
+extra=(${CMAKE_ARGS:-})
+
+echo "== configure $build_dir (CXX=$CXX, $build_type)"
+cmake -S . -B "$build_dir" "${generator[@]}" \
+  -DCMAKE_BUILD_TYPE="$build_type" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" \
+  -DCORIO_BUILD_TESTS=ON \
+  -DCORIO_BUILD_EXAMPLES=ON \
+  -DCORIO_BUILD_BENCH=OFF \
+  -DCORIO_WARNINGS_AS_ERRORS=ON \
+  "${extra[@]}"
+
+echo "== build"
+cmake --build "$build_dir" --parallel "$jobs"
+
+echo "== test"
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"
