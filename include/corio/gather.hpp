@@ -298,8 +298,12 @@ public:
         }
         nodes_.resize(states_.size());
         for (std::size_t i = 0; i < states_.size(); ++i) {
-            if (states_[i]->finished()) continue;
+            if (states_[i]->finished()) {
+                ++finished_;
+                continue;
+            }
             nodes_[i].self = this;
+            nodes_[i].state = states_[i];
             nodes_[i].fn = &on_done;
             states_[i]->add_observer(&nodes_[i]);
         }
@@ -321,6 +325,7 @@ public:
 private:
     struct node : observer {
         wait_awaiter* self = nullptr;
+        spawn_state* state = nullptr;
     };
 
     bool satisfied() const noexcept {
@@ -332,6 +337,14 @@ private:
             if (when_ == return_when::first_exception && s->status == task_status::failed) return true;
         }
         return finished == states_.size();
+    }
+
+    /// One more task finished while parked: O(1), no rescan.
+    bool satisfied_after(spawn_state* s) noexcept {
+        ++finished_;
+        if (when_ == return_when::first_completed) return true;
+        if (when_ == return_when::first_exception && s->status == task_status::failed) return true;
+        return finished_ == states_.size();
     }
 
     void detach() noexcept {
@@ -346,8 +359,8 @@ private:
     }
 
     static void on_done(observer* o) noexcept {
-        wait_awaiter* self = static_cast<node*>(o)->self;
-        if (self->satisfied()) self->wake();
+        node* n = static_cast<node*>(o);
+        if (n->self->satisfied_after(n->state)) n->self->wake();
     }
     static void on_fire(timer_node* t) noexcept { static_cast<wait_awaiter*>(t)->wake(); }
     static void on_cancel(waiter_base* w) noexcept {
@@ -361,6 +374,7 @@ private:
     std::vector<node> nodes_;
     return_when when_;
     std::optional<clock::duration> timeout_;
+    std::size_t finished_ = 0;
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
     bool cancelled_ = false;
