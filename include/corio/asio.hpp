@@ -102,10 +102,14 @@ class asio_operation : waiter_base {
 
 public:
     template <class I, class... A>
-    explicit asio_operation(I&& init, A&&... args)
+    explicit asio_operation(std::in_place_t, I&& init, A&&... args)
         : init_(std::forward<I>(init)), args_(std::forward<A>(args)...) {}
 
-    asio_operation(asio_operation&&) = default;
+    /// Moving is for wrapping the operation (timeout(d, op), ...) before it
+    /// starts; a started operation is never moved.
+    asio_operation(asio_operation&& o) noexcept(std::is_nothrow_move_constructible_v<Initiation>)
+        : init_(std::move(o.init_)), args_(std::move(o.args_)) {}
+    asio_operation& operator=(asio_operation&&) = delete;
 
     bool await_ready() const noexcept { return false; }
 
@@ -190,6 +194,6 @@ struct asio::async_result<corio::use_task_t, Signature> {
     template <class Initiation, class... InitArgs>
     static auto initiate(Initiation&& init, corio::use_task_t, InitArgs&&... args) {
         return corio::detail::asio_operation<Signature, std::decay_t<Initiation>, std::decay_t<InitArgs>...>(
-            std::forward<Initiation>(init), std::forward<InitArgs>(args)...);
+            std::in_place, std::forward<Initiation>(init), std::forward<InitArgs>(args)...);
     }
 };
