@@ -243,15 +243,12 @@ public:
 
     permit await_resume() {
         if (state_ == state::granted) {
-            if (ch->cancel_requested()) {
-                // Handed a permit, cancelled before resuming: pass it on.
-                state_ = state::cancelled;
-                s_->release_one();
-                throw cancelled_error{};
-            }
+            ch->unpark();  // still parked since the hand-off (see release_one)
             state_ = state::taken;
+        } else if (state_ == state::cancelled) {
+            if (handed_) ch->unpark();
+            throw cancelled_error{};
         }
-        if (state_ == state::cancelled) throw cancelled_error{};
         return permit(*s_);
     }
 
@@ -265,9 +262,17 @@ private:
         self->state_ = state::cancelled;
         self->ch->sched->schedule(self->h);
     }
+    /// Cancelled after the hand-off, before resuming (already scheduled):
+    /// the permit goes to the next waiter, this one throws (case 56).
+    static void on_cancel_handed(detail::waiter_base* w) noexcept {
+        auto* self = static_cast<acquire_awaiter*>(w);
+        self->state_ = state::cancelled;
+        self->s_->release_one();
+    }
 
     semaphore* s_;
     state state_ = state::waiting;
+    bool handed_ = false;
 };
 
 inline semaphore::acquire_awaiter semaphore::acquire() noexcept { return acquire_awaiter(*this); }
@@ -280,9 +285,14 @@ inline std::optional<semaphore::permit> semaphore::try_acquire() noexcept {
 
 inline void semaphore::release_one() noexcept {
     if (detail::wait_node* n = waiters_.pop_front()) {
+        // The waiter stays parked until it resumes, with a cancel handler
+        // that passes the permit on: a cancellation in that window reaches
+        // it without a scope walk in await_resume.
         auto* w = static_cast<acquire_awaiter*>(static_cast<detail::parked*>(n));
         w->state_ = acquire_awaiter::state::granted;
-        w->wake();
+        w->handed_ = true;
+        w->cancel_fn = &acquire_awaiter::on_cancel_handed;
+        w->ch->sched->schedule(w->h);
     } else {
         ++count_;
     }
