@@ -16,7 +16,6 @@
 #include <fmt/core.h>
 
 #include <corio/corio.hpp>
-#include <corio/gather.hpp>  // not yet in the umbrella header
 
 using namespace std::chrono_literals;
 
