@@ -29,17 +29,6 @@
 
 #include "support/corio_test.hpp"
 
-// Core bug (reported to the lead): corio::detail::asio_operation's defaulted
-// move constructor is deleted (asio::cancellation_signal is not movable), so
-// its greedy variadic constructor hijacks the move and an rvalue operation
-// cannot be passed to timeout()/move_on_after()/shield()/cancel_scope::run():
-// `corio::timeout(20ms, timer.async_wait(corio::use_task))` does not compile.
-// Until asio.hpp is fixed these cases pass the operation as an lvalue (an
-// observed operand, same cancellation path); set this to 1 with the fix.
-#ifndef CORIO_TEST_ASIO_RVALUE_OPERANDS
-#define CORIO_TEST_ASIO_RVALUE_OPERANDS 0
-#endif
-
 using namespace std::chrono_literals;
 using asio::ip::tcp;
 using corio::task;
@@ -249,8 +238,7 @@ TEST_CASE("asio: a void() signature (asio::post with use_task) goes through the 
         0, real_time);
 }
 
-TEST_CASE("asio: an operation that completes inside its initiating function does not nest resumptions",
-          "[!mayfail]") {
+TEST_CASE("asio: an operation that completes inside its initiating function does not nest resumptions") {
     // asio::dispatch() runs the completion handler inline when called on the
     // executor's own thread, i.e. while use_task's await_suspend is still
     // running. The task must continue without its stack growing per await
@@ -309,12 +297,7 @@ TEST_CASE("asio: timeout() around a long timer wait throws timeout_error quickly
             auto ex = corio::current_loop().get_executor();
             asio::steady_timer timer(ex, 10s);
             const auto start = steady::now();
-#if CORIO_TEST_ASIO_RVALUE_OPERANDS
             REQUIRE_THROWS_AS(co_await corio::timeout(20ms, timer.async_wait(corio::use_task)), corio::timeout_error);
-#else
-            auto wait = timer.async_wait(corio::use_task);
-            REQUIRE_THROWS_AS(co_await corio::timeout(20ms, wait), corio::timeout_error);
-#endif
             auto took = steady::now() - start;
             CHECK(took >= 20ms);
             CHECK(took < 2s);  // nowhere near the timer's 10 s
@@ -354,12 +337,7 @@ TEST_CASE("asio: an operation awaited in an already-cancelled scope is not start
             char buf[16] = {};
             corio::cancel_scope s2;
             s2.cancel();
-#if CORIO_TEST_ASIO_RVALUE_OPERANDS
             std::optional<std::size_t> r = co_await s2.run(p.server.async_read_some(asio::buffer(buf), corio::use_task));
-#else
-            auto read = p.server.async_read_some(asio::buffer(buf), corio::use_task);
-            std::optional<std::size_t> r = co_await s2.run(read);
-#endif
             CHECK_FALSE(r.has_value());
             CHECK(buf[0] == '\0');
             std::string got(4, '\0');

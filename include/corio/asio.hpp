@@ -123,7 +123,16 @@ public:
         h_ = caller;
         cancel_fn = &on_cancel;
         ch_->park(this);
+        initiating_ = true;
         std::apply([&](auto&&... a) { std::move(init_)(handler{this}, std::move(a)...); }, std::move(args_));
+        initiating_ = false;
+        if (result_) {
+            // Completed inside the initiating function (asio::dispatch from the
+            // loop's thread, an immediate completion): go on without suspending,
+            // instead of resuming the task from inside its own await_suspend.
+            ch_->unpark();
+            return false;
+        }
         return true;
     }
 
@@ -164,6 +173,7 @@ private:
         void operator()(A&&... a) {
             asio_operation* op = self;
             op->result_.emplace(std::forward<A>(a)...);
+            if (op->initiating_) return;  // await_suspend goes on without suspending
             op->ch_->unpark();
             event_loop::from(*op->ch_->sched).resume_from_handler(op->h_);
         }
@@ -184,6 +194,7 @@ private:
     std::coroutine_handle<> h_{};
     bool cancelled_ = false;
     bool cancel_emitted_ = false;
+    bool initiating_ = false;
 };
 
 }  // namespace detail

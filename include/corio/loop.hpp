@@ -344,8 +344,12 @@ private:
             if (bits & 1u) start_spawned(reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}));
             else resume(std::coroutine_handle<>::from_address(e));
         }
-        if (ready_.empty()) drain_requested_ = false;
-        else request_drain_(this);
+        if (ready_.empty()) {
+            drain_requested_ = false;
+            ready_.shrink_if_idle();
+        } else {
+            request_drain_(this);
+        }
         sync_timer();
     }
 

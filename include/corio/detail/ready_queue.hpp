@@ -22,7 +22,17 @@ public:
 
     void* pop() noexcept { return slots_[head_++ & (capacity_ - 1)]; }
 
+    /// Gives a burst's memory back once the queue is empty again.
+    void shrink_if_idle() noexcept {
+        if (head_ == tail_ && capacity_ > idle_capacity) {
+            slots_.reset();
+            capacity_ = head_ = tail_ = 0;
+        }
+    }
+
 private:
+    static constexpr std::size_t idle_capacity = 64 * 1024;
+
     void grow() {
         std::size_t cap = capacity_ ? capacity_ * 2 : 256;
         auto fresh = std::make_unique<void*[]>(cap);
