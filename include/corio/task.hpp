@@ -85,8 +85,20 @@ struct promise_base {
     final_awaiter final_suspend() noexcept { return {}; }
 
     void unhandled_exception() noexcept {
-        error = std::current_exception();
-        state = current_exception_is_cancellation() ? outcome::cancelled : outcome::error;
+        if (current_exception_is_cancellation()) {
+            // Every cancelled frame shares one exception object: a million
+            // tasks cancelled at once do not keep a million of them alive.
+            error = shared_cancellation();
+            state = outcome::cancelled;
+        } else {
+            error = std::current_exception();
+            state = outcome::error;
+        }
+    }
+
+    static const std::exception_ptr& shared_cancellation() noexcept {
+        static const std::exception_ptr e = std::make_exception_ptr(cancelled_error{});
+        return e;
     }
 
     void rethrow_if_failed() const {

@@ -8,6 +8,7 @@
 // - node->index is the node's position in the heap, or not_queued.
 // - Ties are broken by insertion sequence, so timers with equal deadlines fire
 //   in the order they were armed (tests under virtual time rely on this).
+// - A node is 24 bytes: it sits in every sleeping frame and every scope.
 // - The vector's capacity shrinks when the heap falls below a quarter of it, so
 //   a burst of a million deadlines does not pin memory afterwards.
 #pragma once
@@ -25,10 +26,10 @@ struct timer_node {
     static constexpr std::uint32_t not_queued = 0xffffffffu;
 
     clock::time_point deadline{};
-    std::uint64_t seq = 0;
     void (*fire)(timer_node*) noexcept = nullptr;
     std::uint32_t index = not_queued;
-    std::uint8_t owner_bits = 0;  // free for the owner's flags (fills padding)
+    std::uint32_t seq : 24 = 0;         // arming order, modulo 2^24 (see less())
+    std::uint32_t owner_bits : 8 = 0;   // free for the owner's flags
 
     bool queued() const noexcept { return index != not_queued; }
 };
@@ -40,7 +41,7 @@ public:
     timer_node* top() const noexcept { return nodes_.front(); }
 
     void push(timer_node* n) {
-        n->seq = next_seq_++;
+        n->seq = next_seq_++ & 0xffffffu;
         n->index = static_cast<std::uint32_t>(nodes_.size());
         nodes_.push_back(n);
         sift_up(n->index);
@@ -67,8 +68,14 @@ public:
     }
 
 private:
+    // Equal deadlines fire in arming order. The sequence number wraps at 2^24
+    // (it shares a word with the owner's flags to keep nodes at 24 bytes), so
+    // ties compare by wrapped difference: exact unless two tied timers were
+    // armed more than 2^23 timers apart, and a wrong tie order can never make
+    // a later deadline fire first.
     static bool less(const timer_node* a, const timer_node* b) noexcept {
-        return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+        if (a->deadline != b->deadline) return a->deadline < b->deadline;
+        return ((a->seq - b->seq) & 0xffffffu) >= 0x800000u;
     }
     void place(std::uint32_t i, timer_node* n) noexcept {
         nodes_[i] = n;
@@ -99,7 +106,7 @@ private:
     }
 
     std::vector<timer_node*> nodes_;
-    std::uint64_t next_seq_ = 0;
+    std::uint32_t next_seq_ = 0;
 };
 
 }  // namespace corio::detail
