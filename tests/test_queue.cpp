@@ -591,3 +591,28 @@ TEST_CASE("queue: producer/consumer keeps every item exactly once under random c
         CHECK(std::adjacent_find(a.begin(), a.end()) == a.end());
     });
 }
+
+TEST_CASE("queue: FIFO ring wraps around, grows, and destroys items left behind") {
+    run_test([]() -> task<void> {
+        queue<std::string> q(3);
+        std::vector<std::string> out;
+        for (int i = 0; i < 40; ++i) {
+            co_await q.put(std::string(40, static_cast<char>('a' + i % 26)));  // heap-allocated strings
+            if (q.size() == 3) {
+                out.push_back(co_await q.get());
+                out.push_back(co_await q.get());
+            }
+        }
+        while (!q.empty()) out.push_back(co_await q.get());
+        REQUIRE(out.size() == 40);
+        for (int i = 0; i < 40; ++i) CHECK(out[static_cast<std::size_t>(i)][0] == static_cast<char>('a' + i % 26));
+        queue<std::unique_ptr<int>> left;  // unbounded; grows past its first block
+        for (int i = 0; i < 100; ++i) co_await left.put(std::make_unique<int>(i));
+        for (int i = 0; i < 30; ++i) {
+            auto p = co_await left.get();
+            CHECK(*p == i);
+        }
+        CHECK(left.size() == 70);
+        // `left` is destroyed with 70 items in it: ASan would report a leak.
+    });
+}
