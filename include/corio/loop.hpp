@@ -350,6 +350,7 @@ private:
         if (ready_.empty()) {
             drain_requested_ = false;
             ready_.shrink_if_idle();
+            detail::decay_frame_cache();
         } else {
             request_drain_(this);
         }
@@ -517,6 +518,11 @@ private:
 
     detail::spawn_state* s_ = nullptr;
 };
+
+/// Returns the memory this thread keeps for reuse (empty frame slabs) to the
+/// system now. Without it, that memory goes back once a running loop has not
+/// reused it for a second.
+inline void trim_memory() noexcept { detail::trim_frame_cache(); }
 
 inline event_loop& current_loop() {
     event_loop* l = detail::running_loop();

@@ -9,16 +9,23 @@
 //   back to its slab; a block freed on another thread is pushed onto the
 //   owner's lock-free `remote` stack and reclaimed by the owner later. Pools
 //   are never destroyed (a frame may outlive the thread that allocated it).
-// - A slab that becomes empty is released to the system unless it is the only
-//   slab of its class, so memory returns to baseline after a burst.
+// - Slabs are mapped 32 at a time (one mmap per 2 MiB). A slab that becomes
+//   empty goes to the pool's cache of empty slabs unless it is the last of
+//   its class; the cache is returned to the system when a whole second passed
+//   without reusing it (checked by the event loop as it runs: decay_frame_cache)
+//   or on trim_frame_cache(). So a burst of tasks is fast when it repeats and
+//   memory returns to baseline when it does not (jemalloc's decay, simplified).
 // - With AddressSanitizer, or CORIO_NO_FRAME_POOL defined, every block goes to
 //   the global operator new so the sanitizer sees each frame.
-// - The entry points are noinline: clang may cache a thread_local's address
-//   across a coroutine suspension (LLVM 47179), so no coroutine body reads the
-//   pool's TLS slot directly.
+// - The pool is reached through a thread_local. Clang may cache a
+//   thread_local's address across a suspension (LLVM 47179), which would be
+//   wrong for a coroutine that resumes on another thread; corio never resumes
+//   a coroutine on a thread other than its loop's, and frames are allocated
+//   in ramp functions, so reading the pool's TLS slot inline is safe.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -63,26 +70,23 @@ struct slab {
 
 struct frame_pool {
     slab* partial[class_count] = {};
+    void* empty = nullptr;  // cached empty slabs, linked through their first word
+    std::size_t empty_count = 0;
+    std::size_t reused = 0;  // slabs taken from the cache since the last decay check
+    std::chrono::steady_clock::time_point cached_since{};
     std::atomic<void*> remote{nullptr};
 };
 
-/// One slab-aligned block from the system. mmap gives exactly the pages
-/// used (aligned_alloc would waste up to a slab per call in the heap).
-inline void* system_slab() {
-#if defined(__unix__)
-    void* raw = ::mmap(nullptr, 2 * slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
-    auto base = reinterpret_cast<std::uintptr_t>(raw);
-    std::uintptr_t aligned = (base + slab_bytes - 1) & ~(slab_bytes - 1);
-    if (aligned != base) ::munmap(raw, aligned - base);
-    std::uintptr_t tail = base + 2 * slab_bytes - (aligned + slab_bytes);
-    if (tail) ::munmap(reinterpret_cast<void*>(aligned + slab_bytes), tail);
-    return reinterpret_cast<void*>(aligned);
-#else
-    void* mem = std::aligned_alloc(slab_bytes, slab_bytes);
-    if (!mem) throw std::bad_alloc();
-    return mem;
-#endif
+inline constexpr std::size_t chunk_slabs = 32;
+inline constexpr std::chrono::seconds cache_decay{1};
+
+inline void cache_slab(frame_pool& pool, void* s) noexcept {
+    *static_cast<void**>(s) = pool.empty;
+    pool.empty = s;
+    if (pool.empty_count++ == 0) {
+        pool.cached_since = std::chrono::steady_clock::now();
+        pool.reused = 0;
+    }
 }
 
 inline void release_slab(void* p) noexcept {
@@ -91,6 +95,43 @@ inline void release_slab(void* p) noexcept {
 #else
     std::free(p);
 #endif
+}
+
+/// An empty slab: from the cache, or from the system (a chunk of slabs per
+/// mmap; the unused ones go to the cache and cost no RSS until touched).
+inline void* take_slab(frame_pool& pool) {
+    if (void* s = pool.empty) {
+        pool.empty = *static_cast<void**>(s);
+        --pool.empty_count;
+        ++pool.reused;
+        return s;
+    }
+#if defined(__unix__)
+    const std::size_t bytes = chunk_slabs * slab_bytes;
+    void* raw = ::mmap(nullptr, bytes + slab_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    auto base = reinterpret_cast<std::uintptr_t>(raw);
+    std::uintptr_t aligned = (base + slab_bytes - 1) & ~(slab_bytes - 1);
+    if (aligned != base) ::munmap(raw, aligned - base);
+    std::uintptr_t tail = base + bytes + slab_bytes - (aligned + bytes);
+    if (tail) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+    for (std::size_t i = chunk_slabs - 1; i >= 1; --i) cache_slab(pool, reinterpret_cast<void*>(aligned + i * slab_bytes));
+    return reinterpret_cast<void*>(aligned);
+#else
+    void* mem = std::aligned_alloc(slab_bytes, slab_bytes);
+    if (!mem) throw std::bad_alloc();
+    return mem;
+#endif
+}
+
+/// Returns every cached empty slab of `pool` to the system.
+inline void trim_pool(frame_pool& pool) noexcept {
+    while (void* s = pool.empty) {
+        pool.empty = *static_cast<void**>(s);
+        release_slab(s);
+    }
+    pool.empty_count = 0;
+    pool.reused = 0;
 }
 
 inline slab* slab_of(void* p) noexcept {
@@ -122,7 +163,7 @@ inline void free_local(frame_pool& pool, void* p) noexcept {
     if (!s->listed) enlist(pool, cls, s);
     if (s->used == 0 && (s->prev || s->next)) {
         unlist(pool, cls, s);
-        release_slab(s);
+        cache_slab(pool, s);
     }
 }
 
@@ -135,12 +176,12 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
     }
 }
 
-[[gnu::noinline]] inline frame_pool& this_thread_pool() noexcept {
+inline frame_pool& this_thread_pool() noexcept {
     static thread_local frame_pool* pool = new frame_pool;  // never freed: see invariants
     return *pool;
 }
 
-[[gnu::noinline]] inline void* frame_allocate(std::size_t n) {
+inline void* frame_allocate(std::size_t n) {
 #if !defined(CORIO_NO_FRAME_POOL)
     if (n <= max_pooled) {
         std::size_t cls = (n + size_step - 1) / size_step - 1;
@@ -152,7 +193,7 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
             s = pool.partial[cls];
         }
         if (!s) {
-            void* mem = system_slab();
+            void* mem = take_slab(pool);
             s = static_cast<slab*>(mem);
             std::uint32_t block = static_cast<std::uint32_t>((cls + 1) * size_step);
             char* first = static_cast<char*>(mem) + ((sizeof(slab) + 15) / 16) * 16;
@@ -175,7 +216,7 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
     return ::operator new(n);
 }
 
-[[gnu::noinline]] inline void frame_deallocate(void* p, std::size_t n) noexcept {
+inline void frame_deallocate(void* p, std::size_t n) noexcept {
 #if !defined(CORIO_NO_FRAME_POOL)
     if (n <= max_pooled) {
         frame_pool& pool = this_thread_pool();
@@ -198,6 +239,27 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
 #else
     (void)n;
     ::operator delete(p);
+#endif
+}
+
+/// Returns this thread's cached empty slabs to the system now.
+inline void trim_frame_cache() noexcept {
+#if !defined(CORIO_NO_FRAME_POOL)
+    trim_pool(this_thread_pool());
+#endif
+}
+
+/// Called by the event loop as it runs: returns the cache once a whole
+/// decay period passed without reusing any of it.
+inline void decay_frame_cache() noexcept {
+#if !defined(CORIO_NO_FRAME_POOL)
+    frame_pool& pool = this_thread_pool();
+    if (pool.empty_count == 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - pool.cached_since < cache_decay) return;
+    if (pool.reused == 0) trim_pool(pool);
+    pool.reused = 0;
+    pool.cached_since = now;
 #endif
 }
 
