@@ -811,3 +811,20 @@ TEST_CASE("task_group: a failed child's error can still be read from a kept hand
         co_await no_leak();
     });
 }
+
+TEST_CASE("task_group: a kept handle of a failed child, dropped unawaited, reports nothing") {
+    // The group already delivered the error in its exception_group; dropping
+    // the handle must not report it a second time as unobserved.
+    run_test([]() -> task<void> {
+        {
+            corio::join_handle<void> h;
+            auto body = [&](task_group& tg) -> task<void> {
+                h = tg.spawn(fail_after(U));
+                co_return;
+            };
+            auto g = co_await expect_group(corio::with_task_group(body));
+            CHECK(g->size() == 1);
+        }  // h destroyed here without awaiting; run_test checks nothing was reported
+        co_await no_leak();
+    });
+}

@@ -108,6 +108,7 @@ struct spawn_state : scope_node, pooled {
     bool detached : 1 = false;
     bool result_taken : 1 = false;
     bool named : 1 = false;
+    bool error_observed : 1 = false;  // a task group received the error: never report it
     chain ch;
     std::coroutine_handle<> frame{};
     observer* observers = nullptr;
@@ -318,7 +319,7 @@ private:
             o->unlink();
             o->fn(o);
         }
-        if (s->detached && s->status == detail::task_status::failed && !s->result_taken)
+        if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
             report_unhandled(s->promise().error, s->name());
         s->release();
     }
@@ -508,7 +509,7 @@ private:
     void reset() noexcept {
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
-        if (s->status == detail::task_status::failed && !s->result_taken) {
+        if (s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
             event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name());
             s->result_taken = true;
         }
