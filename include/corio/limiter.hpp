@@ -38,9 +38,9 @@
 #include <string>
 
 #include "detail/scheduler.hpp"
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
-#include "semaphore.hpp"
 #include "task.hpp"
 
 namespace corio {

@@ -49,8 +49,8 @@
 #include <vector>
 
 #include "detail/scheduler.hpp"
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
-#include "semaphore.hpp"
 #include "task.hpp"
 
 namespace corio {

@@ -74,8 +74,8 @@
 #include <utility>
 
 #include "detail/scheduler.hpp"
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
-#include "semaphore.hpp"
 #include "task.hpp"
 
 namespace corio {
