@@ -207,6 +207,9 @@ public:
             st->status = detail::task_status::cancelled;
             st->release();
         }
+        // Cached frame slabs stay for the next loop on this thread unless they
+        // already sat unused for a decay period (see frame_allocator.hpp).
+        detail::decay_frame_cache();
     }
 
     asio::io_context& context() noexcept { return ctx_; }
