@@ -167,7 +167,7 @@ void bind_all(combinator& g, std::vector<task<T>>& ts) {
 
 template <class T>
 task<std::vector<value_or_monostate_t<T>>> gather_vector(std::vector<task<T>> ts, std::size_t limit) {
-    std::vector<child_slot> slots(ts.size());
+    recycled_array<child_slot> slots(ts.size());
     combinator g(slots.data(), ts.size(), combine_mode::all, limit);
     bind_all(g, ts);
     co_await launch_children{g};
@@ -180,7 +180,7 @@ task<std::vector<value_or_monostate_t<T>>> gather_vector(std::vector<task<T>> ts
 
 template <class T>
 task<std::vector<result<T>>> gather_settled_vector(std::vector<task<T>> ts) {
-    std::vector<child_slot> slots(ts.size());
+    recycled_array<child_slot> slots(ts.size());
     combinator g(slots.data(), ts.size(), combine_mode::settled);
     bind_all(g, ts);
     co_await launch_children{g};
@@ -193,7 +193,7 @@ task<std::vector<result<T>>> gather_settled_vector(std::vector<task<T>> ts) {
 
 template <class T>
 task<std::pair<std::size_t, value_or_monostate_t<T>>> race_vector(std::vector<task<T>> ts) {
-    std::vector<child_slot> slots(ts.size());
+    recycled_array<child_slot> slots(ts.size());
     combinator g(slots.data(), ts.size(), combine_mode::race);
     bind_all(g, ts);
     co_await launch_children{g};

@@ -29,7 +29,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <new>
+#include <utility>
 
 #if defined(__unix__)
 #include <sys/mman.h>
@@ -242,10 +244,77 @@ inline void frame_deallocate(void* p, std::size_t n) noexcept {
 #endif
 }
 
-/// Returns this thread's cached empty slabs to the system now.
+/// One recycled big block per thread, for combinators' per-child arrays
+/// (gather of a million tasks needs a 100 MiB array: without recycling,
+/// every such gather maps and faults it in afresh).
+struct big_block {
+    void* p = nullptr;
+    std::size_t bytes = 0;
+    bool reused = false;
+};
+
+inline big_block& this_thread_big_block() noexcept {
+    static thread_local big_block b;
+    return b;
+}
+
+/// At least `bytes` bytes; `bytes` is updated to the block's real size.
+inline void* big_allocate(std::size_t& bytes) {
+#if !defined(CORIO_NO_FRAME_POOL)
+    big_block& b = this_thread_big_block();
+    if (b.p && b.bytes >= bytes && b.bytes / 2 <= bytes) {
+        bytes = b.bytes;
+        b.reused = true;
+        return std::exchange(b.p, nullptr);
+    }
+#endif
+    return ::operator new(bytes);
+}
+
+inline void big_deallocate(void* p, std::size_t bytes) noexcept {
+#if !defined(CORIO_NO_FRAME_POOL)
+    big_block& b = this_thread_big_block();
+    if (b.p) ::operator delete(b.p);
+    b.p = p;
+    b.bytes = bytes;
+#else
+    (void)bytes;
+    ::operator delete(p);
+#endif
+}
+
+/// A fixed-size array of default-constructed T in a recycled big block.
+template <class T>
+class recycled_array {
+public:
+    explicit recycled_array(std::size_t n) : n_(n), bytes_(n * sizeof(T)) {
+        static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+        data_ = static_cast<T*>(big_allocate(bytes_));
+        std::uninitialized_value_construct_n(data_, n_);
+    }
+    recycled_array(const recycled_array&) = delete;
+    recycled_array& operator=(const recycled_array&) = delete;
+    ~recycled_array() {
+        std::destroy_n(data_, n_);
+        big_deallocate(data_, bytes_);
+    }
+    T* data() noexcept { return data_; }
+    std::size_t size() const noexcept { return n_; }
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+
+private:
+    T* data_;
+    std::size_t n_;
+    std::size_t bytes_;
+};
+
+/// Returns this thread's cached empty slabs (and big block) to the system now.
 inline void trim_frame_cache() noexcept {
 #if !defined(CORIO_NO_FRAME_POOL)
     trim_pool(this_thread_pool());
+    big_block& b = this_thread_big_block();
+    if (b.p) ::operator delete(b.p);
+    b = big_block{};
 #endif
 }
 
@@ -254,10 +323,17 @@ inline void trim_frame_cache() noexcept {
 inline void decay_frame_cache() noexcept {
 #if !defined(CORIO_NO_FRAME_POOL)
     frame_pool& pool = this_thread_pool();
-    if (pool.empty_count == 0) return;
+    big_block& b = this_thread_big_block();
+    if (pool.empty_count == 0 && !b.p) return;
     auto now = std::chrono::steady_clock::now();
+    if (pool.empty_count == 0) pool.cached_since = now;  // only the big block is cached
     if (now - pool.cached_since < cache_decay) return;
     if (pool.reused == 0) trim_pool(pool);
+    if (b.p && !b.reused) {
+        ::operator delete(b.p);
+        b = big_block{};
+    }
+    b.reused = false;
     pool.reused = 0;
     pool.cached_since = now;
 #endif
