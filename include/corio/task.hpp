@@ -233,8 +233,11 @@ public:
 
 private:
     handle_type checked() const {
-        if (!h_) throw invalid_state_error("corio: co_await on an empty task (moved-from or default-constructed)");
-        if (h_.done() || h_.promise().continuation)
+        // A task that was awaited has its continuation set (it stays set), so
+        // one check covers "already awaited" whether or not it finished.
+        if (!h_) [[unlikely]]
+            throw invalid_state_error("corio: co_await on an empty task (moved-from or default-constructed)");
+        if (h_.promise().continuation) [[unlikely]]
             throw invalid_state_error("corio: co_await on a task that was already awaited");
         return h_;
     }

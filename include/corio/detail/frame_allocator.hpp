@@ -70,8 +70,15 @@ struct slab {
     bool listed;  // in the owner's partial list for its class
 };
 
+inline constexpr std::uint8_t hot_max = 32;
+
 struct frame_pool {
     slab* partial[class_count] = {};
+    // Per-class stacks of recently freed blocks, still counted as used in
+    // their slabs: the common free-then-allocate-again pair (a ready await,
+    // a spawn+join) costs a push and a pop. At most hot_max per class.
+    void* hot[class_count] = {};
+    std::uint8_t hot_count[class_count] = {};
     void* empty = nullptr;  // cached empty slabs, linked through their first word
     std::size_t empty_count = 0;
     std::size_t reused = 0;  // slabs taken from the cache since the last decay check
@@ -126,8 +133,18 @@ inline void* take_slab(frame_pool& pool) {
 #endif
 }
 
-/// Returns every cached empty slab of `pool` to the system.
+inline void free_local(frame_pool& pool, void* p) noexcept;
+
+/// Returns every cached empty slab of `pool` to the system (after giving the
+/// hot blocks back to their slabs, so that those can empty too).
 inline void trim_pool(frame_pool& pool) noexcept {
+    for (std::size_t cls = 0; cls < class_count; ++cls) {
+        while (void* p = pool.hot[cls]) {
+            pool.hot[cls] = *static_cast<void**>(p);
+            free_local(pool, p);
+        }
+        pool.hot_count[cls] = 0;
+    }
     while (void* s = pool.empty) {
         pool.empty = *static_cast<void**>(s);
         release_slab(s);
@@ -189,6 +206,11 @@ inline void* frame_allocate(std::size_t n) {
         std::size_t cls = (n + size_step - 1) / size_step - 1;
         if (n == 0) cls = 0;
         frame_pool& pool = this_thread_pool();
+        if (void* hot = pool.hot[cls]) [[likely]] {
+            pool.hot[cls] = *static_cast<void**>(hot);
+            --pool.hot_count[cls];
+            return hot;
+        }
         slab* s = pool.partial[cls];
         if (!s && pool.remote.load(std::memory_order_relaxed)) {
             reclaim_remote(pool);
@@ -223,7 +245,14 @@ inline void frame_deallocate(void* p, std::size_t n) noexcept {
     if (n <= max_pooled) {
         frame_pool& pool = this_thread_pool();
         slab* s = slab_of(p);
-        if (s->owner == &pool) {
+        if (s->owner == &pool) [[likely]] {
+            std::size_t cls = s->block / size_step - 1;
+            if (pool.hot_count[cls] < hot_max) {
+                *static_cast<void**>(p) = pool.hot[cls];
+                pool.hot[cls] = p;
+                ++pool.hot_count[cls];
+                return;
+            }
             free_local(pool, p);
         } else {
             frame_pool& owner = *s->owner;
