@@ -111,6 +111,12 @@ TEST_CASE("case 61: mutex basics") {
 
 namespace {
 task<std::optional<mutex::guard>> try_lock_in_task(mutex& m) { co_return co_await m.try_lock(); }
+/// Whether another task could lock `m` right now (it unlocks again itself:
+/// a guard must be released by the task that locked).
+task<bool> try_lock_and_release_in_task(mutex& m) {
+    auto g = co_await m.try_lock();
+    co_return g.has_value();
+}
 }  // namespace
 
 TEST_CASE("case 62: cancellation races") {
@@ -181,8 +187,8 @@ TEST_CASE("case 62: cancellation races") {
         bool c1 = co_await ended_cancelled(t1);
         CHECK(c1);
         CHECK_FALSE(m.locked());  // never left locked with nobody owning it
-        auto t = co_await spawn(try_lock_in_task(m));
-        CHECK(t.has_value());
+        bool lockable = co_await spawn(try_lock_and_release_in_task(m));
+        CHECK(lockable);
         CHECK(log.empty());
         co_await sleep(U);
     });
@@ -232,6 +238,24 @@ TEST_CASE("case 63: ownership is enforced") {
         // And a try_lock from another task just fails.
         auto other = co_await spawn(try_lock_in_task(m));
         CHECK_FALSE(other.has_value());
+
+        // Releasing through a guard moved to another task is rejected: the
+        // mutex stays locked, and the owner can still release it.
+        std::string msg;
+        auto foreign_unlock = [&]() -> task<void> {
+            try {
+                mine.unlock();
+            } catch (const invalid_state_error& e) {
+                msg = e.what();
+            }
+            co_return;
+        };
+        co_await spawn(foreign_unlock());
+        CHECK(msg.find("does not own the mutex") != std::string::npos);
+        CHECK(m.locked());
+        CHECK(mine.owns_lock());
+        mine.unlock();
+        CHECK_FALSE(m.locked());
         co_await sleep(U);
     });
 }

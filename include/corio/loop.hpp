@@ -523,6 +523,19 @@ private:
     detail::spawn_state* s_ = nullptr;
 };
 
+namespace detail {
+/// The chain (task) running right now on this thread's loop, or null outside
+/// any task (e.g. while a loop tears down). Every frame a scheduler resumes is
+/// a corio task frame, whose promise sits where a promise_base would.
+inline chain* running_chain() noexcept {
+    event_loop* l = running_loop();
+    if (!l) return nullptr;
+    std::coroutine_handle<> h = l->core().running_;
+    if (!h) return nullptr;
+    return std::coroutine_handle<promise_base>::from_address(h.address()).promise().ch;
+}
+}  // namespace detail
+
 /// Returns the memory this thread keeps for reuse (empty frame slabs) to the
 /// system now. Without it, that memory goes back once a running loop has not
 /// reused it for a second.

@@ -16,12 +16,11 @@
 // - Ownership is per task (per chain): lock() or try_lock() by the task that
 //   already holds the mutex throws invalid_state_error (corio mutexes are not
 //   recursive, and a deadlock is reported instead of hanging). Unlocking
-//   happens only through the guard; a guard destructor cannot throw, so a
-//   guard released while the mutex is not held the way it was locked is an
-//   assertion failure (debug builds). A guard moved into another task and
-//   released there cannot be told apart at destruction time (there is no
-//   "current task" at a destructor); condition_variable::wait() does check
-//   that the calling task owns the mutex.
+//   happens only through the guard. g.unlock() from a task other than the one
+//   that locked (the guard was moved there) throws invalid_state_error and
+//   leaves the mutex locked; a guard destructor cannot throw, so the same
+//   misuse at destruction is an assertion failure (debug builds).
+//   condition_variable::wait() checks that the calling task owns the mutex.
 // - No barging: unlock while tasks wait hands the mutex to the oldest waiter.
 // - Cancellation: lock() is a cancellation point. A cancelled waiter takes
 //   nothing; a waiter handed the mutex and cancelled before it resumed hands
@@ -76,6 +75,7 @@
 #include "detail/scheduler.hpp"
 #include "detail/wait_list.hpp"
 #include "errors.hpp"
+#include "loop.hpp"
 #include "task.hpp"
 
 namespace corio {
@@ -150,7 +150,7 @@ public:
     guard(guard&& o) noexcept : m_(std::exchange(o.m_, nullptr)), owner_(std::exchange(o.owner_, nullptr)) {}
     guard& operator=(guard&& o) noexcept {
         if (this != &o) {
-            unlock();
+            release();
             m_ = std::exchange(o.m_, nullptr);
             owner_ = std::exchange(o.owner_, nullptr);
         }
@@ -158,16 +158,18 @@ public:
     }
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
-    ~guard() { unlock(); }
+    ~guard() { release(); }
 
-    /// Unlocks now (no-op when it does not own the mutex any more).
-    void unlock() noexcept {
-        if (mutex* m = std::exchange(m_, nullptr)) {
-            // A usage error that cannot be reported by throwing: the mutex is
-            // not held by the task this guard locked it for.
-            assert(m->owner_ == owner_ && "corio: mutex::guard released while its task does not own the mutex");
-            m->unlock_internal();
-        }
+    /// Unlocks now (no-op when it does not own the mutex any more). Throws
+    /// invalid_state_error, and keeps the mutex locked, when called from a
+    /// task other than the one that locked it (the guard was moved there).
+    void unlock() {
+        if (!m_) return;
+        if (detail::chain* running = detail::running_chain(); running && running != owner_)
+            throw invalid_state_error(
+                "corio: mutex::guard::unlock() called from a task that does not own the mutex "
+                "(was the guard moved to another task?)");
+        release();
     }
 
     bool owns_lock() const noexcept { return m_ != nullptr; }
@@ -178,6 +180,17 @@ private:
     friend class mutex;
     friend class condition_variable;
     guard(mutex& m, detail::chain* owner) noexcept : m_(&m), owner_(owner) {}
+
+    /// The destructor's unlock: it cannot throw, so a release from a foreign
+    /// task (or of a mutex not held the way it was locked) is an assertion.
+    void release() noexcept {
+        if (mutex* m = std::exchange(m_, nullptr)) {
+            [[maybe_unused]] detail::chain* running = detail::running_chain();
+            assert((!running || running == owner_) && "corio: mutex::guard released by a task that does not own it");
+            assert(m->owner_ == owner_ && "corio: mutex::guard released while its task does not own the mutex");
+            m->unlock_internal();
+        }
+    }
 
     mutex* m_ = nullptr;
     detail::chain* owner_ = nullptr;

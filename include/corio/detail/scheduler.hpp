@@ -139,12 +139,15 @@ public:
 
     /// Resumes `h` and then whatever finishing frames hand over via next_.
     void resume(std::coroutine_handle<> h) noexcept {
+        const std::coroutine_handle<> outer = running_;
         for (;;) {
             next_ = nullptr;
+            running_ = h;
             h.resume();
-            if (!next_) return;
+            if (!next_) break;
             h = next_;
         }
+        running_ = outer;
     }
 
     /// Queues a suspended coroutine to be resumed by the next drain.
@@ -172,6 +175,7 @@ public:
     }
 
     std::coroutine_handle<> next_{};  // trampoline slot, see the header comment
+    std::coroutine_handle<> running_{};  // the frame this scheduler resumed last and is still inside (its chain runs)
     scope_node root_scope_;           // parent of every spawned task's root scope
     std::unordered_map<const void*, std::string> task_names_;  // spawned task -> name, for named tasks only
 
