@@ -5,7 +5,8 @@
 //   awaiter's chain and cancel scopes: no queue hop) or spawned.
 // - Move-only; awaiting consumes the result. Awaiting an empty (moved-from)
 //   task, or one that was already awaited, throws invalid_state_error.
-// - T may be void or an lvalue reference.
+// - T may be void or an lvalue reference; over-aligned T (alignas > 16) is
+//   rejected at compile time.
 // - Awaiting a task is not itself a suspension point: the child runs until it
 //   suspends somewhere, and its value (or exception) comes back through
 //   `co_await`. A chain of ready awaits never grows the stack, at any
@@ -131,6 +132,12 @@ struct this_chain {
 
 template <class T>
 struct task_promise final : promise_base {
+    // The scheduler, sleeps and spawned tasks find a frame's promise from the
+    // frame address as if it were a promise_base; both compilers place a
+    // promise of alignment <= 16 at that same offset.
+    static_assert(alignof(T) <= 2 * sizeof(void*),
+                  "corio: task<T> does not support over-aligned T; return it in a std::unique_ptr");
+
     task_promise() noexcept {}
     ~task_promise() {
         if (state == outcome::value) std::destroy_at(ptr());

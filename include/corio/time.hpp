@@ -64,13 +64,13 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        chain* ch = chain_of(caller);
+        h_ = caller;
+        if (ch->cancel_requested()) {
             owner_bits |= cancelled;
             return false;
         }
-        h_ = caller;
-        scheduler& sched = *ch_->sched;
+        scheduler& sched = *ch->sched;
         clock::time_point now = sched.now();
         clock::time_point due = (owner_bits & relative) ? saturating_add(now, deadline.time_since_epoch()) : deadline;
         if (due <= now) {
@@ -84,28 +84,37 @@ public:
             fire = &on_fire;
             sched.add_timer(this);
         }
-        ch_->park(this);
+        ch->park(this);
         return true;
     }
 
     void await_resume() const {
-        if ((owner_bits & cancelled) || ((owner_bits & yielded) && ch_->cancel_requested())) throw cancelled_error{};
+        if ((owner_bits & cancelled) || ((owner_bits & yielded) && chain_of_frame()->cancel_requested()))
+            throw cancelled_error{};
     }
 
 private:
     static void on_fire(timer_node* n) noexcept {
         auto* self = static_cast<sleep_awaiter*>(n);
-        self->ch_->unpark();
-        self->ch_->sched->schedule(self->h_);
+        chain* ch = self->chain_of_frame();
+        ch->unpark();
+        ch->sched->schedule(self->h_);
     }
     static void on_cancel(waiter_base* w) noexcept {
         auto* self = static_cast<sleep_awaiter*>(w);
-        self->ch_->sched->remove_timer(self);
+        scheduler* sched = self->chain_of_frame()->sched;
+        sched->remove_timer(self);
         self->owner_bits |= cancelled;
-        self->ch_->sched->schedule(self->h_);
+        sched->schedule(self->h_);
     }
 
-    chain* ch_ = nullptr;
+    /// The sleeping frame's chain, read from its promise instead of being
+    /// stored here: this awaiter sits in every sleeping frame, and corio task
+    /// promises are at the offset a promise_base would have.
+    chain* chain_of_frame() const noexcept {
+        return std::coroutine_handle<promise_base>::from_address(h_.address()).promise().ch;
+    }
+
     std::coroutine_handle<> h_{};
 };
 
