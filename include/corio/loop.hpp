@@ -307,7 +307,7 @@ private:
 
     static void on_task_complete(detail::chain* c) noexcept {
         detail::spawn_state* s = detail::spawn_state::from_chain(c);
-        switch (s->promise().state) {
+        switch (s->promise().state()) {
             case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
             case detail::outcome::error: s->status = detail::task_status::failed; break;
             default: s->status = detail::task_status::done; break;
@@ -351,9 +351,9 @@ private:
             if (bits & 1u) start_spawned(reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}));
             else resume(std::coroutine_handle<>::from_address(e));
         }
+        ready_.shrink();
         if (ready_.empty()) {
             drain_requested_ = false;
-            ready_.shrink_if_idle();
             detail::decay_frame_cache();
         } else {
             request_drain_(this);

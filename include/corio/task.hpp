@@ -63,10 +63,22 @@ inline bool current_exception_is_cancellation() noexcept {
 }
 
 struct promise_base {
+    static const std::exception_ptr& shared_cancellation() noexcept {
+        static const std::exception_ptr e = std::make_exception_ptr(cancelled_error{});
+        return e;
+    }
+
     std::coroutine_handle<> continuation{};
     chain* ch = nullptr;
-    std::exception_ptr error{};
-    outcome state = outcome::none;
+    std::exception_ptr error{};  // set when the body ended with an exception
+
+    /// How a finished body ended. (Only meaningful once it finished: a frame
+    /// that has not finished reads as `value`.) No separate field: every
+    /// frame would pay for it.
+    outcome state() const noexcept {
+        if (!error) return outcome::value;
+        return error == shared_cancellation() ? outcome::cancelled : outcome::error;
+    }
 
     static void* operator new(std::size_t n) { return frame_allocate(n); }
     static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
@@ -86,24 +98,15 @@ struct promise_base {
     final_awaiter final_suspend() noexcept { return {}; }
 
     void unhandled_exception() noexcept {
-        if (current_exception_is_cancellation()) {
-            // Every cancelled frame shares one exception object: a million
-            // tasks cancelled at once do not keep a million of them alive.
-            error = shared_cancellation();
-            state = outcome::cancelled;
-        } else {
-            error = std::current_exception();
-            state = outcome::error;
-        }
+        // Every cancelled frame shares one exception object: a million tasks
+        // cancelled at once do not keep a million of them alive (and state()
+        // recognises a cancellation by that identity).
+        error = current_exception_is_cancellation() ? shared_cancellation() : std::current_exception();
     }
 
-    static const std::exception_ptr& shared_cancellation() noexcept {
-        static const std::exception_ptr e = std::make_exception_ptr(cancelled_error{});
-        return e;
-    }
 
     void rethrow_if_failed() const {
-        if (state == outcome::error || state == outcome::cancelled) std::rethrow_exception(error);
+        if (error) std::rethrow_exception(error);
     }
 };
 
@@ -140,7 +143,7 @@ struct task_promise final : promise_base {
 
     task_promise() noexcept {}
     ~task_promise() {
-        if (state == outcome::value) std::destroy_at(ptr());
+        if (has_value_) std::destroy_at(ptr());
     }
 
     task<T> get_return_object() noexcept;
@@ -162,19 +165,17 @@ private:
     template <class... A>
     void emplace(A&&... a) {
         ::new (static_cast<void*>(storage_)) T(std::forward<A>(a)...);
-        state = outcome::value;
+        has_value_ = true;
     }
     T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(storage_)); }
     alignas(T) unsigned char storage_[sizeof(T)];
+    bool has_value_ = false;
 };
 
 template <class T>
 struct task_promise<T&> final : promise_base {
     task<T&> get_return_object() noexcept;
-    void return_value(T& v) noexcept {
-        ref_ = std::addressof(v);
-        state = outcome::value;
-    }
+    void return_value(T& v) noexcept { ref_ = std::addressof(v); }
     T& take() {
         rethrow_if_failed();
         return *ref_;
@@ -187,7 +188,7 @@ private:
 template <>
 struct task_promise<void> final : promise_base {
     task<void> get_return_object() noexcept;
-    void return_void() noexcept { state = outcome::value; }
+    void return_void() noexcept {}
     void take() { rethrow_if_failed(); }
 };
 
