@@ -18,20 +18,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-template <class T>
-task<bool> ended_cancelled(join_handle<T>& h) {
-    try {
-        co_await h;
-    } catch (const cancelled_error&) {
-        co_return true;
-    }
-    co_return false;
-}
-
-task<void> settle(int rounds = 4) {
-    for (int i = 0; i < rounds; ++i) co_await yield_now();
-}
-
 using stamp = std::pair<int, clock::duration>;
 
 task<void> take(limiter& l, std::size_t n, int id, clock::time_point start, std::vector<stamp>& log) {

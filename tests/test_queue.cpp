@@ -17,20 +17,6 @@ using namespace corio_test;
 
 namespace {
 
-template <class T>
-task<bool> ended_cancelled(join_handle<T>& h) {
-    try {
-        co_await h;
-    } catch (const cancelled_error&) {
-        co_return true;
-    }
-    co_return false;
-}
-
-task<void> settle(int rounds = 4) {
-    for (int i = 0; i < rounds; ++i) co_await yield_now();
-}
-
 task<void> producer(queue<int>& q, std::vector<int>& done, int from, int to) {
     for (int i = from; i < to; ++i) {
         co_await q.put(i);

@@ -16,22 +16,6 @@ using namespace corio_test;
 
 namespace {
 
-/// Awaits `h`; true when its task ended cancelled.
-template <class T>
-task<bool> ended_cancelled(join_handle<T>& h) {
-    try {
-        co_await h;
-    } catch (const cancelled_error&) {
-        co_return true;
-    }
-    co_return false;
-}
-
-/// Lets every ready task run a few times.
-task<void> settle(int rounds = 4) {
-    for (int i = 0; i < rounds; ++i) co_await yield_now();
-}
-
 task<void> acquire_and_log(semaphore& s, std::vector<std::string>& log, std::string name, int rounds,
                            clock::duration hold) {
     for (int r = 1; r <= rounds; ++r) {

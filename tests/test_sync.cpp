@@ -16,20 +16,6 @@ using namespace corio_test;
 
 namespace {
 
-template <class T>
-task<bool> ended_cancelled(join_handle<T>& h) {
-    try {
-        co_await h;
-    } catch (const cancelled_error&) {
-        co_return true;
-    }
-    co_return false;
-}
-
-task<void> settle(int rounds = 4) {
-    for (int i = 0; i < rounds; ++i) co_await yield_now();
-}
-
 task<void> lock_and_log(mutex& m, std::vector<std::string>& log, std::string name, int rounds, clock::duration hold) {
     for (int r = 1; r <= rounds; ++r) {
         auto g = co_await m.lock();

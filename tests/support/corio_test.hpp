@@ -59,6 +59,22 @@ auto run_test(F&& body, std::size_t expect_unhandled = 0, bool virtual_time = tr
     return loop.run_until_complete(body());
 }
 
+/// Awaits `h`; true when its task ended cancelled.
+template <class T>
+corio::task<bool> ended_cancelled(corio::join_handle<T>& h) {
+    try {
+        co_await h;
+    } catch (const corio::cancelled_error&) {
+        co_return true;
+    }
+    co_return false;
+}
+
+/// Lets every ready task run a few times (a step that needs no clock).
+inline corio::task<void> settle(int rounds = 4) {
+    for (int i = 0; i < rounds; ++i) co_await corio::yield_now();
+}
+
 /// Loop time elapsed since `start`, in the loop's clock.
 inline std::chrono::nanoseconds since(corio::clock::time_point start) { return corio::now() - start; }
 
