@@ -289,16 +289,9 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        this->ch = detail::chain_of(caller);
-        if (this->ch->cancel_requested()) {
-            this->result = 3;
-            return false;
-        }
-        this->h = caller;
-        this->cancel_fn = &on_cancel;
-        q_->putters_.push_back(this);
-        this->ch->park(this);
-        return true;
+        if (this->park_on(caller, q_->putters_, &on_cancel)) return true;
+        this->result = 3;
+        return false;
     }
 
     void await_resume() const {
@@ -349,16 +342,9 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        this->ch = detail::chain_of(caller);
-        if (this->ch->cancel_requested()) {
-            this->result = 3;
-            return false;
-        }
-        this->h = caller;
-        this->cancel_fn = &on_cancel;
-        q_->getters_.push_back(this);
-        this->ch->park(this);
-        return true;
+        if (this->park_on(caller, q_->getters_, &on_cancel)) return true;
+        this->result = 3;
+        return false;
     }
 
     T await_resume() {
@@ -407,16 +393,9 @@ public:
     bool await_ready() const noexcept { return q_->unfinished_ == 0; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        this->ch = detail::chain_of(caller);
-        if (this->ch->cancel_requested()) {
-            this->result = 3;
-            return false;
-        }
-        this->h = caller;
-        this->cancel_fn = &on_cancel;
-        q_->joiners_.push_back(this);
-        this->ch->park(this);
-        return true;
+        if (this->park_on(caller, q_->joiners_, &on_cancel)) return true;
+        this->result = 3;
+        return false;
     }
     void await_resume() const {
         if (this->result == 3) throw cancelled_error{};

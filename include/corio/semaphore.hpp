@@ -164,16 +164,9 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch = detail::chain_of(caller);
-        if (ch->cancel_requested()) {
-            state_ = state::cancelled;
-            return false;
-        }
-        h = caller;
-        cancel_fn = &on_cancel;
-        s_->waiters_.push_back(this);
-        ch->park(this);
-        return true;
+        if (park_on(caller, s_->waiters_, &on_cancel)) return true;
+        state_ = state::cancelled;
+        return false;
     }
 
     permit await_resume() {

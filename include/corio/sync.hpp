@@ -329,16 +329,9 @@ public:
     bool await_ready() const noexcept { return e_->set_; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch = detail::chain_of(caller);
-        if (ch->cancel_requested()) {
-            cancelled_ = true;
-            return false;
-        }
-        h = caller;
-        cancel_fn = &on_cancel;
-        e_->waiters_.push_back(this);
-        ch->park(this);
-        return true;
+        if (park_on(caller, e_->waiters_, &on_cancel)) return true;
+        cancelled_ = true;
+        return false;
     }
     void await_resume() const {
         if (cancelled_) throw cancelled_error{};
@@ -562,16 +555,9 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch = detail::chain_of(caller);
-        if (ch->cancel_requested()) {
-            state_ = state::cancelled;
-            return false;
-        }
-        h = caller;
-        cancel_fn = &on_cancel;
-        b_->waiters_.push_back(this);
-        ch->park(this);
-        return true;
+        if (park_on(caller, b_->waiters_, &on_cancel)) return true;
+        state_ = state::cancelled;
+        return false;
     }
 
     std::ptrdiff_t await_resume() const {

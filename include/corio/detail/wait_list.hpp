@@ -70,6 +70,20 @@ struct parked : waiter_base, wait_node {
     chain* ch = nullptr;
     std::coroutine_handle<> h{};
 
+    /// The start of every parking await_suspend: records the caller's chain;
+    /// in a cancelled scope returns false (do not suspend: the caller throws);
+    /// otherwise links this waiter into `list` and parks the chain on it.
+    template <class P>
+    bool park_on(std::coroutine_handle<P> caller, wait_list& list, void (*on_cancel)(waiter_base*) noexcept) {
+        ch = caller.promise().ch;
+        if (ch->cancel_requested()) return false;
+        h = caller;
+        cancel_fn = on_cancel;
+        list.push_back(this);
+        ch->park(this);
+        return true;
+    }
+
     /// Hands the chain back to the scheduler (never resumes inline).
     void wake() noexcept {
         ch->unpark();
