@@ -16,6 +16,8 @@
 
 using corio::task;
 using corio_test::forever;
+using corio_test::no_leak;
+using corio_test::owned;
 using corio_test::run_test;
 using corio_test::U;
 using namespace std::chrono_literals;
@@ -69,21 +71,6 @@ task<int> with_cleanup(std::chrono::milliseconds cleanup, corio::clock::time_poi
         throw corio::cancelled_error{};
     }
     co_return 0;
-}
-
-/// Runs a lambda coroutine with its closure kept alive in this frame (a
-/// temporary lambda's captures would dangle once the full-expression ends).
-template <class F>
-auto owned(F f) -> decltype(f()) {
-    if constexpr (std::is_void_v<typename decltype(f())::value_type>) co_await f();
-    else co_return co_await f();
-}
-
-/// The check every case ends with: no cancellation leaked into the caller.
-task<void> no_leak() {
-    auto t0 = corio::now();
-    co_await corio::sleep(U);
-    CHECK(corio::now() - t0 == U);
 }
 
 }  // namespace

@@ -18,6 +18,8 @@
 using corio::task;
 using corio::task_group;
 using corio_test::forever;
+using corio_test::no_leak;
+using corio_test::owned;
 using corio_test::run_test;
 using corio_test::U;
 using namespace std::chrono_literals;
@@ -52,18 +54,6 @@ task<int> cancellable(std::chrono::milliseconds d, int v, bool& cancelled) {
         throw;
     }
     co_return v;
-}
-
-template <class F>
-auto owned(F f) -> decltype(f()) {
-    if constexpr (std::is_void_v<typename decltype(f())::value_type>) co_await f();
-    else co_return co_await f();
-}
-
-task<void> no_leak() {
-    auto t0 = corio::now();
-    co_await corio::sleep(U);
-    CHECK(corio::now() - t0 == U);
 }
 
 /// The members of an exception_group, by what().

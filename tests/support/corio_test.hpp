@@ -14,6 +14,7 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <corio/corio.hpp>
@@ -73,6 +74,22 @@ corio::task<bool> ended_cancelled(corio::join_handle<T>& h) {
 /// Lets every ready task run a few times (a step that needs no clock).
 inline corio::task<void> settle(int rounds = 4) {
     for (int i = 0; i < rounds; ++i) co_await corio::yield_now();
+}
+
+/// The check most cases end with: the caller's next suspension completes
+/// after exactly U, so no cancellation leaked into it.
+inline corio::task<void> no_leak() {
+    auto t0 = corio::now();
+    co_await corio::sleep(U);
+    CHECK(corio::now() - t0 == U);
+}
+
+/// Runs a lambda coroutine with its closure kept alive in this frame (a
+/// temporary lambda's captures would dangle once the full-expression ends).
+template <class F>
+auto owned(F f) -> decltype(f()) {
+    if constexpr (std::is_void_v<typename decltype(f())::value_type>) co_await f();
+    else co_return co_await f();
 }
 
 /// Loop time elapsed since `start`, in the loop's clock.
