@@ -570,9 +570,7 @@ T event_loop::run_until_complete(task<T> main) {
 /// and awaits every task left, and returns main's value or rethrows its error.
 template <class T>
 T run(task<T> main, run_options options = {}) {
-    if (detail::running_loop())
-        throw invalid_state_error("corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
-    event_loop loop(options);
+    event_loop loop(options);  // run_until_complete rejects a nested run()
     return loop.run_until_complete(std::move(main));
 }
 

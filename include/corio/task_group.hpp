@@ -62,35 +62,6 @@ class task_group;
 
 namespace detail {
 
-/// Marks a failed spawned task's error as received by its group, so the loop
-/// does not report it as unobserved. Uses spawn_state::error_observed when the
-/// core has it; otherwise it can only silence a task whose handle is gone.
-template <class S>
-void mark_error_observed(S* s) noexcept {
-    if constexpr (requires { s->error_observed = true; }) {
-        s->error_observed = true;
-    } else {
-        if (s->detached) s->result_taken = true;
-    }
-}
-
-/// The error a failed spawned task ended with (spawn_state keeps its promise
-/// as a pointer or behind an accessor, depending on the core's version).
-template <class S>
-std::exception_ptr spawned_error(S* s) noexcept {
-    if constexpr (requires { s->promise().error; }) return s->promise().error;
-    else return s->promise->error;
-}
-
-/// True when a chain running in scope `s` would see a cancellation.
-inline bool scope_cancel_requested(scope_node* s, scheduler& sched) noexcept {
-    for (; s; s = s->parent) {
-        if (scope_expired(s, sched)) return true;
-        if (s->shielded) return false;
-    }
-    return false;
-}
-
 template <class R>
 struct body_value {
     std::optional<R> v;
@@ -183,8 +154,8 @@ private:
         detail::spawn_state* s = n->state;
         delete n;
         if (s->status == detail::task_status::failed) {
-            detail::mark_error_observed(s);
-            g->add_error(detail::spawned_error(s));  // bad_alloc here terminates: noexcept
+            s->error_observed = true;  // the group delivers it: never report it as unobserved
+            g->add_error(s->promise().error);  // bad_alloc here terminates: noexcept
         } else if (s->status == detail::task_status::cancelled) {
             g->any_cancelled_ = true;
         }

@@ -217,13 +217,17 @@ inline bool scope_expired(scope_node* s, scheduler& sched) {
     return false;
 }
 
-inline bool chain::cancel_requested() {
-    for (scope_node* s = scope; s; s = s->parent) {
-        if (scope_expired(s, *sched)) return true;
+/// Whether a chain whose innermost scope is `s` would see a cancellation: a
+/// scope on the path up to the first shielded one (inclusive) is cancelled.
+inline bool scope_cancel_requested(scope_node* s, scheduler& sched) {
+    for (; s; s = s->parent) {
+        if (scope_expired(s, sched)) return true;
         if (s->shielded) return false;
     }
     return false;
 }
+
+inline bool chain::cancel_requested() { return scope_cancel_requested(scope, *sched); }
 
 /// The scope a cancellation seen inside `from` belongs to: the outermost
 /// cancelled scope on the path up to the first shielded scope (R2), or null.
