@@ -17,11 +17,6 @@ deps_args=()
 export CXX="${CXX:-g++}"
 build_dir="${BUILD_DIR:-build/demo}"
 
-if [[ ! -f examples/demo.cpp ]]; then
-  echo "demo.sh: examples/demo.cpp does not exist yet" >&2
-  exit 1
-fi
-
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 if [[ -f "$build_dir/CMakeCache.txt" ]] &&
