@@ -743,3 +743,31 @@ TEST_CASE("wait: cancelling the waiter does not cancel the tasks; bad input") {
         co_await no_leak();
     });
 }
+
+TEST_CASE("wait: a waiter cancelled while its timeout is pending leaves no timer behind") {
+    run_test([]() -> task<void> {
+        std::vector<corio::join_handle<int>> hs;
+        hs.push_back(corio::spawn(after_int(10 * U, 10)));
+        auto t0 = corio::now();
+        bool cancelled = false;
+        auto w = corio::spawn(owned([&]() -> task<void> {
+            try {
+                co_await corio::wait(hs, corio::return_when::all_completed, 5 * U);
+            } catch (const corio::cancelled_error&) {
+                cancelled = true;
+                throw;
+            }
+        }));
+        co_await corio::sleep(U);
+        // The task's own sleep, the waiter's timeout and this sleep's successor.
+        CHECK(corio::current_loop().pending_timers() == 2);
+        w.cancel();
+        REQUIRE_THROWS_AS(co_await w, corio::cancelled_error);
+        CHECK(cancelled);
+        CHECK(corio::now() - t0 == U);
+        CHECK(corio::current_loop().pending_timers() == 1);  // only the task's sleep
+        const int v = co_await hs[0];
+        CHECK(v == 10);
+        CHECK(corio::now() - t0 == 10 * U);
+    });
+}

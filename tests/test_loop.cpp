@@ -13,6 +13,7 @@ using corio::task;
 using corio_test::forever;
 using corio_test::run_test;
 using corio_test::U;
+using corio_test::owned;
 
 namespace {
 
@@ -154,6 +155,37 @@ TEST_CASE("join_handle: an await cut short by the awaiter's cancellation consume
         int v = co_await target;      // the result is still there
         CHECK(v == 9);
         CHECK(corio::now() - start == 2 * U);
+    });
+}
+
+TEST_CASE("join_handle: waiters on one task resume oldest first; the newest, oldest and middle can leave") {
+    run_test([]() -> task<void> {
+        std::vector<corio::join_handle<int>> target;
+        target.push_back(corio::spawn(after(5 * U, 7)));
+        std::vector<int> order;
+        std::vector<corio::join_handle<void>> waiters;
+        for (int i = 0; i < 6; ++i) {
+            waiters.push_back(corio::spawn(owned([&, i]() -> task<void> {
+                try {
+                    co_await corio::wait(target);  // observes the task, takes nothing
+                } catch (const corio::cancelled_error&) {
+                    order.push_back(100 + i);
+                    throw;
+                }
+                order.push_back(i);
+            })));
+        }
+        co_await corio::sleep(U);
+        waiters[5].cancel();  // the newest observer: the head of the task's list
+        waiters[0].cancel();  // the oldest: its tail
+        waiters[3].cancel();  // one between
+        for (int i : {5, 0, 3}) REQUIRE_THROWS_AS(co_await waiters[i], corio::cancelled_error);
+        CHECK(order == std::vector<int>{105, 100, 103});
+        CHECK(!target[0].done());
+        for (int i : {1, 2, 4}) co_await waiters[i];
+        CHECK(order == std::vector<int>{105, 100, 103, 1, 2, 4});
+        const int v = co_await target[0];
+        CHECK(v == 7);
     });
 }
 

@@ -121,7 +121,7 @@ public:
             return false;
         }
         h_ = caller;
-        cancel_fn = &on_cancel;
+        notify = &on_cancel;
         ch_->park(this);
         initiating_ = true;
         std::apply([&](auto&&... a) { std::move(init_)(handler{this}, std::move(a)...); }, std::move(args_));

@@ -59,7 +59,7 @@ struct scope_record : deadline_scope {
     explicit scope_record(clock::time_point deadline_at = clock::time_point::max(), bool shield = false) noexcept {
         deadline = deadline_at;
         shielded = shield;
-        owner_bits = static_cast<std::uint8_t>(phase::idle);
+        owner_bits = scope_flag | static_cast<std::uint8_t>(phase::idle);
     }
 
     phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
@@ -73,7 +73,6 @@ struct scope_record : deadline_scope {
     void enter(chain* ch) {
         if (state() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
         set_state(phase::running);
-        attached_chain = ch;
         ch->enter(this);
         const bool relative = owner_bits & relative_flag;
         if (!relative && deadline == clock::time_point::max()) return;
@@ -84,13 +83,14 @@ struct scope_record : deadline_scope {
 
     void leave() noexcept {
         if (state() != phase::running) return;
-        attached_chain->sched->remove_timer(this);
-        attached_chain->leave(this);
+        chain* c = owner_chain(this);
+        c->sched->remove_timer(this);
+        c->leave(this);
         set_state(phase::finished);
     }
 
     /// The cancellation now propagating belongs to this scope (R2).
-    bool owns_cancellation() { return cancellation_owner(this, *attached_chain->sched) == this; }
+    bool owns_cancellation() { return cancellation_owner(this, *owner_chain(this)->sched) == this; }
 
     void reschedule(clock::time_point tp) {
         if (state() == phase::finished)
@@ -99,7 +99,7 @@ struct scope_record : deadline_scope {
             deadline = tp;
             return;
         }
-        scheduler& sched = *attached_chain->sched;
+        scheduler& sched = *owner_chain(this)->sched;
         sched.remove_timer(this);
         deadline = tp;
         // The chain may be parked right now: arm (or fire) the new deadline at once.
@@ -108,8 +108,9 @@ struct scope_record : deadline_scope {
         else sched.add_timer(this);
     }
 
-    chain* attached_chain = nullptr;  // the chain that runs this scope
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(scope_record) == 56, "corio: a scope record sits in every frame awaiting a timeout");
 
 template <class T>
 using optional_result = std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>;

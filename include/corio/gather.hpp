@@ -273,7 +273,7 @@ struct wait_result {
 
 namespace detail {
 
-class wait_awaiter : waiter_base, timer_node {
+class wait_awaiter : wake_timer {
 public:
     wait_awaiter(std::vector<spawn_state*> states, return_when when, std::optional<clock::duration> timeout)
         : states_(std::move(states)), when_(when), timeout_(timeout) {}
@@ -308,12 +308,9 @@ public:
             states_[i]->add_observer(&nodes_[i]);
         }
         h_ = caller;
-        cancel_fn = &on_cancel;
-        if (due != clock::time_point::max()) {
-            deadline = due;
-            fire = &on_fire;
-            sched.add_timer(this);
-        }
+        notify = &on_notify;
+        deadline = due;
+        if (due != clock::time_point::max()) sched.add_timer(this);
         ch_->park(this);
         return true;
     }
@@ -362,9 +359,14 @@ private:
         node* n = static_cast<node*>(o);
         if (n->self->satisfied_after(n->state)) n->self->wake();
     }
-    static void on_fire(timer_node* t) noexcept { static_cast<wait_awaiter*>(t)->wake(); }
-    static void on_cancel(waiter_base* w) noexcept {
-        auto* self = static_cast<wait_awaiter*>(w);
+    /// The timeout came (the heap popped the node: no longer queued), or the
+    /// chain's scope was cancelled (still queued, or no timeout).
+    static void on_notify(wakeable* w) noexcept {
+        auto* self = static_cast<wait_awaiter*>(static_cast<wake_timer*>(w));
+        if (!self->queued() && self->deadline != clock::time_point::max()) {
+            self->wake();
+            return;
+        }
         self->detach();
         self->cancelled_ = true;
         self->ch_->sched->schedule(self->h_);

@@ -122,7 +122,7 @@ private:
     detail::wait_list waiters_;
 };
 
-class [[nodiscard]] limiter::acquire_awaiter : detail::parked, detail::timer_node {
+class [[nodiscard]] limiter::acquire_awaiter : detail::parked, detail::wake_timer {
 public:
     acquire_awaiter(limiter& l, std::size_t n) noexcept : l_(&l), n_(n) {}
     acquire_awaiter(const acquire_awaiter&) = delete;
@@ -156,10 +156,10 @@ public:
             return false;
         }
         h = caller;
-        cancel_fn = &on_cancel;
-        fire = &on_fire;
+        parked::notify = &on_cancel;
+        wake_timer::notify = &on_fire;
         l_->waiters_.push_back(this);
-        ch->park(this);
+        ch->park(static_cast<parked*>(this));
         if (l_->waiters_.front() == this) l_->pump(sched);
         return true;
     }
@@ -181,8 +181,8 @@ private:
     friend class limiter;
     enum class state : std::uint8_t { waiting, granted, done, cancelled };
 
-    static void on_fire(detail::timer_node* t) noexcept {
-        auto* self = static_cast<acquire_awaiter*>(t);
+    static void on_fire(detail::wakeable* t) noexcept {
+        auto* self = static_cast<acquire_awaiter*>(static_cast<detail::wake_timer*>(t));
         self->l_->pump(*self->ch->sched);
     }
     static void on_cancel(detail::waiter_base* w) noexcept {

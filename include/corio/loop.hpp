@@ -80,38 +80,39 @@ private:
     event_loop* prev_;
 };
 
-/// Something to notify when a spawned task finishes (an awaiting join, a wait()).
+/// Something to notify when a spawned task finishes (an awaiting join, a
+/// wait(), a task group). The list's head is the task frame's
+/// promise_base::link, whose bit 0 marks the frame as a chain's outermost:
+/// every link of the list carries that bit, so unlinking through `pprev`
+/// keeps it wherever it writes.
 struct observer {
-    observer* next = nullptr;
-    observer** pprev = nullptr;
+    static constexpr std::uintptr_t tag = promise_base::root_bit;
+    // `next` stays the first member: notify_observers walks back through pprev.
+
+    std::uintptr_t next = tag;  // tagged link to the next observer (tag alone: none)
+    std::uintptr_t* pprev = nullptr;
     void (*fn)(observer*) noexcept = nullptr;
+
+    static observer* at(std::uintptr_t link) noexcept { return reinterpret_cast<observer*>(link & ~tag); }
+    std::uintptr_t as_link() noexcept { return reinterpret_cast<std::uintptr_t>(this) | tag; }
 
     void unlink() noexcept {
         if (!pprev) return;
         *pprev = next;
-        if (next) next->pprev = pprev;
-        next = nullptr;
+        if (observer* n = at(next)) n->pprev = pprev;
+        next = tag;
         pprev = nullptr;
     }
 };
 
-enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
-
-/// The task context of a spawned task: its root scope (the base), its chain,
-/// its result (kept in the frame's promise until the handle lets go) and its
-/// observers. Owned jointly by the running task and the join_handle (refs).
-/// Kept small on purpose (a million sleeping tasks pay for every byte): the
-/// bit-fields fill scope_node's tail padding, and names live in a side table.
-struct spawn_state : scope_node, pooled {
-    task_status status : 3 = task_status::pending;
-    unsigned refs : 2 = 2;
-    bool detached : 1 = false;
-    bool result_taken : 1 = false;
-    bool named : 1 = false;
-    bool error_observed : 1 = false;  // a task group received the error: never report it
-    chain ch;
-    std::coroutine_handle<> frame{};
-    observer* observers = nullptr;
+/// The task context of a spawned task: its root scope, its chain and its
+/// outermost frame (a chain_root), whose promise keeps the result until the
+/// handle lets go and, until the task finishes, the list of observers (in
+/// the continuation slot an outermost frame does not use). Owned jointly by
+/// the running task and the join_handle (refs). Kept small on purpose (a
+/// million sleeping tasks pay for every byte): 72 bytes, names in a side table.
+struct spawn_state : chain_root, pooled {
+    spawn_state() noexcept { spawned = true; }
 
     bool finished() const noexcept { return status >= task_status::done; }
     scope_node* root() noexcept { return this; }
@@ -123,11 +124,32 @@ struct spawn_state : scope_node, pooled {
         return std::coroutine_handle<promise_base>::from_address(frame.address()).promise();
     }
 
+    /// Adds `o` to the observers notified when the task finishes (only while
+    /// it has not finished: the list lives in the running frame).
     void add_observer(observer* o) noexcept {
-        o->next = observers;
-        o->pprev = &observers;
-        if (observers) observers->pprev = &o->next;
-        observers = o;
+        std::uintptr_t& head = promise().link;
+        o->next = head;
+        o->pprev = &head;
+        if (observer* first = observer::at(head)) first->pprev = &o->next;
+        head = o->as_link();
+    }
+
+    /// Unlinks and calls every observer, oldest first, so joiners resume in
+    /// the order they began to wait. An observer's fn only schedules (nothing
+    /// runs inline) and never unlinks another observer of this task.
+    void notify_observers() noexcept {
+        std::uintptr_t& head = promise().link;
+        observer* o = observer::at(head);
+        if (!o) return;
+        while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
+        while (o) {
+            // `next` is an observer's first member: a pprev that is not the
+            // head points into the previous (newer) observer.
+            observer* newer = o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
+            o->unlink();
+            o->fn(o);
+            o = newer;
+        }
     }
 
     void release() noexcept {
@@ -143,17 +165,13 @@ struct spawn_state : scope_node, pooled {
         return it == ch.sched->task_names_.end() ? std::string_view() : std::string_view(it->second);
     }
 
-    static spawn_state* from_chain(chain* c) noexcept {
-        // offsetof on a class with a base: conditionally supported, and
-        // supported by g++ and clang++ for classes without virtual bases.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Winvalid-offsetof"
-        constexpr std::size_t offset = offsetof(spawn_state, ch);
-#pragma GCC diagnostic pop
-        return reinterpret_cast<spawn_state*>(reinterpret_cast<char*>(c) - offset);
-    }
+    static spawn_state* from_chain(chain* c) noexcept { return static_cast<spawn_state*>(chain_root::from_chain(c)); }
     static spawn_state* from_root(scope_node* s) noexcept { return static_cast<spawn_state*>(s); }
 };
+
+// A million sleeping tasks pay for every byte: keep it at 72 on 64-bit targets.
+static_assert(sizeof(void*) != 8 || sizeof(spawn_state) == 72, "corio: spawn_state grew");
+static_assert(alignof(spawn_state) <= 8, "corio: pooled objects use 8-byte size classes");
 
 inline void* tag_start(spawn_state* s) noexcept {
     return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(s) | 1u);
@@ -280,10 +298,9 @@ public:
         auto h = t.release();
         s->frame = h;
         h.promise().ch = &s->ch;
+        h.promise().link = detail::observer::tag;  // outermost frame, no observers yet
         s->ch.sched = this;
         s->ch.scope = s->root();
-        s->ch.on_complete = &on_task_complete;
-        s->attached = &s->ch;
         s->link_under(parent);
         ++live_;
         push_ready(detail::tag_start(s));
@@ -299,29 +316,28 @@ public:
 
 private:
     void init() {
+        complete_task_ = &on_task_complete;
         request_drain_ = [](detail::scheduler* s) {
             auto* self = static_cast<event_loop*>(s);
             asio::post(self->ctx_, [self] { self->drain(); });
         };
     }
 
-    static void on_task_complete(detail::chain* c) noexcept {
-        detail::spawn_state* s = detail::spawn_state::from_chain(c);
+    static void on_task_complete(detail::chain_root* r) noexcept {
+        auto* s = static_cast<detail::spawn_state*>(r);
         switch (s->promise().state()) {
             case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
             case detail::outcome::error: s->status = detail::task_status::failed; break;
             default: s->status = detail::task_status::done; break;
         }
-        from(*c->sched).finish(s);
+        s->notify_observers();
+        from(*s->ch.sched).finish(s);
     }
 
+    /// The task finished and its observers were notified.
     void finish(detail::spawn_state* s) noexcept {
         s->unlink();
         --live_;
-        while (detail::observer* o = s->observers) {
-            o->unlink();
-            o->fn(o);
-        }
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
             report_unhandled(s->promise().error, s->name());
         s->release();
@@ -330,9 +346,10 @@ private:
     void start_spawned(detail::spawn_state* s) noexcept {
         if (s->ch.cancel_requested()) {
             // Cancelled before its first step: the body never runs.
+            s->status = detail::task_status::cancelled;
+            s->notify_observers();  // the list lives in the frame
             s->frame.destroy();
             s->frame = {};
-            s->status = detail::task_status::cancelled;
             finish(s);
             return;
         }
@@ -473,7 +490,7 @@ public:
                 return false;
             }
             h_ = caller;
-            cancel_fn = &on_cancel;
+            notify = &on_cancel;
             fn = &on_done;
             s_->add_observer(this);
             ch_->park(this);

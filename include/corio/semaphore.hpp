@@ -219,7 +219,7 @@ inline void semaphore::release_one() noexcept {
         auto* w = static_cast<acquire_awaiter*>(static_cast<detail::parked*>(n));
         w->state_ = acquire_awaiter::state::granted;
         w->handed_ = true;
-        w->cancel_fn = &acquire_awaiter::on_cancel_handed;
+        w->notify = &acquire_awaiter::on_cancel_handed;
         w->ch->sched->schedule(w->h);
     } else {
         ++count_;

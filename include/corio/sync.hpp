@@ -225,7 +225,7 @@ public:
             return false;
         }
         h = caller;
-        cancel_fn = &on_cancel;
+        notify = &on_cancel;
         m_->waiters_.push_back(this);
         ch->park(this);
         return true;
@@ -425,7 +425,7 @@ public:
             return false;
         }
         h = caller;
-        cancel_fn = &on_cancel;
+        notify = &on_cancel;
         where_ = where::cv;
         cv_->waiters_.push_back(this);
         ch->park(this);

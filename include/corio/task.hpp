@@ -22,6 +22,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <new>
@@ -68,9 +69,20 @@ struct promise_base {
         return e;
     }
 
-    std::coroutine_handle<> continuation{};
+    /// Bit 0 of `link` marks a chain's outermost frame.
+    static constexpr std::uintptr_t root_bit = 1;
+
+    /// The awaiting frame's address (0 until awaited). In a chain's outermost
+    /// frame, a word with root_bit set instead: for a combinator child just
+    /// the bit, for a spawned task the head of the list of observers waiting
+    /// for it (loop.hpp; its links all carry the bit). One word, no flag.
+    std::uintptr_t link = 0;
     chain* ch = nullptr;
     std::exception_ptr error{};  // set when the body ended with an exception
+
+    std::coroutine_handle<> continuation() const noexcept {
+        return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(link));
+    }
 
     /// How a finished body ended. (Only meaningful once it finished: a frame
     /// that has not finished reads as `value`.) No separate field: every
@@ -90,8 +102,16 @@ struct promise_base {
         template <class P>
         void await_suspend(std::coroutine_handle<P> h) noexcept {
             promise_base& p = h.promise();
-            if (p.continuation) p.ch->sched->next_ = p.continuation;
-            else p.ch->on_complete(p.ch);  // may destroy this frame: touch nothing after
+            chain* c = p.ch;
+            if (!(p.link & root_bit)) {
+                c->sched->next_ = p.continuation();
+                return;
+            }
+            // The chain's outermost frame: its owner decides (and may destroy
+            // this frame: touch nothing after).
+            chain_root* r = chain_root::from_chain(c);
+            if (r->spawned) c->sched->complete_task_(r);
+            else c->sched->complete_child_(r);
         }
         void await_resume() noexcept {}
     };
@@ -216,7 +236,7 @@ public:
     ~task() { reset(); }
 
     /// True when this task holds a coroutine that was not awaited yet.
-    bool valid() const noexcept { return h_ && !h_.promise().continuation && !h_.done(); }
+    bool valid() const noexcept { return h_ && !h_.promise().link && !h_.done(); }
     explicit operator bool() const noexcept { return valid(); }
 
     struct awaiter {
@@ -225,7 +245,7 @@ public:
         template <class P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
             promise_type& p = h.promise();
-            p.continuation = parent;
+            p.link = reinterpret_cast<std::uintptr_t>(parent.address());
             p.ch = detail::chain_of(parent);
             return h;
         }
@@ -245,7 +265,7 @@ private:
         // one check covers "already awaited" whether or not it finished.
         if (!h_) [[unlikely]]
             throw invalid_state_error("corio: co_await on an empty task (moved-from or default-constructed)");
-        if (h_.promise().continuation) [[unlikely]]
+        if (h_.promise().link) [[unlikely]]
             throw invalid_state_error("corio: co_await on a task that was already awaited");
         return h_;
     }

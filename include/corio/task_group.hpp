@@ -174,7 +174,7 @@ private:
         void await_resume() const noexcept {}
     };
 
-    detail::scope_node scope_;
+    detail::inner_scope scope_;
     detail::scheduler* sched_;
     std::vector<std::exception_ptr> errors_;
     std::size_t live_ = 0;

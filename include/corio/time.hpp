@@ -47,11 +47,12 @@ clock::duration to_clock_duration(std::chrono::duration<Rep, Period> d) noexcept
     return duration_cast<clock::duration>(d);
 }
 
-class sleep_awaiter : waiter_base, timer_node {
-    // Until suspension, timer_node::deadline holds the requested time point
-    // (or the duration, as time since epoch, when `relative`); flags live in
-    // timer_node::owner_bits so the awaiter stays small (it sits in every
-    // sleeping frame).
+class sleep_awaiter : wake_timer {
+    // 32 bytes: it sits in every sleeping frame. Until suspension,
+    // timer_node::deadline holds the requested time point (or the duration,
+    // as time since epoch, when `relative`); flags live in
+    // timer_node::owner_bits; the one notify function serves both as the
+    // timer's and as the chain's waiter (see on_notify).
     static constexpr std::uint8_t relative = 1, cancelled = 2, yielded = 4;
 
 public:
@@ -78,12 +79,9 @@ public:
             sched.schedule(caller);
             return true;
         }
-        cancel_fn = &on_cancel;
+        notify = &on_notify;
         deadline = due;
-        if (due != clock::time_point::max()) {
-            fire = &on_fire;
-            sched.add_timer(this);
-        }
+        if (due != clock::time_point::max()) sched.add_timer(this);
         ch->park(this);
         return true;
     }
@@ -94,18 +92,18 @@ public:
     }
 
 private:
-    static void on_fire(timer_node* n) noexcept {
-        auto* self = static_cast<sleep_awaiter*>(n);
+    /// The deadline came (the heap popped the node: no longer queued), or
+    /// the chain's scope was cancelled (still queued, or never armed).
+    static void on_notify(wakeable* w) noexcept {
+        auto* self = static_cast<sleep_awaiter*>(static_cast<wake_timer*>(w));
         chain* ch = self->chain_of_frame();
-        ch->unpark();
+        if (self->queued() || self->deadline == clock::time_point::max()) {
+            ch->sched->remove_timer(self);
+            self->owner_bits |= cancelled;
+        } else {
+            ch->unpark();
+        }
         ch->sched->schedule(self->h_);
-    }
-    static void on_cancel(waiter_base* w) noexcept {
-        auto* self = static_cast<sleep_awaiter*>(w);
-        scheduler* sched = self->chain_of_frame()->sched;
-        sched->remove_timer(self);
-        self->owner_bits |= cancelled;
-        sched->schedule(self->h_);
     }
 
     /// The sleeping frame's chain, read from its promise instead of being
@@ -117,6 +115,8 @@ private:
 
     std::coroutine_handle<> h_{};
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(sleep_awaiter) == 32, "corio: sleep_awaiter sits in every sleeping frame");
 
 struct yield_awaiter {
     chain* ch = nullptr;

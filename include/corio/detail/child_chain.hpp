@@ -42,10 +42,8 @@ namespace corio::detail {
 
 struct combinator;
 
-struct child_slot : chain {
-    scope_node node;
+struct child_slot : chain_root {
     combinator* owner = nullptr;
-    std::coroutine_handle<> frame{};
     promise_base* promise = nullptr;
     bool running = false;
 };
@@ -86,13 +84,13 @@ struct combinator {
     }
 
     void prepare(child_slot& k) noexcept {
-        k.sched = caller->sched;
-        k.scope = &k.node;
-        k.waiter = nullptr;
-        k.on_complete = &on_child_complete;
-        k.node.link_under(caller->scope);
-        k.node.attached = &k;
-        k.promise->ch = &k;
+        k.ch.sched = caller->sched;
+        k.ch.scope = &k;
+        k.ch.waiter = nullptr;
+        caller->sched->complete_child_ = &on_child_complete;
+        k.link_under(caller->scope);
+        k.promise->ch = &k.ch;
+        k.promise->link = promise_base::root_bit;  // the chain's outermost frame
         k.running = true;
         ++running;
     }
@@ -108,7 +106,7 @@ struct combinator {
         stopping = true;
         drop_unstarted();
         for (std::size_t j = 0; j < n; ++j)
-            if (slots[j].running) cancel_scope_node(&slots[j].node);
+            if (slots[j].running) cancel_scope_node(&slots[j]);
     }
 
     /// Starts the children; true when the caller must suspend.
@@ -128,11 +126,10 @@ struct combinator {
         return true;
     }
 
-    static void on_child_complete(chain* c) noexcept {
-        auto* k = static_cast<child_slot*>(c);
+    static void on_child_complete(chain_root* r) noexcept {
+        auto* k = static_cast<child_slot*>(r);
         combinator& g = *k->owner;
-        k->node.unlink();
-        k->node.attached = nullptr;
+        k->unlink();
         k->running = false;
         --g.running;
         const outcome st = k->promise->state();

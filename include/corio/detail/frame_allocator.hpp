@@ -2,7 +2,10 @@
 // frames and task states.
 //
 // Invariants:
-// - Blocks come in 16-byte size classes up to max_pooled bytes; a block lives
+// - Blocks come in 8-byte size classes up to max_pooled bytes. Coroutine
+//   frames need 16-byte alignment and are rounded up to a multiple of 16
+//   (frame_allocate); 8-byte-aligned objects (task states, pooled) use the
+//   classes between (object_allocate): a 72-byte task state costs 72. A block lives
 //   in a 64 KiB slab aligned to 64 KiB, so the slab header is found by masking
 //   the block's address. Bigger requests go to the global operator new.
 // - Each thread owns one pool. A block freed on its owner thread goes straight
@@ -52,7 +55,7 @@
 namespace corio::detail {
 
 inline constexpr std::size_t slab_bytes = 64 * 1024;
-inline constexpr std::size_t size_step = 16;
+inline constexpr std::size_t size_step = 8;
 inline constexpr std::size_t max_pooled = 1024;
 inline constexpr std::size_t class_count = max_pooled / size_step;
 
@@ -195,73 +198,91 @@ inline void reclaim_remote(frame_pool& pool) noexcept {
     }
 }
 
-inline frame_pool& this_thread_pool() noexcept {
-    static thread_local frame_pool* pool = new frame_pool;  // never freed: see invariants
-    return *pool;
+inline thread_local frame_pool* tls_pool = nullptr;  // constant-initialised: no TLS guard on the hot path
+
+[[gnu::noinline]] inline frame_pool& make_thread_pool() {
+    tls_pool = new frame_pool;  // never freed: see invariants
+    return *tls_pool;
 }
 
-inline void* frame_allocate(std::size_t n) {
+inline frame_pool& this_thread_pool() {
+    if (frame_pool* p = tls_pool) [[likely]]
+        return *p;
+    return make_thread_pool();
+}
+
+/// The slow half of object_allocate: no recycled block of class `cls`.
+[[gnu::noinline]] inline void* allocate_from_slab(frame_pool& pool, std::size_t cls) {
+    slab* s = pool.partial[cls];
+    if (!s && pool.remote.load(std::memory_order_relaxed)) {
+        reclaim_remote(pool);
+        s = pool.partial[cls];
+    }
+    if (!s) {
+        void* mem = take_slab(pool);
+        s = static_cast<slab*>(mem);
+        std::uint32_t block = static_cast<std::uint32_t>((cls + 1) * size_step);
+        char* first = static_cast<char*>(mem) + ((sizeof(slab) + 15) / 16) * 16;
+        *s = slab{&pool, nullptr, nullptr, nullptr, first, static_cast<char*>(mem) + slab_bytes, 0, block, false};
+        enlist(pool, cls, s);
+    }
+    void* p;
+    if (s->free_list) {
+        p = s->free_list;
+        s->free_list = *static_cast<void**>(p);
+    } else {
+        p = s->bump;
+        s->bump += s->block;
+    }
+    ++s->used;
+    if (!s->free_list && s->bump + s->block > s->end) unlist(pool, cls, s);
+    return p;
+}
+
+/// The slow half of object_deallocate: the hot stack is full, or `p`
+/// belongs to another thread's pool.
+[[gnu::noinline]] inline void deallocate_to_slab(frame_pool& pool, slab* s, void* p) noexcept {
+    if (s->owner == &pool) {
+        free_local(pool, p);
+        return;
+    }
+    frame_pool& owner = *s->owner;
+    void* head = owner.remote.load(std::memory_order_relaxed);
+    do {
+        *static_cast<void**>(p) = head;
+    } while (!owner.remote.compare_exchange_weak(head, p, std::memory_order_release, std::memory_order_relaxed));
+}
+
+/// A block of at least `n` bytes aligned to 8 (to 16 when `n` is a multiple of 16).
+[[gnu::always_inline]] inline void* object_allocate(std::size_t n) {
 #if !defined(CORIO_NO_FRAME_POOL)
     if (n <= max_pooled) {
-        std::size_t cls = (n + size_step - 1) / size_step - 1;
-        if (n == 0) cls = 0;
+        const std::size_t cls = n == 0 ? 0 : (n + size_step - 1) / size_step - 1;
         frame_pool& pool = this_thread_pool();
         if (void* hot = pool.hot[cls]) [[likely]] {
             pool.hot[cls] = *static_cast<void**>(hot);
             --pool.hot_count[cls];
             return hot;
         }
-        slab* s = pool.partial[cls];
-        if (!s && pool.remote.load(std::memory_order_relaxed)) {
-            reclaim_remote(pool);
-            s = pool.partial[cls];
-        }
-        if (!s) {
-            void* mem = take_slab(pool);
-            s = static_cast<slab*>(mem);
-            std::uint32_t block = static_cast<std::uint32_t>((cls + 1) * size_step);
-            char* first = static_cast<char*>(mem) + ((sizeof(slab) + 15) / 16) * 16;
-            *s = slab{&pool, nullptr, nullptr, nullptr, first, static_cast<char*>(mem) + slab_bytes, 0, block, false};
-            enlist(pool, cls, s);
-        }
-        void* p;
-        if (s->free_list) {
-            p = s->free_list;
-            s->free_list = *static_cast<void**>(p);
-        } else {
-            p = s->bump;
-            s->bump += s->block;
-        }
-        ++s->used;
-        if (!s->free_list && s->bump + s->block > s->end) unlist(pool, cls, s);
-        return p;
+        return allocate_from_slab(pool, cls);
     }
 #endif
     return ::operator new(n);
 }
 
-inline void frame_deallocate(void* p, std::size_t n) noexcept {
+[[gnu::always_inline]] inline void object_deallocate(void* p, std::size_t n) noexcept {
 #if !defined(CORIO_NO_FRAME_POOL)
     if (n <= max_pooled) {
         frame_pool& pool = this_thread_pool();
         slab* s = slab_of(p);
-        if (s->owner == &pool) [[likely]] {
-            std::size_t cls = s->block / size_step - 1;
-            if (pool.hot_count[cls] < hot_max) {
-                *static_cast<void**>(p) = pool.hot[cls];
-                pool.hot[cls] = p;
-                ++pool.hot_count[cls];
-                return;
-            }
-            free_local(pool, p);
-        } else {
-            frame_pool& owner = *s->owner;
-            void* head = owner.remote.load(std::memory_order_relaxed);
-            do {
-                *static_cast<void**>(p) = head;
-            } while (!owner.remote.compare_exchange_weak(head, p, std::memory_order_release,
-                                                         std::memory_order_relaxed));
+        const std::size_t cls = s->block / size_step - 1;
+        if (s->owner == &pool && pool.hot_count[cls] < hot_max) [[likely]] {
+            *static_cast<void**>(p) = pool.hot[cls];
+            pool.hot[cls] = p;
+            ++pool.hot_count[cls];
+            return;
         }
+        deallocate_to_slab(pool, s, p);
         return;
     }
 #endif
@@ -272,6 +293,51 @@ inline void frame_deallocate(void* p, std::size_t n) noexcept {
     ::operator delete(p);
 #endif
 }
+
+/// Allocator for the loop's big arrays (ready queue, timer heap): a buffer of
+/// 256 KiB or more is mapped and unmapped directly. Through malloc, freeing
+/// one raises glibc's mmap threshold to its size, after which the next
+/// smaller buffers of a growing or shrinking array come from the brk heap
+/// and stay resident: a million spawns left ~5 MiB behind that way.
+template <class T>
+struct large_allocator {
+    using value_type = T;
+    static constexpr std::size_t mapped_from = 256 * 1024;
+
+    large_allocator() noexcept = default;
+    template <class U>
+    large_allocator(const large_allocator<U>&) noexcept {}
+
+    T* allocate(std::size_t n) {
+        const std::size_t bytes = n * sizeof(T);
+#if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
+        if (bytes >= mapped_from) {
+            void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) throw std::bad_alloc();
+            return static_cast<T*>(p);
+        }
+#endif
+        return static_cast<T*>(::operator new(bytes));
+    }
+    void deallocate(T* p, std::size_t n) noexcept {
+        const std::size_t bytes = n * sizeof(T);
+#if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
+        if (bytes >= mapped_from) {
+            ::munmap(p, bytes);
+            return;
+        }
+#endif
+        ::operator delete(p);
+    }
+    template <class U>
+    bool operator==(const large_allocator<U>&) const noexcept {
+        return true;
+    }
+};
+
+/// A block for a coroutine frame (or anything else): 16-byte aligned.
+inline void* frame_allocate(std::size_t n) { return object_allocate((n + 15) & ~std::size_t{15}); }
+inline void frame_deallocate(void* p, std::size_t n) noexcept { object_deallocate(p, (n + 15) & ~std::size_t{15}); }
 
 /// One recycled big block per thread, for combinators' per-child arrays
 /// (gather of a million tasks needs a 100 MiB array: without recycling,
@@ -368,10 +434,12 @@ inline void decay_frame_cache() noexcept {
 #endif
 }
 
-/// Base for objects that live in the frame pool (task states, combinator nodes).
+/// Base for objects that live in the frame pool (task states, combinator
+/// nodes) in 8-byte size classes: such objects must not be over-aligned
+/// beyond 8 (their types check alignof).
 struct pooled {
-    static void* operator new(std::size_t n) { return frame_allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+    static void* operator new(std::size_t n) { return object_allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { object_deallocate(p, n); }
 };
 
 }  // namespace corio::detail

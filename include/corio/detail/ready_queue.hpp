@@ -6,12 +6,19 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
+#include <utility>
+
+#include "frame_allocator.hpp"
 
 namespace corio::detail {
 
 class ready_queue {
 public:
+    ready_queue() noexcept = default;
+    ready_queue(const ready_queue&) = delete;
+    ready_queue& operator=(const ready_queue&) = delete;
+    ~ready_queue() { release(); }
+
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return tail_ - head_; }
 
@@ -28,8 +35,8 @@ public:
     void shrink() noexcept {
         if (capacity_ <= idle_capacity) return;
         if (head_ == tail_) {
-            slots_.reset();
-            capacity_ = head_ = tail_ = 0;
+            release();
+            head_ = tail_ = 0;
         } else if (size() < capacity_ / 8) {
             try {
                 resize(capacity_ / 2);
@@ -45,15 +52,22 @@ private:
 
     void resize(std::size_t cap) {
         const std::size_t n = size();
-        auto fresh = std::make_unique<void*[]>(cap);
+        void** fresh = large_allocator<void*>().allocate(cap);
         for (std::size_t i = 0; i < n; ++i) fresh[i] = slots_[(head_ + i) & (capacity_ - 1)];
+        release();
         tail_ = n;
         head_ = 0;
         capacity_ = cap;
-        slots_ = std::move(fresh);
+        slots_ = fresh;
     }
 
-    std::unique_ptr<void*[]> slots_;
+    void release() noexcept {
+        if (slots_) large_allocator<void*>().deallocate(slots_, capacity_);
+        slots_ = nullptr;
+        capacity_ = 0;
+    }
+
+    void** slots_ = nullptr;
     std::size_t capacity_ = 0;
     std::size_t head_ = 0;
     std::size_t tail_ = 0;

@@ -6,9 +6,11 @@
 //   spawned task, or one concurrent child of a combinator, runs. Every frame
 //   of a chain points to its chain (promise_base::ch).
 // - Cancel scopes form a tree. Each chain has exactly one innermost scope
-//   (chain::scope) and that scope points back at it (scope_node::attached);
-//   a scope has at most one attached chain. Entering a scope on a chain makes
-//   the new scope a child of the chain's innermost scope.
+//   (chain::scope). Every scope but the loop's root belongs to one chain: the
+//   chain it is the root of (chain_root) or the chain that entered it
+//   (owned_scope); chain_inside(s) is that chain when s is its innermost
+//   scope. Entering a scope on a chain makes the new scope a child of the
+//   chain's innermost scope.
 // - Cancelling a scope marks it and wakes every chain suspended in its subtree
 //   that is not behind a shielded scope. Waking never resumes anything
 //   inline: the waiter unlinks itself and the chain is put on the ready queue.
@@ -38,12 +40,16 @@ namespace corio::detail {
 class scheduler;
 struct chain;
 
-/// A suspension that cancellation can interrupt.
-struct waiter_base {
-    /// Called on the loop thread when the chain's scope is cancelled: must
-    /// unlink the waiter from whatever it waits on and arrange for the chain
-    /// to resume (and then throw cancelled_error), never resume inline.
-    void (*cancel_fn)(waiter_base*) noexcept = nullptr;
+/// A suspension that cancellation can interrupt. notify is called on the
+/// loop thread when the chain's scope is cancelled: it must unlink the waiter
+/// from whatever it waits on and arrange for the chain to resume (and then
+/// throw cancelled_error), never resume inline.
+using waiter_base = wakeable;
+
+enum class scope_kind : unsigned char {
+    loop_root,   // the loop's root scope: no chain of its own
+    chain_root,  // the outermost scope of a chain (a spawned task, a combinator child): a chain_root
+    inner,       // entered by a running chain (cancel scopes, task groups): an inner_scope
 };
 
 struct scope_node {
@@ -51,11 +57,11 @@ struct scope_node {
     scope_node* first_child = nullptr;
     scope_node* prev_sibling = nullptr;
     scope_node* next_sibling = nullptr;
-    chain* attached = nullptr;
     bool cancel_called = false;
     bool shielded = false;
     bool cancelled_caught = false;
     bool has_deadline = false;  // this is a deadline_scope
+    scope_kind kind = scope_kind::loop_root;
 
     void link_under(scope_node* p) noexcept {
         parent = p;
@@ -77,8 +83,6 @@ struct chain {
     scheduler* sched = nullptr;
     scope_node* scope = nullptr;
     waiter_base* waiter = nullptr;
-    /// Called (from final_suspend of the chain's outermost frame) when the chain finishes.
-    void (*on_complete)(chain*) noexcept = nullptr;
 
     inline bool cancel_requested();
 
@@ -89,28 +93,77 @@ struct chain {
     /// Makes `s` the innermost scope of this chain.
     void enter(scope_node* s) noexcept {
         s->link_under(scope);
-        scope->attached = nullptr;
-        s->attached = this;
         scope = s;
     }
     /// Leaves the innermost scope `s` (which must be this chain's innermost).
     void leave(scope_node* s) noexcept {
         scope = s->parent;
-        scope->attached = this;
-        s->attached = nullptr;
         s->unlink();
     }
 };
 
+/// A chain together with its outermost scope and outermost frame: one block
+/// per spawned task (spawn_state) or combinator child (child_slot). The
+/// scope finds its chain by layout; the outermost frame is marked in its
+/// promise (promise_base::root_bit), whose final suspension then calls the
+/// owner's completion hook on the scheduler.
+enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
+
+struct chain_root : scope_node {
+    // Bits for spawn_state; they fill scope_node's tail padding.
+    task_status status : 3 = task_status::pending;
+    unsigned refs : 2 = 2;
+    bool detached : 1 = false;
+    bool result_taken : 1 = false;
+    bool named : 1 = false;
+    bool error_observed : 1 = false;  // a task group received the error: never report it
+    bool spawned : 1 = false;         // a spawned task's (else a combinator child's)
+    chain ch;
+    std::coroutine_handle<> frame{};
+
+    chain_root() noexcept { kind = scope_kind::chain_root; }
+
+    static chain_root* from_chain(chain* c) noexcept {
+        // offsetof on a class with a base: conditionally supported, and
+        // supported by g++ and clang++ for classes without virtual bases.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+        constexpr std::size_t offset = offsetof(chain_root, ch);
+#pragma GCC diagnostic pop
+        return reinterpret_cast<chain_root*>(reinterpret_cast<char*>(c) - offset);
+    }
+};
+
+/// A scope a running chain entered below its innermost one. It stores no
+/// chain: every scope from it up to the next chain_root was entered by that
+/// same chain (see owner_chain), and timeouts are made in every frame.
+struct inner_scope : scope_node {
+    inner_scope() noexcept { kind = scope_kind::inner; }
+};
+
+/// The chain a scope belongs to (null for the loop's root, or for an inner
+/// scope that is not entered): a chain_root's own chain, or for an inner
+/// scope the chain of the chain_root above it.
+inline chain* owner_chain(scope_node* s) noexcept {
+    while (s && s->kind == scope_kind::inner) s = s->parent;
+    return s && s->kind == scope_kind::chain_root ? &static_cast<chain_root*>(s)->ch : nullptr;
+}
+
+/// The chain whose innermost scope is `s`, if any.
+inline chain* chain_inside(scope_node* s) noexcept {
+    chain* c = owner_chain(s);
+    return c && c->scope == s ? c : nullptr;
+}
+
 inline void wake_for_cancel(chain* c) noexcept {
     if (waiter_base* w = c->waiter) {
         c->waiter = nullptr;
-        w->cancel_fn(w);
+        w->notify(w);
     }
 }
 
 inline void deliver_cancel(scope_node* s) noexcept {
-    if (s->attached) wake_for_cancel(s->attached);
+    if (chain* c = chain_inside(s)) wake_for_cancel(c);
     // Children are linked newest first; wake them oldest first, so tasks
     // cancelled together resume in the order they were started.
     scope_node* child = s->first_child;
@@ -170,12 +223,20 @@ public:
     void fire_due_timers(clock::time_point t) noexcept {
         while (!timers_.empty() && timers_.top()->deadline <= t) {
             timer_node* n = timers_.pop();
-            n->fire(n);
+            notify_due(n);
         }
     }
 
+    /// Acts on a timer whose deadline came (it was just popped).
+    static inline void notify_due(timer_node* n) noexcept;
+
     std::coroutine_handle<> next_{};  // trampoline slot, see the header comment
     std::coroutine_handle<> running_{};  // the frame this scheduler resumed last and is still inside (its chain runs)
+    /// Completion of a chain's outermost frame, by who owns the chain: a
+    /// spawned task (set by event_loop) or a combinator child (set by the
+    /// combinator when it starts one). Called from final_suspend.
+    void (*complete_task_)(chain_root*) noexcept = nullptr;
+    void (*complete_child_)(chain_root*) noexcept = nullptr;
     scope_node root_scope_;           // parent of every spawned task's root scope
     std::unordered_map<const void*, std::string> task_names_;  // spawned task -> name, for named tasks only
 
@@ -191,14 +252,22 @@ protected:
 /// A scope with a deadline. The deadline joins the timer heap lazily, at the
 /// first suspension inside the scope: a scope whose operand never suspends
 /// costs no heap operation.
-struct deadline_scope : scope_node, timer_node {
+struct deadline_scope : inner_scope, timer_node {
     deadline_scope() noexcept {
         has_deadline = true;
         deadline = clock::time_point::max();
-        fire = &on_deadline;
+        owner_bits = scope_flag;
     }
-    static void on_deadline(timer_node* n) noexcept { cancel_scope_node(static_cast<deadline_scope*>(n)); }
 };
+
+inline void scheduler::notify_due(timer_node* n) noexcept {
+    if (n->owner_bits & timer_node::scope_flag) {
+        cancel_scope_node(static_cast<deadline_scope*>(n));
+    } else {
+        auto* w = static_cast<wake_timer*>(n);
+        w->notify(w);
+    }
+}
 
 /// Whether `s` is cancelled; a passed deadline cancels it now, a pending one
 /// is armed on the timer heap (this runs at every suspension).

@@ -8,7 +8,13 @@
 // - node->index is the node's position in the heap, or not_queued.
 // - Ties are broken by insertion sequence, so timers with equal deadlines fire
 //   in the order they were armed (tests under virtual time rely on this).
-// - A node is 24 bytes: it sits in every sleeping frame and every scope.
+// - A node is 16 bytes: it sits in every sleeping frame and every timeout.
+//   What a due node does is decided by the scheduler: a deadline scope's node
+//   is recognised by scope_flag (it cancels the scope); every other node is a
+//   wake_timer and is woken through its notify function.
+// - The heap pops a node (queued() turns false) before it is notified, so an
+//   owner that is also a chain's waiter (a sleep) uses one function for both:
+//   still queued means cancelled, popped means the deadline came.
 // - The vector's capacity shrinks when the heap falls below a quarter of it, so
 //   a burst of a million deadlines does not pin memory afterwards.
 #pragma once
@@ -18,21 +24,34 @@
 #include <cstdint>
 #include <vector>
 
+#include "frame_allocator.hpp"
+
 namespace corio::detail {
 
 using clock = std::chrono::steady_clock;
 
+/// Something the loop wakes through one function pointer: a chain's waiter
+/// when its scope is cancelled (see waiter_base), a timer_node when its
+/// deadline comes.
+struct wakeable {
+    void (*notify)(wakeable*) noexcept = nullptr;
+};
+
 struct timer_node {
     static constexpr std::uint32_t not_queued = 0xffffffffu;
+    static constexpr std::uint8_t scope_flag = 0x80;  // in owner_bits: a deadline scope's node
 
     clock::time_point deadline{};
-    void (*fire)(timer_node*) noexcept = nullptr;
     std::uint32_t index = not_queued;
     std::uint32_t seq : 24 = 0;         // arming order, modulo 2^24 (see less())
-    std::uint32_t owner_bits : 8 = 0;   // free for the owner's flags
+    std::uint32_t owner_bits : 8 = 0;   // the owner's flags (bit 7: scope_flag)
 
     bool queued() const noexcept { return index != not_queued; }
 };
+
+/// A timer node woken through its own notify function when its deadline
+/// comes (sleeps, the limiter, wait()).
+struct wake_timer : wakeable, timer_node {};
 
 class timer_heap {
 public:
@@ -105,7 +124,7 @@ private:
         place(i, n);
     }
 
-    std::vector<timer_node*> nodes_;
+    std::vector<timer_node*, large_allocator<timer_node*>> nodes_;
     std::uint32_t next_seq_ = 0;
 };
 

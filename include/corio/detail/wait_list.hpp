@@ -78,7 +78,7 @@ struct parked : waiter_base, wait_node {
         ch = caller.promise().ch;
         if (ch->cancel_requested()) return false;
         h = caller;
-        cancel_fn = on_cancel;
+        notify = on_cancel;
         list.push_back(this);
         ch->park(this);
         return true;
