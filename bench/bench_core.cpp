@@ -652,23 +652,23 @@ corio::task<void> long_sleeper(std::uint64_t& started) {
 corio::task<int> rss_sleepers(std::uint64_t n, asio_side::rss_report& rep) {
     // The handle slots are allocated and touched before the baseline, like the
     // Asio side's timer registry: bytes/task excludes this bookkeeping.
-    std::vector<std::optional<corio::join_handle<void>>> hs(n);
+    std::vector<corio::join_handle<void>> hs(n);
     std::uint64_t started = 0;
     reset_hwm();
     rep.base = vm_rss_bytes();
     const std::int64_t c0 = thread_cpu_ns();
     auto t0 = clock_type::now();
-    for (auto& h : hs) h.emplace(corio::spawn(long_sleeper(started)));
+    for (auto& h : hs) h = corio::spawn(long_sleeper(started));
     while (started < n) co_await corio::yield_now();
     auto t1 = clock_type::now();
     const std::int64_t c1 = thread_cpu_ns();
     rep.peak = vm_rss_bytes();
     rep.started = started;
-    for (auto& h : hs) h->cancel();
+    for (auto& h : hs) h.cancel();
     std::uint64_t cancelled = 0;
     for (auto& h : hs) {
         try {
-            co_await *h;
+            co_await h;
         } catch (const corio::cancelled_error&) {
             ++cancelled;
         }
