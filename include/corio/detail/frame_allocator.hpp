@@ -320,7 +320,7 @@ struct large_allocator {
         return static_cast<T*>(::operator new(bytes));
     }
     void deallocate(T* p, std::size_t n) noexcept {
-        const std::size_t bytes = n * sizeof(T);
+        [[maybe_unused]] const std::size_t bytes = n * sizeof(T);
 #if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
         if (bytes >= mapped_from) {
             ::munmap(p, bytes);

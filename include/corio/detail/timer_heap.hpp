@@ -88,7 +88,7 @@ public:
 
 private:
     // Equal deadlines fire in arming order. The sequence number wraps at 2^24
-    // (it shares a word with the owner's flags to keep nodes at 24 bytes), so
+    // (it shares a word with the owner's flags to keep nodes at 16 bytes), so
     // ties compare by wrapped difference: exact unless two tied timers were
     // armed more than 2^23 timers apart, and a wrong tie order can never make
     // a later deadline fire first.
