@@ -518,7 +518,7 @@ asio::awaitable<measurement> allocs_spawn_join(std::uint64_t n) {
 }
 
 struct rss_report {
-    std::uint64_t base = 0, peak = 0, hwm = 0, after = 0;
+    std::uint64_t base = 0, peak = 0, hwm_live = 0, hwm = 0, after = 0;
     std::int64_t spawn_ns = 0, teardown_ns = 0;
     std::int64_t spawn_cpu_ns = 0, teardown_cpu_ns = 0;
     std::uint64_t started = 0, finished = 0;
@@ -553,6 +553,7 @@ asio::awaitable<int> rss_sleepers(std::uint64_t n, rss_report& rep) {
     auto t1 = clock_type::now();
     const std::int64_t c1 = thread_cpu_ns();
     rep.peak = vm_rss_bytes();
+    rep.hwm_live = vm_hwm_bytes();  // the highest RSS while spawning and starting them
     rep.started = started;
     for (auto* t : registry)
         if (t) t->cancel();
@@ -663,6 +664,7 @@ corio::task<int> rss_sleepers(std::uint64_t n, asio_side::rss_report& rep) {
     auto t1 = clock_type::now();
     const std::int64_t c1 = thread_cpu_ns();
     rep.peak = vm_rss_bytes();
+    rep.hwm_live = vm_hwm_bytes();  // the highest RSS while spawning and starting them
     rep.started = started;
     for (auto& h : hs) h.cancel();
     std::uint64_t cancelled = 0;
@@ -717,6 +719,7 @@ int rss_child(const std::string& impl, std::uint64_t n) {
     fmt::print("RESULT rss_sleepers {} finished {}\n", impl, rep.finished);
     fmt::print("RESULT rss_sleepers {} rss_base_mib {}\n", impl, static_cast<double>(rep.base) / mib);
     fmt::print("RESULT rss_sleepers {} rss_peak_mib {}\n", impl, static_cast<double>(rep.peak) / mib);
+    fmt::print("RESULT rss_sleepers {} hwm_live_mib {}\n", impl, static_cast<double>(rep.hwm_live) / mib);
     fmt::print("RESULT rss_sleepers {} hwm_mib {}\n", impl, static_cast<double>(rep.hwm) / mib);
     fmt::print("RESULT rss_sleepers {} rss_after_mib {}\n", impl, static_cast<double>(rep.after) / mib);
     fmt::print("RESULT rss_sleepers {} bytes_per_task {}\n", impl, growth / dn);
@@ -789,11 +792,12 @@ void rss_in_child(result_store& rs, const options& o, const std::string& impl, s
     auto spc = rs.get("rss_sleepers", impl, "spawn_cpu_ns_per_task").value_or(0);
     auto tdc = rs.get("rss_sleepers", impl, "teardown_cpu_ns_per_task").value_or(0);
     auto hwm = rs.get("rss_sleepers", impl, "hwm_mib").value_or(0);
+    auto hwm_live = rs.get("rss_sleepers", impl, "hwm_live_mib").value_or(0);
     auto after = rs.get("rss_sleepers", impl, "rss_after_mib").value_or(0);
     fmt::print("# rss_sleepers       {:<6} n={:<9} RSS {:.1f} -> {:.1f} MiB = {:.0f} bytes/task "
-               "(VmHWM {:.1f} MiB, {:.1f} MiB after the loop ended); spawn+start {:.1f} ns/task "
+               "(VmHWM {:.1f} MiB until all slept, {:.1f} MiB incl. cancelling all at once; {:.1f} MiB after the loop ended); spawn+start {:.1f} ns/task "
                "(cpu {:.1f}), cancel+join {:.1f} ns/task (cpu {:.1f})\n",
-               impl, n, base, peak, per, hwm, after, sp, spc, td, tdc);
+               impl, n, base, peak, per, hwm_live, hwm, after, sp, spc, td, tdc);
 }
 
 // ---------------------------------------------------------------------------

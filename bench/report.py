@@ -145,11 +145,11 @@ def main():
     sections.append(("Allocations per operation (global operator new + aligned_alloc + mmap "
                      "calls, last repetition)", t))
 
-    t = Table(["impl", "live tasks", "RSS before MiB", "RSS peak MiB", "bytes/task", "VmHWM MiB",
-               "RSS after MiB", "spawn+start ns/task (cpu)", "cancel+join ns/task (cpu)"], md)
+    t = Table(["impl", "live tasks", "RSS before MiB", "RSS peak MiB", "bytes/task",
+               "VmHWM until all slept", "VmHWM incl. cancel-all", "RSS after MiB", "spawn+start ns/task (cpu)", "cancel+join ns/task (cpu)"], md)
     for impl in ("corio", "asio"):
         if get(data, "rss_sleepers", impl, "failed"):
-            t.add([impl, fmt_num(get(data, "rss_sleepers", impl, "n"), ",.0f"), "failed"] + [""] * 6)
+            t.add([impl, fmt_num(get(data, "rss_sleepers", impl, "n"), ",.0f"), "failed"] + [""] * 7)
             continue
         if get(data, "rss_sleepers", impl, "n") is None:
             continue
@@ -157,6 +157,7 @@ def main():
                fmt_num(get(data, "rss_sleepers", impl, "rss_base_mib"), ".1f"),
                fmt_num(get(data, "rss_sleepers", impl, "rss_peak_mib"), ".1f"),
                fmt_num(get(data, "rss_sleepers", impl, "bytes_per_task"), ".0f"),
+               fmt_num(get(data, "rss_sleepers", impl, "hwm_live_mib"), ".1f"),
                fmt_num(get(data, "rss_sleepers", impl, "hwm_mib"), ".1f"),
                fmt_num(get(data, "rss_sleepers", impl, "rss_after_mib"), ".1f"),
                fmt_num(get(data, "rss_sleepers", impl, "spawn_ns_per_task"), ".1f") + " ("

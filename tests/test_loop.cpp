@@ -1,6 +1,8 @@
 // Tests for corio/loop.hpp: run(), spawn(), join_handle, current_loop(),
 // leftover-task shutdown, unobserved-error reports, adopting an io_context,
 // and every misuse that must throw invalid_state_error.
+#include <cstdint>
+#include <deque>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -298,4 +300,46 @@ TEST_CASE("spawn + join one at a time, many times") {
         co_return s;
     });
     CHECK(sum == 49'995'000);
+}
+
+TEST_CASE("ready queue: FIFO through growth, wrap-around, page release and halving (against a deque)") {
+    corio::detail::ready_queue q;
+    std::deque<std::uintptr_t> model;
+    std::uintptr_t next = 1;
+    std::uint64_t rng = 12345;
+    auto rand_below = [&](std::uint64_t n) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        return (rng >> 33) % n;
+    };
+    auto push = [&](std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) {
+            q.push(reinterpret_cast<void*>(next << 3));
+            model.push_back(next++ << 3);
+        }
+    };
+    std::size_t mismatches = 0;
+    auto pop = [&](std::size_t k) {
+        for (std::size_t i = 0; i < k && !model.empty(); ++i) {
+            if (reinterpret_cast<std::uintptr_t>(q.pop()) != model.front()) ++mismatches;
+            model.pop_front();
+        }
+    };
+    // Bursts well past the size where the ring is mapped (32K entries) and
+    // where it starts to shrink (64K), drained in uneven steps so the head
+    // wraps, pages are released behind it and the ring halves with live
+    // entries on both sides of the wrap.
+    for (int round = 0; round < 40; ++round) {
+        push(rand_below(300'000));
+        for (int step = 0; step < 8; ++step) {
+            pop(rand_below(90'000));
+            q.shrink();
+            push(rand_below(20'000));
+            REQUIRE(q.size() == model.size());
+            REQUIRE(mismatches == 0);
+        }
+    }
+    pop(model.size());
+    q.shrink();
+    CHECK(mismatches == 0);
+    CHECK(q.empty());
 }

@@ -15,14 +15,13 @@
 // - The heap pops a node (queued() turns false) before it is notified, so an
 //   owner that is also a chain's waiter (a sleep) uses one function for both:
 //   still queued means cancelled, popped means the deadline came.
-// - The vector's capacity shrinks when the heap falls below a quarter of it, so
+// - The array's capacity halves when the heap falls below a quarter of it, so
 //   a burst of a million deadlines does not pin memory afterwards.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "frame_allocator.hpp"
 
@@ -55,33 +54,38 @@ struct wake_timer : wakeable, timer_node {};
 
 class timer_heap {
 public:
-    bool empty() const noexcept { return nodes_.empty(); }
-    std::size_t size() const noexcept { return nodes_.size(); }
-    timer_node* top() const noexcept { return nodes_.front(); }
+    bool empty() const noexcept { return count_ == 0; }
+    std::size_t size() const noexcept { return count_; }
+    timer_node* top() const noexcept { return nodes_[0]; }
 
     void push(timer_node* n) {
+        if (count_ == nodes_.capacity()) nodes_.reallocate(count_ ? 2 * count_ : 64);
         n->seq = next_seq_++ & 0xffffffu;
-        n->index = static_cast<std::uint32_t>(nodes_.size());
-        nodes_.push_back(n);
+        n->index = static_cast<std::uint32_t>(count_);
+        nodes_[count_++] = n;
         sift_up(n->index);
     }
 
     void remove(timer_node* n) noexcept {
         std::uint32_t i = n->index;
         n->index = timer_node::not_queued;
-        timer_node* last = nodes_.back();
-        nodes_.pop_back();
+        timer_node* last = nodes_[--count_];
         if (last != n) {
             nodes_[i] = last;
             last->index = i;
             if (i > 0 && less(last, nodes_[(i - 1) / 2])) sift_up(i);
             else sift_down(i);
         }
-        if (nodes_.capacity() > 4096 && nodes_.size() < nodes_.capacity() / 4) nodes_.shrink_to_fit();
+        if (nodes_.capacity() > 4096 && count_ < nodes_.capacity() / 4) {
+            try {
+                nodes_.reallocate(nodes_.capacity() / 2);
+            } catch (...) {  // keeping the bigger buffer is fine
+            }
+        }
     }
 
     timer_node* pop() noexcept {
-        timer_node* n = nodes_.front();
+        timer_node* n = nodes_[0];
         remove(n);
         return n;
     }
@@ -112,7 +116,7 @@ private:
     }
     void sift_down(std::uint32_t i) noexcept {
         timer_node* n = nodes_[i];
-        const std::uint32_t count = static_cast<std::uint32_t>(nodes_.size());
+        const std::uint32_t count = static_cast<std::uint32_t>(count_);
         for (;;) {
             std::uint32_t child = 2 * i + 1;
             if (child >= count) break;
@@ -124,7 +128,8 @@ private:
         place(i, n);
     }
 
-    std::vector<timer_node*, large_allocator<timer_node*>> nodes_;
+    big_array<timer_node*> nodes_;
+    std::size_t count_ = 0;
     std::uint32_t next_seq_ = 0;
 };
 
