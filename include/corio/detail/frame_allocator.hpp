@@ -326,7 +326,7 @@ public:
             release();
             return;
         }
-        const std::size_t old_bytes = cap_ * sizeof(T), new_bytes = n * sizeof(T);
+        [[maybe_unused]] const std::size_t old_bytes = cap_ * sizeof(T), new_bytes = n * sizeof(T);
 #if defined(__linux__) && !defined(CORIO_NO_FRAME_POOL)
         if (mapped(old_bytes) && mapped(new_bytes)) {
             void* q = ::mremap(p_, old_bytes, new_bytes, MREMAP_MAYMOVE);
@@ -379,7 +379,7 @@ private:
     }
     void release() noexcept {
         if (p_) {
-            const std::size_t bytes = cap_ * sizeof(T);
+            [[maybe_unused]] const std::size_t bytes = cap_ * sizeof(T);
 #if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
             if (mapped(bytes)) ::munmap(p_, bytes);
             else
