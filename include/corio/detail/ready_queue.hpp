@@ -85,7 +85,7 @@ private:
 
     /// Doubles the ring. The entries stay where they are; the ones that had
     /// wrapped around to the front move up into the new half.
-    void grow() {
+    [[gnu::noinline]] void grow() {
         const std::size_t cap = slots_.capacity();
         if (cap == 0) {
             slots_.reallocate(256);

@@ -102,13 +102,13 @@ struct chain {
     }
 };
 
+enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
+
 /// A chain together with its outermost scope and outermost frame: one block
 /// per spawned task (spawn_state) or combinator child (child_slot). The
 /// scope finds its chain by layout; the outermost frame is marked in its
 /// promise (promise_base::root_bit), whose final suspension then calls the
 /// owner's completion hook on the scheduler.
-enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
-
 struct chain_root : scope_node {
     // Bits for spawn_state; they fill scope_node's tail padding.
     task_status status : 3 = task_status::pending;
@@ -136,7 +136,8 @@ struct chain_root : scope_node {
 
 /// A scope a running chain entered below its innermost one. It stores no
 /// chain: every scope from it up to the next chain_root was entered by that
-/// same chain (see owner_chain), and timeouts are made in every frame.
+/// same chain (see owner_chain). A timeout's scope sits in the frame that
+/// awaits it, so a million tasks under timeouts pay for every field here.
 struct inner_scope : scope_node {
     inner_scope() noexcept { kind = scope_kind::inner; }
 };
