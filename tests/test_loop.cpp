@@ -290,6 +290,30 @@ TEST_CASE("event_loop: adopts a user's io_context driven by io_context::run()") 
     CHECK(loop.live_tasks() == 0);
 }
 
+TEST_CASE("event_loop: destroyed while its handlers are queued in an adopted io_context, which runs on") {
+    asio::io_context ctx;
+    bool cleaned_up = false;
+    {
+        corio::event_loop loop(ctx);
+        struct on_exit {
+            bool& flag;
+            ~on_exit() { flag = true; }
+        };
+        auto sleeper = [&]() -> task<void> {
+            on_exit guard{cleaned_up};
+            co_await corio::sleep(std::chrono::hours(1));
+        };
+        auto sleeping = loop.spawn(sleeper());  // queues a drain in ctx
+        ctx.run_one();                           // the drain: it starts and sleeps, the timer is armed
+        auto unstarted = loop.spawn(sleeper());  // queues a drain the loop will never run
+        CHECK(loop.live_tasks() == 2);
+    }  // the loop goes first: frames destroyed, a drain still posted in ctx
+    CHECK(cleaned_up);
+    ctx.restart();
+    // The orphaned drain and the cancelled timer wait: neither touches the loop.
+    CHECK(ctx.run() == 2);
+}
+
 TEST_CASE("spawn + join one at a time, many times") {
     long long sum = run_test([]() -> task<long long> {
         long long s = 0;

@@ -5,6 +5,10 @@
 //   timer heap driven by one asio::steady_timer. The ready queue is drained by
 //   one posted handler at a time, in bounded batches, so I/O is never starved
 //   and corio runs under whoever calls io_context::run().
+// - Destroying a loop destroys the frames of tasks still alive. With an
+//   adopted io_context that keeps running, the loop's own queued handlers
+//   then do nothing; a use_task Asio operation still pending in such a frame
+//   does not know: let I/O tasks finish (or close their sockets) first.
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths.
 // - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
@@ -212,6 +216,9 @@ public:
     event_loop& operator=(const event_loop&) = delete;
 
     ~event_loop() {
+        // Handlers of ours still queued in an adopted io_context (a drain, a
+        // timer expiry) find the loop gone and do nothing.
+        *life_ = nullptr;
         // Only reached with tasks alive when the loop was abandoned (an error
         // escaped run(), or a user-driven loop was destroyed early): destroy
         // their frames so their destructors run.
@@ -317,9 +324,12 @@ public:
 private:
     void init() {
         complete_task_ = &on_task_complete;
+        life_ = std::make_shared<event_loop*>(this);
         request_drain_ = [](detail::scheduler* s) {
             auto* self = static_cast<event_loop*>(s);
-            asio::post(self->ctx_, [self] { self->drain(); });
+            asio::post(self->ctx_, [life = self->life_] {
+                if (event_loop* l = *life) l->drain();
+            });
         };
     }
 
@@ -392,12 +402,13 @@ private:
         armed_ = true;
         armed_at_ = due;
         timer_.expires_at(due);
-        timer_.async_wait([this](const asio::error_code& ec) {
-            if (ec == asio::error::operation_aborted) return;
-            armed_ = false;
-            detail::running_loop_guard g(this);
-            fire_due_timers(clock::now());
-            sync_timer();
+        timer_.async_wait([life = life_](const asio::error_code& ec) {
+            event_loop* l = *life;
+            if (ec == asio::error::operation_aborted || !l) return;
+            l->armed_ = false;
+            detail::running_loop_guard g(l);
+            l->fire_due_timers(clock::now());
+            l->sync_timer();
         });
     }
 
@@ -430,6 +441,7 @@ private:
 
     static constexpr std::size_t max_batch = 1024;  // resumptions per drain before I/O gets a turn
 
+    std::shared_ptr<event_loop*> life_;  // null once the loop is destroyed: see ~event_loop
     std::unique_ptr<asio::io_context> owned_ctx_;
     asio::io_context& ctx_;
     asio::steady_timer timer_;
