@@ -113,7 +113,7 @@ task<std::tuple<value_or_monostate_t<T>...>> gather_tuple(task<T>... ts) {
     std::array<child_slot, sizeof...(T)> slots;
     combinator g(slots.data(), sizeof...(T), combine_mode::all);
     std::size_t i = 0;
-    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    (g.bind(i++, ts.handle()), ...);
     co_await launch_children{g};
     g.conclude();
     co_return std::tuple<value_or_monostate_t<T>...>(take_value(ts)...);
@@ -132,7 +132,7 @@ task<std::tuple<result<T>...>> gather_settled_tuple(task<T>... ts) {
     std::array<child_slot, sizeof...(T)> slots;
     combinator g(slots.data(), sizeof...(T), combine_mode::settled);
     std::size_t i = 0;
-    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    (g.bind(i++, ts.handle()), ...);
     co_await launch_children{g};
     g.conclude();
     co_return settled_tuple(ts...);
@@ -151,7 +151,7 @@ task<std::variant<value_or_monostate_t<T>...>> race_tuple(task<T>... ts) {
     std::array<child_slot, sizeof...(T)> slots;
     combinator g(slots.data(), sizeof...(T), combine_mode::race);
     std::size_t i = 0;
-    (g.bind(i++, ts.handle(), ts.handle().promise()), ...);
+    (g.bind(i++, ts.handle()), ...);
     co_await launch_children{g};
     g.conclude();
     co_return pick_winner<std::variant<value_or_monostate_t<T>...>>(g.winner, std::index_sequence_for<T...>{}, ts...);
@@ -161,7 +161,7 @@ template <class T>
 void bind_all(combinator& g, std::vector<task<T>>& ts) {
     for (std::size_t i = 0; i < ts.size(); ++i) {
         require_valid(ts[i]);
-        g.bind(i, ts[i].handle(), ts[i].handle().promise());
+        g.bind(i, ts[i].handle());
     }
 }
 

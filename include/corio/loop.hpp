@@ -121,11 +121,9 @@ struct spawn_state : chain_root, pooled {
     bool finished() const noexcept { return status >= task_status::done; }
     scope_node* root() noexcept { return this; }
 
-    /// The frame's promise. Every task_promise<T> is at most 16-byte aligned
-    /// (checked in event_loop::start), so both compilers place it at the same
-    /// offset as a promise_base would be: no need to store a second pointer.
+    /// The frame's promise (found from the frame: see promise_of).
     promise_base& promise() const noexcept {
-        return std::coroutine_handle<promise_base>::from_address(frame.address()).promise();
+        return promise_of(frame);
     }
 
     /// Adds `o` to the observers notified when the task finishes (only while
@@ -561,7 +559,7 @@ inline chain* running_chain() noexcept {
     if (!l) return nullptr;
     std::coroutine_handle<> h = l->core().running_;
     if (!h) return nullptr;
-    return std::coroutine_handle<promise_base>::from_address(h.address()).promise().ch;
+    return promise_of(h).ch;
 }
 }  // namespace detail
 

@@ -133,6 +133,14 @@ struct promise_base {
 template <class P>
 concept corio_promise = std::is_base_of_v<promise_base, P>;
 
+/// The promise of a corio task frame, from the frame alone. Every
+/// task_promise<T> is at most 16-byte aligned (checked in task_promise), so
+/// both compilers place it where a promise_base would be: whoever holds a
+/// frame handle needs no second pointer.
+inline promise_base& promise_of(std::coroutine_handle<> frame) noexcept {
+    return std::coroutine_handle<promise_base>::from_address(frame.address()).promise();
+}
+
 /// The chain a corio coroutine runs on.
 template <class P>
 chain* chain_of(std::coroutine_handle<P> h) noexcept {

@@ -110,7 +110,7 @@ private:
     /// stored here: this awaiter sits in every sleeping frame, and corio task
     /// promises are at the offset a promise_base would have.
     chain* chain_of_frame() const noexcept {
-        return std::coroutine_handle<promise_base>::from_address(h_.address()).promise().ch;
+        return promise_of(h_).ch;
     }
 
     std::coroutine_handle<> h_{};

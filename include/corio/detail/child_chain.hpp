@@ -44,8 +44,9 @@ struct combinator;
 
 struct child_slot : chain_root {
     combinator* owner = nullptr;
-    promise_base* promise = nullptr;
     bool running = false;
+
+    promise_base& promise() const noexcept { return promise_of(frame); }
 };
 
 enum class combine_mode : unsigned char {
@@ -77,9 +78,8 @@ struct combinator {
     bool any_cancelled = false;
     bool cancelled_at_start = false;
 
-    void bind(std::size_t i, std::coroutine_handle<> h, promise_base& p) noexcept {
+    void bind(std::size_t i, std::coroutine_handle<> h) noexcept {
         slots[i].frame = h;
-        slots[i].promise = &p;
         slots[i].owner = this;
     }
 
@@ -89,8 +89,9 @@ struct combinator {
         k.ch.waiter = nullptr;
         caller->sched->complete_child_ = &on_child_complete;
         k.link_under(caller->scope);
-        k.promise->ch = &k.ch;
-        k.promise->link = promise_base::root_bit;  // the chain's outermost frame
+        promise_base& p = k.promise();
+        p.ch = &k.ch;
+        p.link = promise_base::root_bit;  // the chain's outermost frame
         k.running = true;
         ++running;
     }
@@ -132,7 +133,7 @@ struct combinator {
         k->unlink();
         k->running = false;
         --g.running;
-        const outcome st = k->promise->state();
+        const outcome st = k->promise().state();
         if (st == outcome::cancelled) g.any_cancelled = true;
         if (!g.stopping && (g.mode == combine_mode::race || (g.mode == combine_mode::all && st != outcome::value)))
             g.stop(static_cast<std::size_t>(k - g.slots));
@@ -159,7 +160,7 @@ struct combinator {
     /// caller's cancellation.
     void conclude() const {
         if (cancelled_at_start) throw cancelled_error{};
-        const promise_base* w = winner == no_index ? nullptr : slots[winner].promise;
+        const promise_base* w = winner == no_index ? nullptr : &slots[winner].promise();
         if (w && w->state() == outcome::error) std::rethrow_exception(w->error);
         if ((suspended || any_cancelled) && caller->cancel_requested()) throw cancelled_error{};
         if (w && w->state() == outcome::cancelled) std::rethrow_exception(w->error);
