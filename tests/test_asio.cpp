@@ -387,3 +387,26 @@ TEST_CASE("asio: an operation of another io_context completes on the loop's thre
         },
         0, real_time);
 }
+
+TEST_CASE("use_task: an operation pending when the loop is destroyed completes harmlessly in the adopted io_context") {
+    asio::io_context ctx;
+    bool cleaned_up = false;
+    {
+        corio::event_loop loop(ctx);
+        struct on_exit {
+            bool& flag;
+            ~on_exit() { flag = true; }
+        };
+        auto waiter = [&]() -> corio::task<void> {
+            on_exit guard{cleaned_up};
+            asio::steady_timer timer(ctx, std::chrono::hours(1));
+            co_await timer.async_wait(corio::use_task);
+        };
+        auto h = loop.spawn(waiter());
+        ctx.run_one();  // the drain: the task starts and waits on its timer
+        CHECK(loop.live_tasks() == 1);
+    }  // the frame (and its timer: the wait is cancelled) goes with the loop
+    CHECK(cleaned_up);
+    ctx.restart();
+    CHECK(ctx.run() == 1);  // the aborted wait's handler runs and touches nothing of the loop
+}

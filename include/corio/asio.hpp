@@ -20,8 +20,9 @@
 #pragma once
 
 #include <coroutine>
-#include <optional>
 #include <exception>
+#include <memory>
+#include <optional>
 #include <system_error>
 #include <tuple>
 #include <type_traits>
@@ -124,7 +125,9 @@ public:
         notify = &on_cancel;
         ch_->park(this);
         initiating_ = true;
-        std::apply([&](auto&&... a) { std::move(init_)(handler{this}, std::move(a)...); }, std::move(args_));
+        event_loop& loop = event_loop::from(*ch_->sched);
+        std::apply([&](auto&&... a) { std::move(init_)(handler{this, loop.life(), loop.get_executor()}, std::move(a)...); },
+                   std::move(args_));
         initiating_ = false;
         if (result_) {
             // Completed inside the initiating function (asio::dispatch from the
@@ -159,23 +162,28 @@ public:
     }
 
 private:
+    // The completion handler. It may run after the loop was destroyed (an
+    // adopted io_context that keeps running): the loop then destroyed the
+    // awaiting frame, and with it this operation, so it checks `life` first.
     struct handler {
         asio_operation* self;
+        std::shared_ptr<event_loop*> life;
+        asio::io_context::executor_type ex;
 
         using executor_type = asio::io_context::executor_type;
-        executor_type get_executor() const noexcept {
-            return event_loop::from(*self->ch_->sched).get_executor();
-        }
+        executor_type get_executor() const noexcept { return ex; }
         using cancellation_slot_type = asio::cancellation_slot;
         cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_.slot(); }
 
         template <class... A>
         void operator()(A&&... a) {
+            event_loop* loop = *life;
+            if (!loop) return;  // the frame that awaited this is gone
             asio_operation* op = self;
             op->result_.emplace(std::forward<A>(a)...);
             if (op->initiating_) return;  // await_suspend goes on without suspending
             op->ch_->unpark();
-            event_loop::from(*op->ch_->sched).resume_from_handler(op->h_);
+            loop->resume_from_handler(op->h_);
         }
     };
 

@@ -5,10 +5,10 @@
 //   timer heap driven by one asio::steady_timer. The ready queue is drained by
 //   one posted handler at a time, in bounded batches, so I/O is never starved
 //   and corio runs under whoever calls io_context::run().
-// - Destroying a loop destroys the frames of tasks still alive. With an
-//   adopted io_context that keeps running, the loop's own queued handlers
-//   then do nothing; a use_task Asio operation still pending in such a frame
-//   does not know: let I/O tasks finish (or close their sockets) first.
+// - Destroying a loop destroys the frames of tasks still alive (their
+//   destructors run; an Asio object in such a frame cancels its operations).
+//   With an adopted io_context that keeps running, every handler of the loop
+//   still queued there, use_task completions included, then does nothing.
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths.
 // - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
@@ -311,6 +311,10 @@ public:
         push_ready(detail::tag_start(s));
         return s;
     }
+
+    /// corio internals: null once this loop is destroyed (for handlers that
+    /// may outlive it in an adopted io_context).
+    const std::shared_ptr<event_loop*>& life() const noexcept { return life_; }
 
     /// corio internals: resumes `h` from an Asio completion handler.
     void resume_from_handler(std::coroutine_handle<> h) noexcept {
