@@ -393,12 +393,8 @@ TEST_CASE("use_task: an operation pending when the loop is destroyed completes h
     bool cleaned_up = false;
     {
         corio::event_loop loop(ctx);
-        struct on_exit {
-            bool& flag;
-            ~on_exit() { flag = true; }
-        };
         auto waiter = [&]() -> corio::task<void> {
-            on_exit guard{cleaned_up};
+            corio_test::set_on_exit guard{cleaned_up};
             asio::steady_timer timer(ctx, std::chrono::hours(1));
             co_await timer.async_wait(corio::use_task);
         };

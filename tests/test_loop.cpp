@@ -295,12 +295,8 @@ TEST_CASE("event_loop: destroyed while its handlers are queued in an adopted io_
     bool cleaned_up = false;
     {
         corio::event_loop loop(ctx);
-        struct on_exit {
-            bool& flag;
-            ~on_exit() { flag = true; }
-        };
         auto sleeper = [&]() -> task<void> {
-            on_exit guard{cleaned_up};
+            corio_test::set_on_exit guard{cleaned_up};
             co_await corio::sleep(std::chrono::hours(1));
         };
         auto sleeping = loop.spawn(sleeper());  // queues a drain in ctx

@@ -78,6 +78,12 @@ inline corio::task<void> settle(int rounds = 4) {
 
 /// The check most cases end with: the caller's next suspension completes
 /// after exactly U, so no cancellation leaked into it.
+/// Sets `flag` when destroyed: shows that a frame holding it was cleaned up.
+struct set_on_exit {
+    bool& flag;
+    ~set_on_exit() { flag = true; }
+};
+
 inline corio::task<void> no_leak() {
     auto t0 = corio::now();
     co_await corio::sleep(U);
