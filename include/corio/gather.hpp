@@ -363,7 +363,7 @@ private:
     /// chain's scope was cancelled (still queued, or no timeout).
     static void on_notify(wakeable* w) noexcept {
         auto* self = static_cast<wait_awaiter*>(static_cast<wake_timer*>(w));
-        if (!self->queued() && self->deadline != clock::time_point::max()) {
+        if (self->deadline_came()) {
             self->wake();
             return;
         }

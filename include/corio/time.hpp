@@ -97,7 +97,7 @@ private:
     static void on_notify(wakeable* w) noexcept {
         auto* self = static_cast<sleep_awaiter*>(static_cast<wake_timer*>(w));
         chain* ch = self->chain_of_frame();
-        if (self->queued() || self->deadline == clock::time_point::max()) {
+        if (!self->deadline_came()) {
             ch->sched->remove_timer(self);
             self->owner_bits |= cancelled;
         } else {

@@ -49,8 +49,13 @@ struct timer_node {
 };
 
 /// A timer node woken through its own notify function when its deadline
-/// comes (sleeps, the limiter, wait()).
-struct wake_timer : wakeable, timer_node {};
+/// comes (sleeps, the limiter, wait()). One that is also a chain's waiter
+/// may share that notify; it leaves `deadline` at max() when not armed.
+struct wake_timer : wakeable, timer_node {
+    /// In a shared notify: the deadline came (the heap popped an armed
+    /// node), as opposed to a cancellation (still queued, or never armed).
+    bool deadline_came() const noexcept { return !queued() && deadline != clock::time_point::max(); }
+};
 
 class timer_heap {
 public:
