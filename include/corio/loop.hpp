@@ -138,20 +138,35 @@ struct spawn_state : chain_root, pooled {
 
     /// Unlinks and calls every observer, oldest first, so joiners resume in
     /// the order they began to wait. An observer's fn only schedules (nothing
-    /// runs inline) and never unlinks another observer of this task.
+    /// runs inline), but it may unlink other observers of this task: a task
+    /// group's observer cancels the group's scope, whose waiters (a joiner of
+    /// this very task, a wait() over it) unlink themselves. So the next
+    /// observer is taken from the list as it is after each call, never from a
+    /// pointer fetched before it: an unlinked observer is never called, and
+    /// none behind it is skipped.
     void notify_observers() noexcept {
         std::uintptr_t& head = promise().link;
-        observer* o = observer::at(head);
-        if (!o) return;
-        while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
+        observer* o = oldest_observer(head);
         while (o) {
-            // `next` is an observer's first member: a pprev that is not the
-            // head points into the previous (newer) observer.
-            observer* newer = o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
+            observer* newer = newer_observer(o, head);
             o->unlink();
             o->fn(o);
-            o = newer;
+            // Still linked: nothing older is left, it is the oldest. Unlinked
+            // by fn: find the oldest again (rare: only after a cancellation).
+            o = newer && newer->pprev ? newer : oldest_observer(head);
         }
+    }
+
+    static observer* oldest_observer(std::uintptr_t head) noexcept {
+        observer* o = observer::at(head);
+        if (o)
+            while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
+        return o;
+    }
+    /// The observer linked just before `o` (newer), or null. `next` is an
+    /// observer's first member: a pprev that is not the head points into it.
+    static observer* newer_observer(observer* o, std::uintptr_t& head) noexcept {
+        return o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
     }
 
     void release() noexcept {

@@ -1,0 +1,129 @@
+// Tests at the edges of task and loop lifetime: observers of a task that
+// finish or are cancelled while its completion is being announced, loops
+// destroyed with tasks suspended deep inside scopes and task groups, handles
+// that outlive their loop, handles awaited from the wrong loop, and very deep
+// nesting of scopes, groups and awaits.
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include <corio/cancel.hpp>
+#include <corio/gather.hpp>
+#include <corio/task_group.hpp>
+
+#include "support/corio_test.hpp"
+
+using corio::join_handle;
+using corio::task;
+using corio::task_group;
+using corio_test::owned;
+using corio_test::run_test;
+using corio_test::set_on_exit;
+using corio_test::U;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct E : std::runtime_error {
+    E() : std::runtime_error("E") {}
+};
+
+task<void> fails_after(std::chrono::milliseconds d) {
+    co_await corio::sleep(d);
+    throw E{};
+}
+
+/// How one await of a handle ended.
+struct await_log {
+    int resumed = 0;
+    int cancelled = 0;
+    int errors = 0;
+    int taken_twice = 0;
+};
+
+task<void> await_and_log(join_handle<void>& h, await_log& log) {
+    try {
+        co_await h;
+    } catch (const corio::cancelled_error&) {
+        ++log.cancelled;
+    } catch (const E&) {
+        ++log.errors;
+    } catch (const corio::invalid_state_error&) {
+        ++log.taken_twice;
+    }
+    ++log.resumed;
+}
+
+task<void> nap(std::chrono::milliseconds d) {
+    co_await corio::sleep(d);
+}
+
+}  // namespace
+
+// ------------------------------------------ observers of a finishing task
+
+TEST_CASE("a task-group body awaiting its own failing child resumes once and the group throws exception_group") {
+    await_log body;
+    run_test([&]() -> task<void> {
+        auto group = [&](task_group& tg) -> task<void> {
+            auto h = tg.spawn(fails_after(U));
+            co_await await_and_log(h, body);
+        };
+        try {
+            co_await corio::with_task_group(group);
+            FAIL("the group did not throw");
+        } catch (const corio::exception_group& eg) {
+            CHECK(eg.size() == 1);
+            CHECK(eg.contains<E>());
+        }
+    });
+    CHECK(body.resumed == 1);
+    CHECK(body.cancelled == 1);  // the group's cancellation reached the body first
+    CHECK(body.errors == 0);
+}
+
+TEST_CASE("siblings and the body awaiting one failing child each resume once; a later outside awaiter still gets the error") {
+    await_log inside, outside;
+    run_test([&]() -> task<void> {
+        join_handle<void> h;                 // outlives the group: the outside awaiter uses it
+        join_handle<void> outsider;
+        auto group = [&](task_group& tg) -> task<void> {
+            h = tg.spawn(fails_after(U));
+            tg.spawn(await_and_log(h, inside));
+            tg.spawn(await_and_log(h, inside));
+            outsider = corio::spawn(await_and_log(h, outside));  // not under the group's scope
+            co_await await_and_log(h, inside);  // the body's awaiter is linked before the siblings'
+        };
+        REQUIRE_THROWS_AS(co_await corio::with_task_group(group), corio::exception_group);
+        co_await outsider;
+    });
+    CHECK(inside.resumed == 3);
+    CHECK(inside.cancelled == 3);
+    // Observers after the ones the group's cancellation unlinked are still notified.
+    CHECK(outside.resumed == 1);
+    CHECK(outside.errors == 1);
+}
+
+TEST_CASE("a task-group body in wait(first_completed) over its children resumes once when one fails") {
+    int resumed = 0, cancelled = 0;
+    run_test([&]() -> task<void> {
+        auto group = [&](task_group& tg) -> task<void> {
+            std::vector<join_handle<void>> hs;
+            hs.push_back(tg.spawn(fails_after(U)));
+            hs.push_back(tg.spawn(nap(2 * U)));
+            try {
+                co_await corio::wait(hs, corio::return_when::first_completed);
+            } catch (const corio::cancelled_error&) {
+                ++cancelled;
+            }
+            ++resumed;
+        };
+        REQUIRE_THROWS_AS(co_await corio::with_task_group(group), corio::exception_group);
+    });
+    CHECK(resumed == 1);
+    CHECK(cancelled == 1);
+}
+
