@@ -127,3 +127,33 @@ TEST_CASE("a task-group body in wait(first_completed) over its children resumes 
     CHECK(cancelled == 1);
 }
 
+// ------------------------------------------------------- loop teardown
+
+namespace {
+
+task<void> inner_timeouts(bool& inner_exit) {
+    set_on_exit g{inner_exit};
+    co_await corio::timeout(1h, corio::sleep(2h));
+}
+
+task<void> outer_timeouts(bool& outer_exit, bool& inner_exit) {
+    set_on_exit g{outer_exit};
+    co_await corio::timeout(1h, inner_timeouts(inner_exit));
+}
+
+}  // namespace
+
+TEST_CASE("destroying a loop while a task is inside nested timeouts destroys its frames cleanly") {
+    bool outer_exit = false, inner_exit = false;
+    asio::io_context ctx;
+    {
+        corio::event_loop loop(ctx);
+        loop.spawn(outer_timeouts(outer_exit, inner_exit));
+        ctx.poll();  // the task runs into both timeouts and sleeps
+        REQUIRE(loop.live_tasks() == 1);
+        REQUIRE(loop.pending_timers() == 3);  // the sleep and both deadlines
+    }
+    CHECK(inner_exit);
+    CHECK(outer_exit);
+}
+

@@ -61,6 +61,11 @@ struct scope_record : deadline_scope {
         shielded = shield;
         owner_bits = scope_flag | static_cast<std::uint8_t>(phase::idle);
     }
+    scope_record(const scope_record&) = default;  // only while idle (an awaiter moved before it starts)
+    /// A record still running is left when it goes: its frame was destroyed
+    /// mid-await (the loop was torn down). Whoever holds it destroys the
+    /// operand first, so scopes nested inside have left already.
+    ~scope_record() { leave(); }
 
     phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
     void set_state(phase p) noexcept {
@@ -173,13 +178,21 @@ template <on_own_cancel Mode, bool External, class A>
 class scoped {
     using inner_t = typename operand<A>::awaiter_type;
     using R = decltype(std::declval<inner_t&>().await_resume());
-    using record_t = std::conditional_t<External, scope_record*, scope_record>;
+    /// A cancel_scope's record, left when the awaiter goes.
+    struct record_ref {
+        scope_record* p;
+        ~record_ref() { p->leave(); }
+    };
+    // rec_ is declared before op_, so it is destroyed after it: an awaiter
+    // destroyed mid-await (its frame destroyed with the loop) lets the operand,
+    // and every scope nested in it, leave first; then this scope leaves.
+    using record_t = std::conditional_t<External, record_ref, scope_record>;
 
 public:
     using result_type = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>;
 
     template <class U>
-    scoped(record_t record, U&& aw) : rec_(record), op_(std::forward<U>(aw)) {}
+    scoped(scope_record* record, U&& aw) : rec_{record}, op_(std::forward<U>(aw)) {}
     /// A scope whose deadline is `d` after the await begins (built in place:
     /// a record passed by value would be one more temporary in the frame).
     template <class U>
@@ -189,7 +202,6 @@ public:
     template <class U>
     scoped(clock::time_point deadline, bool shield, U&& aw) : rec_(deadline, shield), op_(std::forward<U>(aw)) {}
     scoped(scoped&&) = default;
-    ~scoped() { rec().leave(); }  // only does something when the caller's frame is destroyed mid-await
 
     bool await_ready() const noexcept { return false; }
 
@@ -247,7 +259,7 @@ public:
 
 private:
     scope_record& rec() noexcept {
-        if constexpr (External) return *rec_;
+        if constexpr (External) return *rec_.p;
         else return rec_;
     }
 

@@ -232,6 +232,9 @@ public:
         // Handlers of ours still queued in an adopted io_context (a drain, a
         // timer expiry) find the loop gone and do nothing.
         *life_ = nullptr;
+        // The frames about to be destroyed hold these nodes (sleeps, deadlines):
+        // empty the heap first, so that no removal touches a node already freed.
+        while (!timers_.empty()) timers_.pop();
         // Only reached with tasks alive when the loop was abandoned (an error
         // escaped run(), or a user-driven loop was destroyed early): destroy
         // their frames so their destructors run.
