@@ -61,6 +61,8 @@ task<void> nap(std::chrono::milliseconds d) {
     co_await corio::sleep(d);
 }
 
+corio::run_options virtual_time() { return corio::run_options{.virtual_time = true}; }
+
 }  // namespace
 
 // ------------------------------------------ observers of a finishing task
@@ -155,5 +157,101 @@ TEST_CASE("destroying a loop while a task is inside nested timeouts destroys its
     }
     CHECK(inner_exit);
     CHECK(outer_exit);
+}
+
+namespace {
+
+task<void> sleeper(bool& exited) {
+    set_on_exit g{exited};
+    co_await corio::sleep(1h);
+}
+
+}  // namespace
+
+TEST_CASE("destroying a loop destroys the children of task groups and of nested groups") {
+    bool body_exit = false, a_exit = false, b_exit = false, grandchild_exit = false;
+    asio::io_context ctx;
+    {
+        corio::event_loop loop(ctx);
+        auto nested = [&](task_group& tg) -> task<void> {
+            tg.spawn(sleeper(grandchild_exit));
+            co_await corio::sleep(1h);
+        };
+        auto group = [&](task_group& tg) -> task<void> {
+            set_on_exit g{body_exit};
+            tg.spawn(sleeper(a_exit));
+            tg.spawn(sleeper(b_exit));
+            tg.spawn(corio::with_task_group(nested));
+            co_await corio::sleep(1h);
+        };
+        loop.spawn(corio::with_task_group(group));
+        for (int i = 0; i < 4; ++i) ctx.poll();
+        REQUIRE(loop.live_tasks() == 5);
+    }
+    CHECK(body_exit);
+    CHECK(a_exit);
+    CHECK(b_exit);
+    CHECK(grandchild_exit);
+}
+
+TEST_CASE("destroying a loop while a task awaits another task's handle is clean in either destruction order") {
+    bool waiter_exit = false, target_exit = false;
+    asio::io_context ctx;
+    {
+        corio::event_loop loop(ctx);
+        auto target = loop.spawn(sleeper(target_exit));
+        auto awaits = [&]() -> task<void> {
+            set_on_exit g{waiter_exit};
+            co_await target;
+        };
+        loop.spawn(owned(awaits));
+        ctx.poll();
+        REQUIRE(loop.live_tasks() == 2);
+    }
+    CHECK(waiter_exit);
+    CHECK(target_exit);
+}
+
+// -------------------------------------------- handles outliving the loop
+
+namespace {
+
+task<void> work() {
+    co_await corio::sleep(U);
+}
+
+}  // namespace
+
+TEST_CASE("a join_handle of a named task may be dropped after its loop is gone") {
+    join_handle<void> h;
+    {
+        corio::event_loop loop(virtual_time());
+        h = loop.spawn(work(), "named-task");
+        CHECK(h.name() == "named-task");
+        loop.run_until_complete(nap(2 * U));
+        CHECK(h.done());
+    }
+    CHECK(h.valid());
+    CHECK(h.done());
+    CHECK_FALSE(h.cancelled());
+    CHECK(h.name().empty());  // names live in the loop
+    h = {};
+    CHECK_FALSE(h.valid());
+}
+
+TEST_CASE("a failed task whose handle outlives the loop is reported once when the loop is destroyed") {
+    std::vector<std::string> reports;
+    join_handle<void> h;
+    {
+        corio::event_loop loop(virtual_time());
+        loop.set_exception_handler([&](std::exception_ptr, std::string_view name) { reports.emplace_back(name); });
+        h = loop.spawn(fails_after(U), "doomed");
+        loop.run_until_complete(nap(2 * U));
+        CHECK(reports.empty());  // the handle could still be awaited
+    }
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0] == "doomed");
+    h = {};  // nothing left to report, no loop to report to
+    CHECK(reports.size() == 1);
 }
 

@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -169,8 +170,11 @@ struct spawn_state : chain_root, pooled {
         return o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
     }
 
+    /// Drops one reference; the last one frees the task. Safe after the
+    /// loop is gone: the loop then detached it (ch.sched null, no name).
     void release() noexcept {
         if (--refs != 0) return;
+        unlink();  // from the loop's list of held, finished tasks
         if (frame) frame.destroy();
         if (named) ch.sched->task_names_.erase(this);
         delete this;
@@ -232,22 +236,7 @@ public:
         // Handlers of ours still queued in an adopted io_context (a drain, a
         // timer expiry) find the loop gone and do nothing.
         *life_ = nullptr;
-        // The frames about to be destroyed hold these nodes (sleeps, deadlines):
-        // empty the heap first, so that no removal touches a node already freed.
-        while (!timers_.empty()) timers_.pop();
-        // Only reached with tasks alive when the loop was abandoned (an error
-        // escaped run(), or a user-driven loop was destroyed early): destroy
-        // their frames so their destructors run.
-        while (detail::scope_node* s = root_scope_.first_child) {
-            detail::spawn_state* st = detail::spawn_state::from_root(s);
-            s->unlink();
-            if (st->frame) {
-                st->frame.destroy();
-                st->frame = {};
-            }
-            st->status = detail::task_status::cancelled;
-            st->release();
-        }
+        tear_down();
         // Cached frame slabs stay for the next loop on this thread unless they
         // already sat unused for a decay period (see frame_allocator.hpp).
         detail::decay_frame_cache();
@@ -353,6 +342,75 @@ private:
         };
     }
 
+    /// Only finds tasks alive when the loop was abandoned (an error escaped
+    /// run(), or a user-driven loop was destroyed early). Destroys the frame
+    /// of every task still alive, wherever its root scope is (under the
+    /// loop's root or inside a task group, at any depth), deepest first: a
+    /// task group's children go before the frame holding the group, so the
+    /// group and whoever awaits a child are still there when the child is
+    /// announced as cancelled. Then detaches every state a join_handle still
+    /// holds from this loop (see join_handle).
+    void tear_down() noexcept {
+        drain_requested_ = true;  // what the announcements schedule is never run
+        while (!timers_.empty()) timers_.pop();  // frames about to go hold these nodes
+        std::vector<detail::spawn_state*> alive;
+        try {
+            collect_spawned(alive);
+        } catch (...) {
+            std::terminate();  // out of memory while tearing down: nothing safe is left to do
+        }
+        for (auto it = alive.rbegin(); it != alive.rend(); ++it) destroy_alive(*it);
+        while (detail::scope_node* n = held_.first_child) {
+            auto* s = detail::spawn_state::from_root(n);
+            n->unlink();
+            detach_from_loop(s);
+        }
+    }
+
+    /// Every spawned task in the scope tree, each after the tasks it is inside of.
+    void collect_spawned(std::vector<detail::spawn_state*>& out) {
+        detail::scope_node* n = root_scope_.first_child;
+        while (n) {
+            if (n->kind == detail::scope_kind::chain_root && static_cast<detail::chain_root*>(n)->spawned)
+                out.push_back(detail::spawn_state::from_root(n));
+            if (n->first_child) {
+                n = n->first_child;
+                continue;
+            }
+            while (n != &root_scope_ && !n->next_sibling) n = n->parent;
+            n = n == &root_scope_ ? nullptr : n->next_sibling;
+        }
+    }
+
+    /// Ends a task that is still alive: it reads as cancelled from now on.
+    void destroy_alive(detail::spawn_state* s) noexcept {
+        s->status = detail::task_status::cancelled;
+        s->notify_observers();  // a task group counts it off; joiners are scheduled, never run
+        s->unlink();
+        if (s->frame) {
+            s->frame.destroy();
+            s->frame = {};
+        }
+        --live_;
+        if (s->refs > 1) detach_from_loop(s);  // a handle keeps it
+        s->release();
+    }
+
+    /// A state a handle keeps past the loop: an error nobody took is reported
+    /// now (nobody can await it any more), and it forgets the loop.
+    void detach_from_loop(detail::spawn_state* s) noexcept {
+        // A state its loop detached (ch.sched null) has nothing left to report.
+        if (s->ch.sched && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
+            report_unhandled(s->promise().error, s->name());
+            s->error_observed = true;
+        }
+        if (s->named) {
+            task_names_.erase(s);
+            s->named = false;
+        }
+        s->ch.sched = nullptr;
+    }
+
     static void on_task_complete(detail::chain_root* r) noexcept {
         auto* s = static_cast<detail::spawn_state*>(r);
         switch (s->promise().state()) {
@@ -370,6 +428,9 @@ private:
         --live_;
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
             report_unhandled(s->promise().error, s->name());
+        // A handle still holds it: the loop keeps track of it (its scope links
+        // are free now), so that a loop destroyed first can detach it.
+        if (s->refs > 1) s->link_under(&held_);
         s->release();
     }
 
@@ -462,6 +523,7 @@ private:
     static constexpr std::size_t max_batch = 1024;  // resumptions per drain before I/O gets a turn
 
     std::shared_ptr<event_loop*> life_;  // null once the loop is destroyed: see ~event_loop
+    detail::scope_node held_;  // finished tasks a join_handle still holds (never cancelled: not a real scope)
     std::unique_ptr<asio::io_context> owned_ctx_;
     asio::io_context& ctx_;
     asio::steady_timer timer_;
@@ -509,6 +571,9 @@ public:
     class awaiter : detail::waiter_base, detail::observer {
     public:
         explicit awaiter(detail::spawn_state* s) noexcept : s_(s) {}
+        awaiter(const awaiter&) = default;  // only before the await begins
+        /// A frame destroyed mid-await (with the loop) leaves no dangling observer.
+        ~awaiter() { observer::unlink(); }
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
