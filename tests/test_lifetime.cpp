@@ -36,6 +36,11 @@ task<void> fails_after(std::chrono::milliseconds d) {
     throw E{};
 }
 
+task<int> sleep_then(std::chrono::milliseconds d, int v) {
+    co_await corio::sleep(d);
+    co_return v;
+}
+
 /// How one await of a handle ended.
 struct await_log {
     int resumed = 0;
@@ -255,3 +260,61 @@ TEST_CASE("a failed task whose handle outlives the loop is reported once when th
     CHECK(reports.size() == 1);
 }
 
+// ---------------------------------------------- a handle of another loop
+
+TEST_CASE("awaiting another loop's join_handle throws invalid_state_error naming the mistake") {
+    corio::event_loop a(virtual_time());
+    corio::event_loop b(virtual_time());
+    join_handle<int> h = a.spawn(sleep_then(U, 7));
+    std::string message;
+    b.run_until_complete(owned([&]() -> task<void> {
+        try {
+            co_await h;
+        } catch (const corio::invalid_state_error& e) {
+            message = e.what();
+        }
+    }));
+    CHECK(message.find("another event loop") != std::string::npos);
+    // The task is untouched and its own loop still delivers its value.
+    int v = a.run_until_complete(owned([&]() -> task<int> { co_return co_await h; }));
+    CHECK(v == 7);
+}
+
+TEST_CASE("awaiting a finished handle of another loop throws invalid_state_error too") {
+    corio::event_loop a(virtual_time());
+    join_handle<int> h = a.spawn(sleep_then(U, 7));
+    a.run_until_complete(nap(2 * U));
+    REQUIRE(h.done());
+    std::string message;
+    corio::run(owned([&]() -> task<void> {
+        try {
+            co_await h;
+        } catch (const corio::invalid_state_error& e) {
+            message = e.what();
+        }
+    }));
+    CHECK(message.find("another event loop") != std::string::npos);
+    int v = a.run_until_complete(owned([&]() -> task<int> { co_return co_await h; }));
+    CHECK(v == 7);
+}
+
+TEST_CASE("a handle to a task destroyed with its loop reads as cancelled and awaiting it throws invalid_state_error") {
+    join_handle<int> h;
+    asio::io_context ctx;
+    {
+        corio::event_loop loop(ctx);
+        h = loop.spawn(sleep_then(1h, 1), "abandoned");
+        ctx.poll();
+    }
+    CHECK(h.done());
+    CHECK(h.cancelled());
+    std::string message;
+    corio::run(owned([&]() -> task<void> {
+        try {
+            co_await h;
+        } catch (const corio::invalid_state_error& e) {
+            message = e.what();
+        }
+    }));
+    CHECK(message.find("destroyed") != std::string::npos);
+}

@@ -577,6 +577,7 @@ public:
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
+            check_loop(s_);
             return s_->finished();
         }
         template <class P>
@@ -599,6 +600,17 @@ public:
         }
 
     private:
+        /// A task is awaited only from a task of its own loop: another loop
+        /// would never be woken by it (and its frame could go first).
+        static void check_loop(const detail::spawn_state* s) {
+            if (!s->ch.sched)
+                throw invalid_state_error("corio: co_await on a join_handle whose event loop was destroyed");
+            event_loop* l = detail::running_loop();
+            if (!l || &l->core() != s->ch.sched)
+                throw invalid_state_error(
+                    "corio: co_await on a join_handle of another event loop (a task can only await tasks "
+                    "spawned on the loop it runs on)");
+        }
         static void on_done(detail::observer* o) noexcept {
             auto* self = static_cast<awaiter*>(o);
             self->ch_->unpark();
