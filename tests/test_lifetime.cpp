@@ -318,3 +318,85 @@ TEST_CASE("a handle to a task destroyed with its loop reads as cancelled and awa
     }));
     CHECK(message.find("destroyed") != std::string::npos);
 }
+
+// ------------------------------------------------------------ deep nesting
+
+namespace {
+
+/// `depth` nested timeouts, each in its own task; level `short_level` (1 is
+/// the innermost) has a deadline of U, the others an hour. Counts what each
+/// level saw pass through it.
+struct nesting_log {
+    int cancelled = 0;
+    int timed_out = 0;
+};
+
+task<void> timeouts_deep(int depth, int short_level, nesting_log& log) {
+    if (depth == 0) {
+        co_await corio::sleep(1h);
+        co_return;
+    }
+    const auto d = depth == short_level ? std::chrono::milliseconds(U) : std::chrono::milliseconds(1h);
+    try {
+        co_await corio::timeout(d, timeouts_deep(depth - 1, short_level, log));
+    } catch (const corio::cancelled_error&) {
+        ++log.cancelled;
+        throw;
+    } catch (const corio::timeout_error&) {
+        ++log.timed_out;
+        throw;
+    }
+}
+
+task<void> groups_deep(int depth, int& cancelled) {
+    if (depth == 0) {
+        co_await corio::sleep(1h);
+        co_return;
+    }
+    auto body = [depth, &cancelled](task_group&) -> task<void> { co_await groups_deep(depth - 1, cancelled); };
+    try {
+        co_await corio::with_task_group(body);
+    } catch (const corio::cancelled_error&) {
+        ++cancelled;
+        throw;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a task 10000 timeouts deep cancelled from outside unwinds every level with cancelled_error") {
+    constexpr int depth = 10'000;
+    nesting_log log;
+    run_test([&]() -> task<void> {
+        auto h = corio::spawn(timeouts_deep(depth, -1, log));
+        co_await corio::sleep(U);
+        h.cancel();
+        bool cancelled = co_await corio_test::ended_cancelled(h);
+        CHECK(cancelled);
+    });
+    CHECK(log.cancelled == depth);
+    CHECK(log.timed_out == 0);
+}
+
+TEST_CASE("in 10000 nested timeouts only the level whose deadline fired converts the cancellation") {
+    constexpr int depth = 10'000, fired = 5'000;
+    nesting_log log;
+    run_test([&]() -> task<void> {
+        REQUIRE_THROWS_AS(co_await timeouts_deep(depth, fired, log), corio::timeout_error);
+    });
+    CHECK(log.cancelled == fired - 1);          // the levels inside it pass it through
+    CHECK(log.timed_out == depth - fired + 1);  // it converts; the levels outside see timeout_error
+}
+
+TEST_CASE("a task 10000 task groups deep cancelled from outside ends every group cancelled") {
+    constexpr int depth = 10'000;
+    int cancelled_levels = 0;
+    run_test([&]() -> task<void> {
+        auto h = corio::spawn(groups_deep(depth, cancelled_levels));
+        co_await corio::sleep(U);
+        h.cancel();
+        bool cancelled = co_await corio_test::ended_cancelled(h);
+        CHECK(cancelled);
+    });
+    CHECK(cancelled_levels == depth);
+}

@@ -83,19 +83,37 @@ struct scope_record : deadline_scope {
         if (!relative && deadline == clock::time_point::max()) return;
         const clock::time_point now = ch->sched->now();
         if (relative) deadline = saturating_add(now, deadline.time_since_epoch());
-        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this);
+        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this, ch);
     }
 
     void leave() noexcept {
         if (state() != phase::running) return;
-        chain* c = owner_chain(this);
+        chain* c = own_chain();
         c->sched->remove_timer(this);
         c->leave(this);
         set_state(phase::finished);
     }
 
-    /// The cancellation now propagating belongs to this scope (R2).
-    bool owns_cancellation() { return cancellation_owner(this, *owner_chain(this)->sched) == this; }
+    /// The cancellation now propagating belongs to this scope (R2). O(1) for
+    /// each enclosing scope after the first of an unwinding (see owner_memo).
+    bool owns_cancellation() {
+        chain* c = own_chain();
+        return cancellation_owner(this, *c->sched, c) == this;
+    }
+
+    /// The chain of this running record, without walking the scope path per
+    /// frame: a record is left (and asks who owns a cancellation) on its own
+    /// chain, which is the running one and has this record innermost. A few
+    /// levels are walked first, as that is cheaper than asking which chain
+    /// runs; the full walk remains for a frame destroyed mid-await (teardown).
+    chain* own_chain() noexcept {
+        scope_node* s = parent;
+        for (int i = 0; i < 3 && s; ++i, s = s->parent)
+            if (s->kind != scope_kind::inner)
+                return s->kind == scope_kind::chain_root ? &static_cast<chain_root*>(s)->ch : nullptr;
+        if (chain* c = running_chain(); c && c->scope == this) return c;
+        return owner_chain(this);
+    }
 
     void reschedule(clock::time_point tp) {
         if (state() == phase::finished)
