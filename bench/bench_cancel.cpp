@@ -11,6 +11,12 @@
 //   timeout_rss     1,000,000 concurrent spawned tasks, each sleeping 1 ms
 //                   under its own corio::timeout(10s) that never fires: RSS
 //                   before, at peak (all suspended), and after they finished.
+//   nested_timeouts a task `depth` timeouts deep (each level a task awaiting
+//                   timeout(1h, next level), the last one sleeping) is spawned,
+//                   runs down, is cancelled from outside and joined: total
+//                   time per level, at depth 1, 100 and 10,000 (constant when
+//                   the cost is linear in the depth).
+//   nested_groups   the same with with_task_group bodies nested `depth` deep.
 //
 // Output: `RESULT <workload> <impl> <metric> <value>` lines (bench/report.py).
 // Usage: bench_cancel [--quick]
@@ -126,6 +132,53 @@ void timeout_rss(long n) {
     result("timeout_rss", "corio", "bytes_per_task", (peak - base) * 1024 * 1024 / static_cast<double>(n));
 }
 
+corio::task<void> nest_timeouts(int depth) {
+    if (depth == 0) {
+        co_await corio::sleep(1h);
+        co_return;
+    }
+    co_await corio::timeout(1h, nest_timeouts(depth - 1));
+}
+
+corio::task<void> nest_groups(int depth) {
+    if (depth == 0) {
+        co_await corio::sleep(1h);
+        co_return;
+    }
+    auto body = [depth](corio::task_group&) -> corio::task<void> { co_await nest_groups(depth - 1); };
+    co_await corio::with_task_group(body);
+}
+
+/// ns per level to spawn `make(depth)`, let it run down, cancel it and join it.
+template <class F>
+double nested_cancel(F make, int depth) {
+    return corio::run([](F mk, int d) -> corio::task<double> {
+        auto t0 = std::chrono::steady_clock::now();
+        auto h = corio::spawn(mk(d));
+        co_await corio::yield_now();  // it has run down to its sleep
+        h.cancel();
+        try {
+            co_await h;
+        } catch (const corio::cancelled_error&) {
+        }
+        auto t1 = std::chrono::steady_clock::now();
+        co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(d);
+    }(make, depth));
+}
+
+void nesting(bool quick) {
+    for (int depth : {1, 100, quick ? 1'000 : 10'000}) {
+        double t = 1e300, g = 1e300;
+        for (int rep = 0; rep < 3; ++rep) {
+            t = std::min(t, nested_cancel(&nest_timeouts, depth));
+            g = std::min(g, nested_cancel(&nest_groups, depth));
+        }
+        const std::string metric = "ns_per_level_at_" + std::to_string(depth);
+        result("nested_timeouts", "corio", metric.c_str(), t);
+        result("nested_groups", "corio", metric.c_str(), g);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,5 +193,6 @@ int main(int argc, char** argv) {
     result("timeout_ready", "corio_bare_await", "ns_per_op", best_bare);
     result("timeout_ready", "corio_scope_only", "ns_per_op", best_timeout - best_bare);
     result("timeout_ready", "asio_or_timer", "ns_per_op", asio_or_timer(n / 100));
+    nesting(quick);
     timeout_rss(quick ? 100'000 : 1'000'000);
 }

@@ -61,6 +61,11 @@ struct scope_record : deadline_scope {
         shielded = shield;
         owner_bits = scope_flag | static_cast<std::uint8_t>(phase::idle);
     }
+    scope_record(const scope_record&) = default;  // only while idle (an awaiter moved before it starts)
+    /// A record still running is left when it goes: its frame was destroyed
+    /// mid-await (the loop was torn down). Whoever holds it destroys the
+    /// operand first, so scopes nested inside have left already.
+    ~scope_record() { leave(); }
 
     phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
     void set_state(phase p) noexcept {
@@ -78,19 +83,37 @@ struct scope_record : deadline_scope {
         if (!relative && deadline == clock::time_point::max()) return;
         const clock::time_point now = ch->sched->now();
         if (relative) deadline = saturating_add(now, deadline.time_since_epoch());
-        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this);
+        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this, ch);
     }
 
     void leave() noexcept {
         if (state() != phase::running) return;
-        chain* c = owner_chain(this);
+        chain* c = own_chain();
         c->sched->remove_timer(this);
         c->leave(this);
         set_state(phase::finished);
     }
 
-    /// The cancellation now propagating belongs to this scope (R2).
-    bool owns_cancellation() { return cancellation_owner(this, *owner_chain(this)->sched) == this; }
+    /// The cancellation now propagating belongs to this scope (R2). O(1) for
+    /// each enclosing scope after the first of an unwinding (see owner_memo).
+    bool owns_cancellation() {
+        chain* c = own_chain();
+        return cancellation_owner(this, *c->sched, c) == this;
+    }
+
+    /// The chain of this running record, without walking the scope path per
+    /// frame: a record is left (and asks who owns a cancellation) on its own
+    /// chain, which is the running one and has this record innermost. A few
+    /// levels are walked first, as that is cheaper than asking which chain
+    /// runs; the full walk remains for a frame destroyed mid-await (teardown).
+    chain* own_chain() noexcept {
+        scope_node* s = parent;
+        for (int i = 0; i < 3 && s; ++i, s = s->parent)
+            if (s->kind != scope_kind::inner)
+                return s->kind == scope_kind::chain_root ? &static_cast<chain_root*>(s)->ch : nullptr;
+        if (chain* c = running_chain(); c && c->scope == this) return c;
+        return owner_chain(this);
+    }
 
     void reschedule(clock::time_point tp) {
         if (state() == phase::finished)
@@ -173,13 +196,21 @@ template <on_own_cancel Mode, bool External, class A>
 class scoped {
     using inner_t = typename operand<A>::awaiter_type;
     using R = decltype(std::declval<inner_t&>().await_resume());
-    using record_t = std::conditional_t<External, scope_record*, scope_record>;
+    /// A cancel_scope's record, left when the awaiter goes.
+    struct record_ref {
+        scope_record* p;
+        ~record_ref() { p->leave(); }
+    };
+    // rec_ is declared before op_, so it is destroyed after it: an awaiter
+    // destroyed mid-await (its frame destroyed with the loop) lets the operand,
+    // and every scope nested in it, leave first; then this scope leaves.
+    using record_t = std::conditional_t<External, record_ref, scope_record>;
 
 public:
     using result_type = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>;
 
     template <class U>
-    scoped(record_t record, U&& aw) : rec_(record), op_(std::forward<U>(aw)) {}
+    scoped(scope_record* record, U&& aw) : rec_{record}, op_(std::forward<U>(aw)) {}
     /// A scope whose deadline is `d` after the await begins (built in place:
     /// a record passed by value would be one more temporary in the frame).
     template <class U>
@@ -189,7 +220,6 @@ public:
     template <class U>
     scoped(clock::time_point deadline, bool shield, U&& aw) : rec_(deadline, shield), op_(std::forward<U>(aw)) {}
     scoped(scoped&&) = default;
-    ~scoped() { rec().leave(); }  // only does something when the caller's frame is destroyed mid-await
 
     bool await_ready() const noexcept { return false; }
 
@@ -247,7 +277,7 @@ public:
 
 private:
     scope_record& rec() noexcept {
-        if constexpr (External) return *rec_;
+        if constexpr (External) return *rec_.p;
         else return rec_;
     }
 

@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -138,24 +139,42 @@ struct spawn_state : chain_root, pooled {
 
     /// Unlinks and calls every observer, oldest first, so joiners resume in
     /// the order they began to wait. An observer's fn only schedules (nothing
-    /// runs inline) and never unlinks another observer of this task.
+    /// runs inline), but it may unlink other observers of this task: a task
+    /// group's observer cancels the group's scope, whose waiters (a joiner of
+    /// this very task, a wait() over it) unlink themselves. So the next
+    /// observer is taken from the list as it is after each call, never from a
+    /// pointer fetched before it: an unlinked observer is never called, and
+    /// none behind it is skipped.
     void notify_observers() noexcept {
         std::uintptr_t& head = promise().link;
-        observer* o = observer::at(head);
-        if (!o) return;
-        while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
+        observer* o = oldest_observer(head);
         while (o) {
-            // `next` is an observer's first member: a pprev that is not the
-            // head points into the previous (newer) observer.
-            observer* newer = o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
+            observer* newer = newer_observer(o, head);
             o->unlink();
             o->fn(o);
-            o = newer;
+            // Still linked: nothing older is left, it is the oldest. Unlinked
+            // by fn: find the oldest again (rare: only after a cancellation).
+            o = newer && newer->pprev ? newer : oldest_observer(head);
         }
     }
 
+    static observer* oldest_observer(std::uintptr_t head) noexcept {
+        observer* o = observer::at(head);
+        if (o)
+            while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
+        return o;
+    }
+    /// The observer linked just before `o` (newer), or null. `next` is an
+    /// observer's first member: a pprev that is not the head points into it.
+    static observer* newer_observer(observer* o, std::uintptr_t& head) noexcept {
+        return o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
+    }
+
+    /// Drops one reference; the last one frees the task. Safe after the
+    /// loop is gone: the loop then detached it (ch.sched null, no name).
     void release() noexcept {
         if (--refs != 0) return;
+        unlink();  // from the loop's list of held, finished tasks
         if (frame) frame.destroy();
         if (named) ch.sched->task_names_.erase(this);
         delete this;
@@ -217,19 +236,7 @@ public:
         // Handlers of ours still queued in an adopted io_context (a drain, a
         // timer expiry) find the loop gone and do nothing.
         *life_ = nullptr;
-        // Only reached with tasks alive when the loop was abandoned (an error
-        // escaped run(), or a user-driven loop was destroyed early): destroy
-        // their frames so their destructors run.
-        while (detail::scope_node* s = root_scope_.first_child) {
-            detail::spawn_state* st = detail::spawn_state::from_root(s);
-            s->unlink();
-            if (st->frame) {
-                st->frame.destroy();
-                st->frame = {};
-            }
-            st->status = detail::task_status::cancelled;
-            st->release();
-        }
+        tear_down();
         // Cached frame slabs stay for the next loop on this thread unless they
         // already sat unused for a decay period (see frame_allocator.hpp).
         detail::decay_frame_cache();
@@ -335,6 +342,75 @@ private:
         };
     }
 
+    /// Only finds tasks alive when the loop was abandoned (an error escaped
+    /// run(), or a user-driven loop was destroyed early). Destroys the frame
+    /// of every task still alive, wherever its root scope is (under the
+    /// loop's root or inside a task group, at any depth), deepest first: a
+    /// task group's children go before the frame holding the group, so the
+    /// group and whoever awaits a child are still there when the child is
+    /// announced as cancelled. Then detaches every state a join_handle still
+    /// holds from this loop (see join_handle).
+    void tear_down() noexcept {
+        drain_requested_ = true;  // what the announcements schedule is never run
+        while (!timers_.empty()) timers_.pop();  // frames about to go hold these nodes
+        std::vector<detail::spawn_state*> alive;
+        try {
+            collect_spawned(alive);
+        } catch (...) {
+            std::terminate();  // out of memory while tearing down: nothing safe is left to do
+        }
+        for (auto it = alive.rbegin(); it != alive.rend(); ++it) destroy_alive(*it);
+        while (detail::scope_node* n = held_.first_child) {
+            auto* s = detail::spawn_state::from_root(n);
+            n->unlink();
+            detach_from_loop(s);
+        }
+    }
+
+    /// Every spawned task in the scope tree, each after the tasks it is inside of.
+    void collect_spawned(std::vector<detail::spawn_state*>& out) {
+        detail::scope_node* n = root_scope_.first_child;
+        while (n) {
+            if (n->kind == detail::scope_kind::chain_root && static_cast<detail::chain_root*>(n)->spawned)
+                out.push_back(detail::spawn_state::from_root(n));
+            if (n->first_child) {
+                n = n->first_child;
+                continue;
+            }
+            while (n != &root_scope_ && !n->next_sibling) n = n->parent;
+            n = n == &root_scope_ ? nullptr : n->next_sibling;
+        }
+    }
+
+    /// Ends a task that is still alive: it reads as cancelled from now on.
+    void destroy_alive(detail::spawn_state* s) noexcept {
+        s->status = detail::task_status::cancelled;
+        s->notify_observers();  // a task group counts it off; joiners are scheduled, never run
+        s->unlink();
+        if (s->frame) {
+            s->frame.destroy();
+            s->frame = {};
+        }
+        --live_;
+        if (s->refs > 1) detach_from_loop(s);  // a handle keeps it
+        s->release();
+    }
+
+    /// A state a handle keeps past the loop: an error nobody took is reported
+    /// now (nobody can await it any more), and it forgets the loop.
+    void detach_from_loop(detail::spawn_state* s) noexcept {
+        // A state its loop detached (ch.sched null) has nothing left to report.
+        if (s->ch.sched && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
+            report_unhandled(s->promise().error, s->name());
+            s->error_observed = true;
+        }
+        if (s->named) {
+            task_names_.erase(s);
+            s->named = false;
+        }
+        s->ch.sched = nullptr;
+    }
+
     static void on_task_complete(detail::chain_root* r) noexcept {
         auto* s = static_cast<detail::spawn_state*>(r);
         switch (s->promise().state()) {
@@ -352,6 +428,9 @@ private:
         --live_;
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
             report_unhandled(s->promise().error, s->name());
+        // A handle still holds it: the loop keeps track of it (its scope links
+        // are free now), so that a loop destroyed first can detach it.
+        if (s->refs > 1) s->link_under(&held_);
         s->release();
     }
 
@@ -444,6 +523,7 @@ private:
     static constexpr std::size_t max_batch = 1024;  // resumptions per drain before I/O gets a turn
 
     std::shared_ptr<event_loop*> life_;  // null once the loop is destroyed: see ~event_loop
+    detail::scope_node held_;  // finished tasks a join_handle still holds (never cancelled: not a real scope)
     std::unique_ptr<asio::io_context> owned_ctx_;
     asio::io_context& ctx_;
     asio::steady_timer timer_;
@@ -491,9 +571,13 @@ public:
     class awaiter : detail::waiter_base, detail::observer {
     public:
         explicit awaiter(detail::spawn_state* s) noexcept : s_(s) {}
+        awaiter(const awaiter&) = default;  // only before the await begins
+        /// A frame destroyed mid-await (with the loop) leaves no dangling observer.
+        ~awaiter() { observer::unlink(); }
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
+            check_loop(s_);
             return s_->finished();
         }
         template <class P>
@@ -516,6 +600,17 @@ public:
         }
 
     private:
+        /// A task is awaited only from a task of its own loop: another loop
+        /// would never be woken by it (and its frame could go first).
+        static void check_loop(const detail::spawn_state* s) {
+            if (!s->ch.sched)
+                throw invalid_state_error("corio: co_await on a join_handle whose event loop was destroyed");
+            event_loop* l = detail::running_loop();
+            if (!l || &l->core() != s->ch.sched)
+                throw invalid_state_error(
+                    "corio: co_await on a join_handle of another event loop (a task can only await tasks "
+                    "spawned on the loop it runs on)");
+        }
         static void on_done(detail::observer* o) noexcept {
             auto* self = static_cast<awaiter*>(o);
             self->ch_->unpark();

@@ -123,7 +123,7 @@ public:
     /// Cancels the body and every child; the group then ends normally.
     void cancel() noexcept {
         closing_ = true;
-        detail::cancel_scope_node(&scope_);
+        detail::cancel_scope_node(&scope_, ch_);
     }
 
     /// tg.cancel() was called, or the group is aborting after an error.
@@ -132,7 +132,7 @@ public:
     std::size_t live() const noexcept { return live_; }
 
 private:
-    explicit task_group(detail::scheduler* s) noexcept : sched_(s) {}
+    explicit task_group(detail::chain* c) noexcept : ch_(c), sched_(c->sched) {}
 
     template <class F>
     friend task<detail::body_result_t<F>> detail::run_task_group(F body);
@@ -145,7 +145,7 @@ private:
     void add_error(std::exception_ptr e) {
         errors_.push_back(std::move(e));
         closing_ = true;
-        detail::cancel_scope_node(&scope_);
+        detail::cancel_scope_node(&scope_, ch_);
     }
 
     static void on_child_done(detail::observer* o) noexcept {
@@ -175,6 +175,7 @@ private:
     };
 
     detail::inner_scope scope_;
+    detail::chain* ch_;  // the chain that runs the body (and entered scope_)
     detail::scheduler* sched_;
     std::vector<std::exception_ptr> errors_;
     std::size_t live_ = 0;
@@ -190,7 +191,7 @@ template <class F>
 task<body_result_t<F>> run_task_group(F body) {
     using R = body_result_t<F>;
     chain* c = co_await this_chain{};
-    task_group tg(c->sched);
+    task_group tg(c);
     c->enter(&tg.scope_);
     std::exception_ptr body_error;
     bool body_cancelled = false;
@@ -209,13 +210,18 @@ task<body_result_t<F>> run_task_group(F body) {
         // the group's, in the order it happened.
         if (!body_cancelled) tg.errors_.push_back(body_error);
         tg.closing_ = true;
-        cancel_scope_node(&tg.scope_);
+        // Only children can see the group's scope cancelled now (no spawn is
+        // accepted any more): with none left, the scope is just left. (A
+        // cancellation bumps the epoch that owner lookups memoise under:
+        // nested groups unwinding would otherwise cost O(depth) each.)
+        if (tg.live_ != 0) cancel_scope_node(&tg.scope_, c);
     }
     co_await task_group::children_done{tg};
     tg.closing_ = true;
     c->leave(&tg.scope_);
     if (!tg.errors_.empty()) throw exception_group(std::move(tg.errors_));
-    const bool outer_cancelled = c->cancel_requested();
+    // Memoised while a cancellation unwinds nested groups: O(1) per level.
+    const bool outer_cancelled = cancellation_owner(c->scope, *c->sched, c) != nullptr;
     if (body_cancelled) {
         // External cancellation, or one no scope of ours owns: pass it on.
         if (outer_cancelled || !own_cancel || !std::is_void_v<R>) std::rethrow_exception(body_error);

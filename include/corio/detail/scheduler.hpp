@@ -8,9 +8,9 @@
 // - Cancel scopes form a tree. Each chain has exactly one innermost scope
 //   (chain::scope). Every scope but the loop's root belongs to one chain: the
 //   chain it is the root of (chain_root) or the chain that entered it
-//   (owned_scope); chain_inside(s) is that chain when s is its innermost
-//   scope. Entering a scope on a chain makes the new scope a child of the
-//   chain's innermost scope.
+//   (owned_scope). Entering a scope on a chain makes the new scope a child of
+//   the chain's innermost scope, so a scope is its chain's innermost exactly
+//   when it has no child of kind `inner`.
 // - Cancelling a scope marks it and wakes every chain suspended in its subtree
 //   that is not behind a shielded scope. Waking never resumes anything
 //   inline: the waiter unlinks itself and the chain is put on the ready queue.
@@ -91,10 +91,7 @@ struct chain {
     void unpark() noexcept { waiter = nullptr; }
 
     /// Makes `s` the innermost scope of this chain.
-    void enter(scope_node* s) noexcept {
-        s->link_under(scope);
-        scope = s;
-    }
+    inline void enter(scope_node* s) noexcept;
     /// Leaves the innermost scope `s` (which must be this chain's innermost).
     void leave(scope_node* s) noexcept {
         scope = s->parent;
@@ -144,16 +141,21 @@ struct inner_scope : scope_node {
 
 /// The chain a scope belongs to (null for the loop's root, or for an inner
 /// scope that is not entered): a chain_root's own chain, or for an inner
-/// scope the chain of the chain_root above it.
+/// scope the chain of the chain_root above it. O(depth): the hot paths know
+/// their chain and never call it per frame (see deliver_cancel).
 inline chain* owner_chain(scope_node* s) noexcept {
     while (s && s->kind == scope_kind::inner) s = s->parent;
     return s && s->kind == scope_kind::chain_root ? &static_cast<chain_root*>(s)->ch : nullptr;
 }
 
-/// The chain whose innermost scope is `s`, if any.
-inline chain* chain_inside(scope_node* s) noexcept {
-    chain* c = owner_chain(s);
-    return c && c->scope == s ? c : nullptr;
+/// Bumped whenever a scope is entered or cancelled: a cancellation_owner()
+/// answer remembered under an older value may be stale.
+inline thread_local std::uint64_t tls_scope_epoch = 1;
+
+inline void chain::enter(scope_node* s) noexcept {
+    s->link_under(scope);
+    scope = s;
+    ++tls_scope_epoch;
 }
 
 inline void wake_for_cancel(chain* c) noexcept {
@@ -163,22 +165,88 @@ inline void wake_for_cancel(chain* c) noexcept {
     }
 }
 
-inline void deliver_cancel(scope_node* s) noexcept {
-    if (chain* c = chain_inside(s)) wake_for_cancel(c);
-    // Children are linked newest first; wake them oldest first, so tasks
-    // cancelled together resume in the order they were started.
-    scope_node* child = s->first_child;
-    while (child && child->next_sibling) child = child->next_sibling;
-    for (; child; child = child->prev_sibling) {
-        if (!child->shielded && !child->cancel_called) deliver_cancel(child);
+/// Whether a cancellation of an ancestor goes on into `s` (and below).
+inline bool reached_by_cancel(const scope_node* s) noexcept { return !s->shielded && !s->cancel_called; }
+
+/// The oldest child of `s` a cancellation reaches, or null (children are
+/// linked newest first).
+inline scope_node* oldest_reached_child(scope_node* s) noexcept {
+    scope_node* c = s->first_child;
+    if (!c) return nullptr;
+    while (c->next_sibling) c = c->next_sibling;
+    while (c && !reached_by_cancel(c)) c = c->prev_sibling;
+    return c;
+}
+inline scope_node* newer_reached_sibling(scope_node* s) noexcept {
+    scope_node* c = s->prev_sibling;
+    while (c && !reached_by_cancel(c)) c = c->prev_sibling;
+    return c;
+}
+
+/// A scope is its chain's innermost exactly when it has no inner child: a
+/// chain enters each new scope under its innermost one, and every other
+/// child is the root of another chain.
+inline bool is_innermost(const scope_node* s) noexcept {
+    for (const scope_node* c = s->first_child; c; c = c->next_sibling)
+        if (c->kind == scope_kind::inner) return false;
+    return s->kind != scope_kind::loop_root;
+}
+
+/// Wakes every chain suspended in the subtree of `top` that the cancellation
+/// reaches (not behind a shielded or already cancelled scope), oldest first,
+/// so tasks cancelled together resume in the order they were started.
+/// Iterative (any depth) and O(subtree): the chain of each scope visited is
+/// carried down from the chain roots passed (a few levels remembered on the
+/// way back up; beyond that, or for `top` without `top_chain`, it is looked
+/// up only where a chain is to be woken).
+inline void deliver_cancel(scope_node* top, chain* top_chain) noexcept {
+    constexpr int remembered = 32;
+    chain* saved[remembered];
+    int roots = 0;  // chain roots entered below `top` on the current path
+    chain* cur = top->kind == scope_kind::chain_root ? &static_cast<chain_root*>(top)->ch : top_chain;
+    auto descend = [&](scope_node* n) noexcept {
+        if (n->kind != scope_kind::chain_root) return;
+        if (roots < remembered) saved[roots] = cur;
+        ++roots;
+        cur = &static_cast<chain_root*>(n)->ch;
+    };
+    auto ascend = [&](scope_node* n) noexcept {
+        if (n->kind != scope_kind::chain_root) return;
+        --roots;
+        cur = roots < remembered ? saved[roots] : nullptr;
+    };
+    scope_node* s = top;
+    for (;;) {
+        if (is_innermost(s)) {
+            chain* c = cur ? cur : owner_chain(s);
+            if (c && c->scope == s) wake_for_cancel(c);
+        }
+        if (scope_node* child = oldest_reached_child(s)) {
+            descend(child);
+            s = child;
+            continue;
+        }
+        for (;;) {
+            if (s == top) return;
+            scope_node* sib = newer_reached_sibling(s);
+            ascend(s);
+            if (sib) {
+                descend(sib);
+                s = sib;
+                break;
+            }
+            s = s->parent;
+        }
     }
 }
 
-/// Cancels scope `s` (idempotent): level-triggered from now on.
-inline void cancel_scope_node(scope_node* s) noexcept {
+/// Cancels scope `s` (idempotent): level-triggered from now on. `owner`,
+/// when the caller knows it, is the chain `s` belongs to (saves a lookup).
+inline void cancel_scope_node(scope_node* s, chain* owner = nullptr) noexcept {
     if (s->cancel_called) return;
     s->cancel_called = true;
-    deliver_cancel(s);
+    ++tls_scope_epoch;
+    deliver_cancel(s, owner);
 }
 
 class scheduler {
@@ -308,6 +376,40 @@ inline scope_node* cancellation_owner(scope_node* from, scheduler& sched) {
         if (s->shielded) break;
     }
     return owner;
+}
+
+/// What the last cancellation_owner(from, sched, c) saw above `from`: while a
+/// cancellation unwinds a chain, each scope asks in turn, innermost first,
+/// and the next one to ask is the parent of the last. Valid while nothing
+/// was entered or cancelled since (the epoch).
+struct owner_memo {
+    const chain* c = nullptr;
+    const scope_node* at = nullptr;  // the scope whose answer is remembered
+    scope_node* above = nullptr;     // outermost cancelled scope strictly above `at`, up to the first shield
+    std::uint64_t epoch = 0;
+};
+inline thread_local owner_memo tls_owner_memo;
+
+/// cancellation_owner() for the chain `c` whose innermost scope is `from`:
+/// O(depth) for the first scope of an unwinding to ask, O(1) for each of
+/// the enclosing ones after it (so unwinding d nested scopes costs O(d)).
+inline scope_node* cancellation_owner(scope_node* from, scheduler& sched, const chain* c) {
+    owner_memo& m = tls_owner_memo;
+    scope_node* above = nullptr;
+    if (from->shielded) {
+        // nothing above is seen through a shield
+    } else if (m.c == c && m.at == from && m.epoch == tls_scope_epoch) {
+        above = m.above;
+    } else {
+        for (scope_node* s = from->parent; s; s = s->parent) {
+            if (scope_expired(s, sched)) above = s;
+            if (s->shielded) break;
+        }
+    }
+    if (scope_node* p = from->parent; p && !from->shielded)
+        m = owner_memo{c, p, above == p ? nullptr : above, tls_scope_epoch};
+    if (above) return above;
+    return scope_expired(from, sched) ? from : nullptr;
 }
 
 }  // namespace corio::detail
