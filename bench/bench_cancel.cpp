@@ -8,6 +8,11 @@
 //                   idiom, `leaf() || timer.async_wait()` (awaitable
 //                   operators), arms a real timer each time; it is measured
 //                   on N/100 for scale.
+//   timeout_primitive  corio::timeout(1s, sem.acquire()) on a semaphore with a
+//                   free permit (the permit goes back at once), N times, next
+//                   to the bare `co_await sem.acquire()`: a primitive's
+//                   operation sits in the timeout's awaiter, in the caller's
+//                   frame, so it must cost no more than timeout(1s, leaf()).
 //   timeout_rss     1,000,000 concurrent spawned tasks, each sleeping 1 ms
 //                   under its own corio::timeout(10s) that never fires: RSS
 //                   before, at peak (all suspended), and after they finished.
@@ -77,6 +82,36 @@ double corio_timeout(long n) {
         long sum = 0;
         auto t0 = std::chrono::steady_clock::now();
         for (long i = 0; i < count; ++i) sum += co_await corio::timeout(1s, leaf(static_cast<int>(i)));
+        auto t1 = std::chrono::steady_clock::now();
+        if (sum == -1) std::puts("");
+        co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(count);
+    }(n));
+}
+
+double corio_sem_bare(long n) {
+    return corio::run([](long count) -> corio::task<double> {
+        corio::semaphore sem(1);
+        long sum = 0;
+        auto t0 = std::chrono::steady_clock::now();
+        for (long i = 0; i < count; ++i) {
+            auto p = co_await sem.acquire();
+            sum += p.owns_permit();
+        }
+        auto t1 = std::chrono::steady_clock::now();
+        if (sum == -1) std::puts("");
+        co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(count);
+    }(n));
+}
+
+double corio_sem_timeout(long n) {
+    return corio::run([](long count) -> corio::task<double> {
+        corio::semaphore sem(1);
+        long sum = 0;
+        auto t0 = std::chrono::steady_clock::now();
+        for (long i = 0; i < count; ++i) {
+            auto p = co_await corio::timeout(1s, sem.acquire());
+            sum += p.owns_permit();
+        }
         auto t1 = std::chrono::steady_clock::now();
         if (sum == -1) std::puts("");
         co_return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(count);
@@ -193,6 +228,15 @@ int main(int argc, char** argv) {
     result("timeout_ready", "corio_bare_await", "ns_per_op", best_bare);
     result("timeout_ready", "corio_scope_only", "ns_per_op", best_timeout - best_bare);
     result("timeout_ready", "asio_or_timer", "ns_per_op", asio_or_timer(n / 100));
+    double best_sem = 1e300, best_sem_timeout = 1e300;
+    for (int rep = 0; rep < 3; ++rep) {
+        best_sem = std::min(best_sem, corio_sem_bare(n));
+        best_sem_timeout = std::min(best_sem_timeout, corio_sem_timeout(n));
+    }
+    result("timeout_primitive", "corio", "ns_per_op", best_sem_timeout);
+    result("timeout_primitive", "corio_bare_await", "ns_per_op", best_sem);
+    result("timeout_primitive", "corio_scope_only", "ns_per_op", best_sem_timeout - best_sem);
+    result("timeout_primitive", "corio_vs_timeout_task", "ratio", best_sem_timeout / best_timeout);
     nesting(quick);
     timeout_rss(quick ? 100'000 : 1'000'000);
 }

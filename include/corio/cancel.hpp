@@ -21,6 +21,9 @@
 // - Owned vs observed: a task<T> operand runs inline in the caller's task
 //   and scopes; a join_handle operand is only observed (cancelling the scope
 //   interrupts the await, not the task).
+// - Operands: any awaitable, passed as a temporary (a primitive's operation
+//   is moved in: no frame of its own) or as an lvalue (held by reference),
+//   or a callable returning one, called inside a task that keeps it alive.
 // - Tokens are for interop and unstructured cases: cancellation_source::
 //   cancel() is thread-safe and may be called from any thread; the wake-up of
 //   a task under with_token(tok, aw) runs on that task's loop. A token is not
@@ -309,7 +312,8 @@ public:
     /// with the scope); a join_handle lvalue is observed.
     template <class A>
     auto run(A&& aw) {
-        return detail::scoped<detail::on_own_cancel::absorb, true, detail::stored_operand<A>>(&rec_, std::forward<A>(aw));
+        return detail::scoped<detail::on_own_cancel::absorb, true, detail::stored_operand<detail::operand_t<A>>>(
+            &rec_, detail::as_operand(std::forward<A>(aw)));
     }
 
     /// Cancels the scope (level-triggered). Before run(): it starts cancelled.
@@ -341,34 +345,38 @@ private:
 /// cleanup). Cancellation from outside passes through as cancelled_error.
 template <class A, class Rep, class Period>
 auto timeout(std::chrono::duration<Rep, Period> d, A&& aw) {
-    return detail::scoped_for<detail::on_own_cancel::throw_timeout, A>(detail::to_clock_duration(d),
-                                                                       std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::throw_timeout, detail::operand_t<A>>(
+        detail::to_clock_duration(d), detail::as_operand(std::forward<A>(aw)));
 }
 
 /// timeout() with an absolute deadline.
 template <class A>
 auto timeout_at(clock::time_point deadline, A&& aw) {
-    return detail::scoped_for<detail::on_own_cancel::throw_timeout, A>(deadline, false, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::throw_timeout, detail::operand_t<A>>(
+        deadline, false, detail::as_operand(std::forward<A>(aw)));
 }
 
 /// Runs `aw` with a deadline `d` from now: std::optional<T> (bool for void),
 /// empty (false) when the deadline cut it short.
 template <class A, class Rep, class Period>
 auto move_on_after(std::chrono::duration<Rep, Period> d, A&& aw) {
-    return detail::scoped_for<detail::on_own_cancel::absorb, A>(detail::to_clock_duration(d), std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::absorb, detail::operand_t<A>>(
+        detail::to_clock_duration(d), detail::as_operand(std::forward<A>(aw)));
 }
 
 /// move_on_after() with an absolute deadline.
 template <class A>
 auto move_on_at(clock::time_point deadline, A&& aw) {
-    return detail::scoped_for<detail::on_own_cancel::absorb, A>(deadline, false, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::absorb, detail::operand_t<A>>(
+        deadline, false, detail::as_operand(std::forward<A>(aw)));
 }
 
 /// Runs `aw` unaffected by every enclosing scope's cancellation (for cleanup).
 /// The caller waits for it; its value or exception passes through.
 template <class A>
 auto shield(A&& aw) {
-    return detail::scoped_for<detail::on_own_cancel::pass, A>(clock::time_point::max(), true, std::forward<A>(aw));
+    return detail::scoped_for<detail::on_own_cancel::pass, detail::operand_t<A>>(
+        clock::time_point::max(), true, detail::as_operand(std::forward<A>(aw)));
 }
 
 // ---------------------------------------------------------------------------
@@ -474,7 +482,8 @@ task<R> run_with_token(cancellation_token tok, A aw) {
 /// is cancelled and cancelled_error propagates (nothing absorbs it).
 template <class A>
 auto with_token(cancellation_token tok, A&& aw) {
-    return detail::run_with_token<detail::stored_operand<A>>(std::move(tok), std::forward<A>(aw));
+    return detail::run_with_token<detail::stored_operand<detail::operand_t<A>>>(
+        std::move(tok), detail::as_operand(std::forward<A>(aw)));
 }
 
 }  // namespace corio

@@ -39,6 +39,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "detail/awaitable_traits.hpp"
 #include "detail/frame_allocator.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
@@ -63,6 +65,74 @@ struct run_options {
     /// The clock jumps to the next deadline whenever nothing is ready.
     bool virtual_time = false;
 };
+
+namespace detail {
+
+// ------------------------------------------------- what entry points take ---
+// Every entry point (run, spawn, task_group::spawn, the combinators) takes
+// (a) any awaitable, or (b) a callable returning one: corio invokes it inside
+// a task that keeps the callable (a lambda and its captures) alive for as
+// long as the coroutine it returned runs.
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+template <class A>
+concept awaitable_object = requires(A&& a) { get_awaiter(static_cast<A&&>(a)).await_ready(); };
+
+/// A callable corio invokes itself (never an awaitable that happens to be callable).
+template <class F>
+concept awaitable_factory =
+    !awaitable_object<F> && std::is_invocable_v<std::decay_t<F>&> && awaitable_object<std::invoke_result_t<std::decay_t<F>&>>;
+
+template <class A>
+task<await_result_t<A>> await_in_task(A a) {
+    static_assert(std::is_move_constructible_v<A>,
+                  "corio: this awaitable cannot be moved into a combinator or task; wrap it in a task, "
+                  "e.g. [&]() -> corio::task<T> { co_return co_await aw; }");
+    if constexpr (std::is_void_v<await_result_t<A>>) co_await std::move(a);
+    else co_return co_await std::move(a);
+}
+
+/// Calls `f` and awaits what it returns; `f` lives in this frame meanwhile.
+template <class F, class R = await_result_t<std::invoke_result_t<F&>>>
+task<R> call_in_task(F f) {
+    if constexpr (std::is_void_v<R>) co_await f();
+    else co_return co_await f();
+}
+
+/// Anything an entry point takes, as the task<T> that runs it.
+template <class A>
+auto to_task(A&& a) {
+    using D = std::remove_cvref_t<A>;
+    if constexpr (is_task<D>::value) return D(std::move(a));
+    else if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
+    else {
+        static_assert(awaitable_object<A>, "corio: expected an awaitable or a callable returning one");
+        static_assert(!std::is_lvalue_reference_v<A> || std::is_copy_constructible_v<D>,
+                      "corio: a named operation cannot be copied into a task; pass std::move(op), or the call "
+                      "itself (spawn(q.get()))");
+        return await_in_task<D>(std::forward<A>(a));
+    }
+}
+
+template <class A>
+using to_task_t = decltype(to_task(std::declval<A>()));
+
+/// A combinator operand: a callable becomes the task that calls it; an
+/// awaitable is passed on as it is (an lvalue stays a reference).
+template <class A>
+decltype(auto) as_operand(A&& a) {
+    if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
+    else return static_cast<A&&>(a);
+}
+
+template <class A>
+using operand_t = decltype(as_operand(std::declval<A>()));
+
+}  // namespace detail
 
 namespace detail {
 
@@ -263,11 +333,24 @@ public:
     join_handle<T> spawn(task<T> t, std::string_view name = {}) {
         return join_handle<T>(start(std::move(t), name, &root_scope_));
     }
+    /// Spawns any awaitable, or a callable returning one (invoked inside the
+    /// task, which keeps it alive: `spawn([&]() -> task<void> {...})` is safe).
+    template <class A>
+        requires(!detail::is_task<std::remove_cvref_t<A>>::value)
+    auto spawn(A&& a, std::string_view name = {}) {
+        return spawn(detail::to_task(std::forward<A>(a)), name);
+    }
 
     /// Runs `main` as a task until it finishes, then cancels and awaits every
     /// task still alive; returns main's value or rethrows its exception.
     template <class T>
     T run_until_complete(task<T> main);
+    /// run_until_complete() of any awaitable or callable returning one.
+    template <class A>
+        requires(!detail::is_task<std::remove_cvref_t<A>>::value)
+    auto run_until_complete(A&& a) {
+        return run_until_complete(detail::to_task(std::forward<A>(a)));
+    }
 
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
 
@@ -678,6 +761,12 @@ template <class T>
 join_handle<T> spawn(task<T> t, std::string_view name = {}) {
     return current_loop().spawn(std::move(t), name);
 }
+/// spawn() of any awaitable, or of a callable returning one (kept alive inside the task).
+template <class A>
+    requires(!detail::is_task<std::remove_cvref_t<A>>::value)
+auto spawn(A&& a, std::string_view name = {}) {
+    return current_loop().spawn(detail::to_task(std::forward<A>(a)), name);
+}
 
 template <class T>
 T event_loop::run_until_complete(task<T> main) {
@@ -698,6 +787,12 @@ template <class T>
 T run(task<T> main, run_options options = {}) {
     event_loop loop(options);  // run_until_complete rejects a nested run()
     return loop.run_until_complete(std::move(main));
+}
+/// run() of any awaitable, or of a callable returning one (kept alive while it runs).
+template <class A>
+    requires(!detail::is_task<std::remove_cvref_t<A>>::value)
+auto run(A&& main, run_options options = {}) {
+    return run(detail::to_task(std::forward<A>(main)), options);
 }
 
 }  // namespace corio

@@ -113,11 +113,12 @@ public:
         return join_handle<T>(s);
     }
 
-    /// Spawns any other awaitable (moved or copied into an adapter task).
+    /// Spawns any other awaitable (moved or copied into an adapter task), or
+    /// a callable returning one (invoked inside the task, which keeps it alive).
     template <class A>
         requires(!detail::is_task<std::remove_cvref_t<A>>::value)
     auto spawn(A&& aw, std::string_view name = {}) {
-        return spawn(detail::await_in_task<std::remove_cvref_t<A>>(std::forward<A>(aw)), name);
+        return spawn(detail::to_task(std::forward<A>(aw)), name);
     }
 
     /// Cancels the body and every child; the group then ends normally.
