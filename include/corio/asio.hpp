@@ -322,6 +322,13 @@ public:
         return false;
     }
 
+    /// Awaited from an Asio coroutine: the awaitable's own protocol.
+    template <class U>
+    void await_suspend(std::coroutine_handle<asio::detail::awaitable_frame<U, E>> h) {
+        in_asio_ = true;
+        aw_.await_suspend(h);
+    }
+
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         ch_ = chain_of(caller);
@@ -349,6 +356,7 @@ public:
     }
 
     T await_resume() {
+        if (in_asio_) return aw_.await_resume();
         if (cancelled_) throw cancelled_error{};
         if (error_) {
             if (aborted_ && cancel_emitted_) throw cancelled_error{};
@@ -433,15 +441,27 @@ private:
     bool aborted_ = false;
     bool launching_ = false;
     bool finished_ = false;
-};
-
-template <class T, class E>
-struct foreign_awaitable<asio::awaitable<T, E>> {
-    static awaitable_awaiter<T, E> adapt(asio::awaitable<T, E>&& a) noexcept { return awaitable_awaiter<T, E>(std::move(a)); }
-    static awaitable_awaiter<T, E> adapt(asio::awaitable<T, E>& a) noexcept { return awaitable_awaiter<T, E>(std::move(a)); }
+    bool in_asio_ = false;
 };
 
 }  // namespace corio::detail
+
+namespace asio {
+
+/// `co_await aw` on an asio::awaitable: found by argument-dependent lookup in
+/// corio coroutines and combinators alike. Inside an Asio coroutine the
+/// awaiter forwards to the awaitable's own protocol, unchanged.
+template <class T, class E>
+corio::detail::awaitable_awaiter<T, E> operator co_await(awaitable<T, E>&& a) noexcept {
+    return corio::detail::awaitable_awaiter<T, E>(std::move(a));
+}
+/// An lvalue is moved from (in a corio coroutine; Asio's own coroutines reject lvalues).
+template <class T, class E>
+corio::detail::awaitable_awaiter<T, E> operator co_await(awaitable<T, E>& a) noexcept {
+    return corio::detail::awaitable_awaiter<T, E>(std::move(a));
+}
+
+}  // namespace asio
 
 #endif  // ASIO_HAS_CO_AWAIT
 
@@ -550,6 +570,7 @@ public:
 
 private:
     struct canceller {
+        explicit canceller(spawn_op* o) noexcept : op(o) {}
         spawn_op* op;
         void operator()(asio::cancellation_type t) const noexcept {
             if ((t & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;

@@ -34,7 +34,6 @@
 #include <cxxabi.h>
 #endif
 
-#include "detail/awaitable_traits.hpp"
 #include "detail/frame_allocator.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
@@ -97,14 +96,6 @@ struct promise_base {
     static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
 
     std::suspend_always initial_suspend() noexcept { return {}; }
-
-    /// Every co_await passes through unchanged, except awaitables of other
-    /// libraries that corio adapts (asio::awaitable, see corio/asio.hpp).
-    template <class A>
-    decltype(auto) await_transform(A&& a) {
-        if constexpr (has_foreign_adapter<A>) return foreign_awaitable<std::remove_cvref_t<A>>::adapt(static_cast<A&&>(a));
-        else return static_cast<A&&>(a);
-    }
 
     struct final_awaiter {
         bool await_ready() noexcept { return false; }

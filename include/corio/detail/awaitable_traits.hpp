@@ -10,15 +10,6 @@
 
 namespace corio::detail {
 
-/// Specialised for awaitables of other libraries that a corio coroutine
-/// awaits through an adapter (corio/asio.hpp: asio::awaitable<T, E>): a
-/// static `adapt(A&&)` (and `adapt(A&)`) returning the corio awaiter.
-template <class A>
-struct foreign_awaitable {};
-
-template <class A>
-concept has_foreign_adapter = requires(A&& a) { foreign_awaitable<std::remove_cvref_t<A>>::adapt(static_cast<A&&>(a)); };
-
 template <class A>
 concept has_member_co_await = requires(A&& a) { static_cast<A&&>(a).operator co_await(); };
 
@@ -27,8 +18,7 @@ concept has_free_co_await = requires(A&& a) { operator co_await(static_cast<A&&>
 
 template <class A>
 decltype(auto) get_awaiter(A&& a) {
-    if constexpr (has_foreign_adapter<A>) return foreign_awaitable<std::remove_cvref_t<A>>::adapt(static_cast<A&&>(a));
-    else if constexpr (has_member_co_await<A>) return static_cast<A&&>(a).operator co_await();
+    if constexpr (has_member_co_await<A>) return static_cast<A&&>(a).operator co_await();
     else if constexpr (has_free_co_await<A>) return operator co_await(static_cast<A&&>(a));
     else return static_cast<A&&>(a);
 }
