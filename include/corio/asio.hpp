@@ -289,13 +289,56 @@ namespace corio::detail {
 /// Between a corio awaiter and the Asio thread that runs its awaitable. The
 /// thread's cancellation state lives in `signal`'s slot, so the entry frame
 /// owns this block (it must outlive every operation of the thread); the
-/// awaiter only points at it while the awaitable runs.
-template <class Awaiter>
-struct awaitable_link : pooled {
-    explicit awaitable_link(Awaiter* t) noexcept : target(t) {}
-    Awaiter* target;  // null once the awaiter is gone or has its outcome
+/// awaiter only points at it while the awaitable runs. Blocks are recycled
+/// per thread with their signal, whose handler memory the next cancellation
+/// state reuses: a steady stream of awaits allocates nothing here.
+struct awaitable_link {
+    void* target = nullptr;  // the awaiter; null once it is gone or has its outcome
+    awaitable_link* next = nullptr;
     asio::cancellation_signal signal;
 };
+
+struct awaitable_link_cache {
+    static constexpr unsigned max_cached = 16;
+    awaitable_link* head = nullptr;
+    unsigned count = 0;
+    ~awaitable_link_cache() {
+        while (awaitable_link* l = head) {
+            head = l->next;
+            delete l;
+        }
+    }
+};
+
+inline awaitable_link_cache& awaitable_links() noexcept {
+    static thread_local awaitable_link_cache cache;
+    return cache;
+}
+
+// Out of line, so that no coroutine body reads the thread_local (clang may
+// cache its address across a suspension).
+[[gnu::noinline]] inline awaitable_link* take_awaitable_link() {
+    awaitable_link_cache& c = awaitable_links();
+    if (awaitable_link* l = c.head) {
+        c.head = l->next;
+        --c.count;
+        l->next = nullptr;
+        return l;
+    }
+    return new awaitable_link;
+}
+
+[[gnu::noinline]] inline void recycle_awaitable_link(awaitable_link* l) noexcept {
+    awaitable_link_cache& c = awaitable_links();
+    l->target = nullptr;
+    if (c.count < awaitable_link_cache::max_cached) {
+        l->next = c.head;
+        c.head = l;
+        ++c.count;
+    } else {
+        delete l;
+    }
+}
 
 /// Awaits an asio::awaitable<T, E> from a corio task (see the header comment).
 template <class T, class E>
@@ -304,7 +347,7 @@ class awaitable_awaiter : waiter_base {
     static_assert(std::is_constructible_v<E, asio::io_context::executor_type>,
                   "corio: an asio::awaitable<T, E> awaited from corio runs on the loop's io_context, so E must be "
                   "constructible from asio::io_context::executor_type (any_io_executor is)");
-    using link_t = awaitable_link<awaitable_awaiter>;
+    using link_t = awaitable_link;
     using entry_t = asio::awaitable<asio::detail::awaitable_thread_entry_point, E>;
 
 public:
@@ -337,16 +380,24 @@ public:
             return false;
         }
         h_ = caller;
-        auto link = std::make_unique<link_t>(this);
+        link_t* link = take_awaitable_link();
+        link->target = this;
         asio::cancellation_slot slot = link->signal.slot();
         event_loop& loop = event_loop::from(*ch_->sched);
-        asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link.get()), E(loop.get_executor()), slot,
-                                                 asio::cancellation_state(slot));
-        link_ = link.release();  // the entry frame owns it now
-        notify = &on_cancel;
-        ch_->park(this);
-        launching_ = true;
-        thread.launch();  // runs the awaitable until it first suspends (or ends)
+        try {
+            asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link), E(loop.get_executor()), slot,
+                                                     asio::cancellation_state(slot));
+            link_ = link;  // the entry frame owns it now
+            notify = &on_cancel;
+            ch_->park(this);
+            launching_ = true;
+            thread.launch();  // runs the awaitable until it first suspends (or ends)
+        } catch (...) {
+            if (!link_) recycle_awaitable_link(link);  // the entry frame was never made
+            launching_ = false;
+            ch_->unpark();
+            throw;
+        }
         launching_ = false;
         if (finished_) {
             ch_->unpark();  // ended inside launch(): go on without suspending
@@ -374,8 +425,8 @@ private:
             ~owner() {
                 // Also runs when Asio destroys this frame unfinished (its
                 // io_context shut down): the awaiter must not wait for it.
-                if (l->target) l->target->link_ = nullptr;
-                delete l;
+                if (l->target) static_cast<awaitable_awaiter*>(l->target)->link_ = nullptr;
+                recycle_awaitable_link(l);
             }
         } own{link};
         try {
@@ -383,17 +434,17 @@ private:
                 co_await std::move(aw);
             } else {
                 T v = co_await std::move(aw);
-                if (link->target) link->target->value_.emplace(std::move(v));
+                if (link->target) static_cast<awaitable_awaiter*>(link->target)->value_.emplace(std::move(v));
             }
         } catch (const std::system_error& e) {
-            if (link->target) {
-                link->target->aborted_ = e.code() == asio::error::operation_aborted;
-                link->target->error_ = std::current_exception();
+            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) {
+                t->aborted_ = e.code() == asio::error::operation_aborted;
+                t->error_ = std::current_exception();
             }
         } catch (...) {
-            if (link->target) link->target->error_ = std::current_exception();
+            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) t->error_ = std::current_exception();
         }
-        if (awaitable_awaiter* t = std::exchange(link->target, nullptr)) t->finish();
+        if (void* t = std::exchange(link->target, nullptr)) static_cast<awaitable_awaiter*>(t)->finish();
     }
 
     void finish() noexcept {
