@@ -290,7 +290,7 @@ TEST_CASE("asio interop: an awaitable pending when the loop is destroyed is canc
     CHECK(seen == asio::error::operation_aborted);
 }
 
-TEST_CASE("asio interop: an awaitable composes with every combinator") {
+TEST_CASE("asio interop: composes with every combinator") {
     SECTION("timeout_at and move_on_after / move_on_at") {
         run_test([]() -> task<void> {
             REQUIRE_THROWS_AS(co_await corio::timeout_at(corio::now() + U, timer_wait(10s)), corio::timeout_error);
