@@ -16,7 +16,10 @@
 //                    main thread (its own io_context), each connection writes 64
 //                    bytes, reads the 64 back, and records the round trip with
 //                    steady_clock. Throughput = round trips / wall time (from
-//                    all connected to all done); p50 / p99 round-trip latency.
+//                    all connected to all done); p50 / p99 round-trip latency;
+//                    the server thread's CPU time per round trip
+//                    (CLOCK_THREAD_CPUTIME_ID), which a busy machine disturbs
+//                    less than throughput.
 //   await_asio_ready N = 2,000,000 awaits of an asio::awaitable<int> that
 //                    completes without suspending (`co_return i;`):
 //                    corio: from a corio::task (`sum += co_await child(i);`);
@@ -49,6 +52,8 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include <time.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -163,7 +168,14 @@ struct client_conn {
 struct echo_result {
     double round_trips_per_s = 0;
     double p50_us = 0, p99_us = 0;
+    double server_cpu_ns = 0;  // server thread CPU time per round trip
 };
+
+double thread_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
 
 /// Drives `conns` connections against `port`; the server runs elsewhere.
 echo_result run_client(unsigned short port, const options& o) {
@@ -203,9 +215,15 @@ echo_result echo_corio(const options& o) {
     corio::event_loop loop;
     tcp::acceptor acceptor(loop.context(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     unsigned short port = acceptor.local_endpoint().port();
-    std::thread server([&] { loop.run_until_complete(corio_server(acceptor, o.conns)); });
+    double cpu = 0;
+    std::thread server([&] {
+        double c0 = thread_cpu_ns();
+        loop.run_until_complete(corio_server(acceptor, o.conns));
+        cpu = thread_cpu_ns() - c0;
+    });
     echo_result r = run_client(port, o);
     server.join();
+    r.server_cpu_ns = cpu / (static_cast<double>(o.conns) * o.rounds);
     return r;
 }
 
@@ -214,9 +232,15 @@ echo_result echo_asio(const options& o) {
     tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     unsigned short port = acceptor.local_endpoint().port();
     asio::co_spawn(ctx, asio_server(acceptor, o.conns), asio::detached);
-    std::thread server([&] { ctx.run(); });
+    double cpu = 0;
+    std::thread server([&] {
+        double c0 = thread_cpu_ns();
+        ctx.run();
+        cpu = thread_cpu_ns() - c0;
+    });
     echo_result r = run_client(port, o);
     server.join();
+    r.server_cpu_ns = cpu / (static_cast<double>(o.conns) * o.rounds);
     return r;
 }
 
@@ -224,15 +248,24 @@ void bench_echo(const options& o) {
     fmt::print("echo: {} connections x {} round trips of {} bytes, best of {} alternating runs\n", o.conns, o.rounds,
                message_size, o.reps);
     echo_result best_c, best_a;
+    double cpu_c = 0, cpu_a = 0;
     for (int r = 0; r < o.reps; ++r) {
         echo_result c = echo_corio(o);
         echo_result a = echo_asio(o);
-        fmt::print("  run {}: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us) | asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us)\n",
-                   r + 1, c.round_trips_per_s, c.p50_us, c.p99_us, a.round_trips_per_s, a.p50_us, a.p99_us);
+        fmt::print("  run {}: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, server cpu {:.0f} ns/rt) | "
+                   "asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, server cpu {:.0f} ns/rt)\n",
+                   r + 1, c.round_trips_per_s, c.p50_us, c.p99_us, c.server_cpu_ns, a.round_trips_per_s, a.p50_us,
+                   a.p99_us, a.server_cpu_ns);
         std::fflush(stdout);
         if (c.round_trips_per_s > best_c.round_trips_per_s) best_c = c;
         if (a.round_trips_per_s > best_a.round_trips_per_s) best_a = a;
+        cpu_c = r == 0 ? c.server_cpu_ns : std::min(cpu_c, c.server_cpu_ns);
+        cpu_a = r == 0 ? a.server_cpu_ns : std::min(cpu_a, a.server_cpu_ns);
     }
+    fmt::print("  least server CPU per round trip: corio {:.0f} ns, asio {:.0f} ns, corio/asio {:.3f}\n", cpu_c, cpu_a,
+               cpu_c / cpu_a);
+    fmt::print("RESULT echo corio server_cpu_ns_per_rt {:.1f}\n", cpu_c);
+    fmt::print("RESULT echo asio server_cpu_ns_per_rt {:.1f}\n", cpu_a);
     fmt::print("  best: corio {:.0f} rt/s, asio {:.0f} rt/s, corio/asio throughput {:.3f}\n", best_c.round_trips_per_s,
                best_a.round_trips_per_s, best_c.round_trips_per_s / best_a.round_trips_per_s);
     for (auto [impl, r] : {std::pair{"corio", best_c}, std::pair{"asio", best_a}}) {

@@ -466,6 +466,7 @@ private:
 
     static void on_cancel(waiter_base* w) noexcept {
         auto* self = static_cast<awaitable_awaiter*>(w);
+        if (!self->link_) return;  // it ended already (inside its own launch): nothing to cancel
         self->cancel_emitted_ = true;
         self->emitting_ = true;
         // The awaitable ends (operation_aborted, usually) and finish() resumes us.
