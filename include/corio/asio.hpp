@@ -1,6 +1,9 @@
-// corio/asio.hpp: use_task, the completion token that makes any Asio async
-// operation awaitable from a corio task.
+// corio/asio.hpp: Asio interop. use_task makes any Asio async operation
+// awaitable from a corio task; a corio task awaits an asio::awaitable<T>
+// directly; corio::co_spawn runs a corio task from Asio code with any
+// completion token.
 //
+// use_task:
 //   std::size_t n = co_await sock.async_read_some(asio::buffer(buf), corio::use_task);
 //
 // - The operation starts when awaited (not when the initiating function is
@@ -17,22 +20,83 @@
 //   anyway, its result is returned and the next suspension throws.
 // - The completion handler runs on the awaiting task's loop (its associated
 //   executor), whichever io_context the I/O object belongs to.
+//
+// Awaiting an asio::awaitable<T, E> (needs ASIO_HAS_CO_AWAIT; the CMake
+// target sets it for clang):
+//   std::string line = co_await read_line(sock);   // read_line returns asio::awaitable<std::string>
+//
+// - Runs the awaitable as an Asio "thread of execution" whose executor is
+//   E(loop executor), started inline from the awaiting task (no post, no
+//   co_spawn). It returns its value (T may be void) or rethrows its exception.
+//   An lvalue is moved from; an empty awaitable throws invalid_state_error.
+// - Cancellation point, like use_task: in a cancelled scope the awaitable is
+//   not started. When the task's scope is cancelled (cancel_scope, timeout,
+//   join_handle::cancel) while it runs, a terminal cancellation is emitted
+//   into the awaitable's cancellation state and so into its pending
+//   operation, and the task waits for the awaitable to finish. If it ends with
+//   asio::error::operation_aborted the task sees cancelled_error (or the
+//   timeout's timeout_error); a value it returns anyway is returned. The
+//   cancellation state keeps the request, so a later `co_await` of another
+//   awaitable inside it throws too; an operation started after it had caught
+//   operation_aborted does not see it (Asio's rule).
+// - Movable until awaited: `timeout(d, f())`, `race(f(), sleep(d))` and
+//   `gather(f(), g())` take it like any corio awaitable.
+// - If the awaiting frame is destroyed while the awaitable runs (its loop was
+//   destroyed), the awaitable is cancelled and left to finish in the
+//   io_context; nothing of the frame is touched again.
+//
+// co_spawn (Asio awaits corio):
+//   int v = co_await corio::co_spawn(ex, lookup(key), asio::use_awaitable);
+//
+// - corio::co_spawn(executor or io_context&, task<T> or a callable returning
+//   one, token) with any Asio completion token: use_awaitable, use_future,
+//   deferred, a callback void(std::exception_ptr, T) (void(std::exception_ptr)
+//   for task<void>). T must be default-constructible (the handler gets T{}
+//   with an error), as with asio::co_spawn.
+// - The task runs on the event_loop bound to the executor's io_context: the
+//   first event_loop constructed on it, or one created on first use and owned
+//   by the io_context (destroyed when it shuts down). So a plain Asio program
+//   that calls io_context::run() runs corio tasks with no other change. That
+//   io_context must be run by one thread at a time (a loop is single-threaded).
+// - The task starts at the loop's next turn; the handler is dispatched on its
+//   associated executor (inline when that is the loop's own io_context, as
+//   Asio's co_spawn does), with outstanding work held on both io_contexts.
+// - A terminal cancellation emitted on the token's cancellation slot
+//   (awaitable operators `||`, bind_cancellation_slot) cancels the task: it
+//   ends with cancelled_error's exception_ptr. Emit it on the io_context's
+//   thread, as Asio requires of every cancellation slot.
+// - Bad input: an empty task throws invalid_state_error, an executor that does
+//   not belong to an io_context throws std::invalid_argument, both at once.
 #pragma once
 
+#include <cassert>
+#include <concepts>
 #include <coroutine>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/error.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#if defined(ASIO_HAS_CO_AWAIT)
+#include <asio/awaitable.hpp>
+#endif
 
 #include "errors.hpp"
 #include "loop.hpp"
@@ -216,3 +280,444 @@ struct asio::async_result<corio::use_task_t, Signature> {
             std::in_place, std::forward<Initiation>(init), std::forward<InitArgs>(args)...);
     }
 };
+
+// ===================================================== corio awaits Asio ===
+#if defined(ASIO_HAS_CO_AWAIT)
+
+namespace corio::detail {
+
+/// Between a corio awaiter and the Asio thread that runs its awaitable. The
+/// thread's cancellation state lives in `signal`'s slot, so the entry frame
+/// owns this block (it must outlive every operation of the thread); the
+/// awaiter only points at it while the awaitable runs. Blocks are recycled
+/// per thread with their signal, whose handler memory the next cancellation
+/// state reuses: a steady stream of awaits allocates nothing here.
+struct awaitable_link {
+    void* target = nullptr;  // the awaiter; null once it is gone or has its outcome
+    awaitable_link* next = nullptr;
+    asio::cancellation_signal signal;
+};
+
+struct awaitable_link_cache {
+    static constexpr unsigned max_cached = 16;
+    awaitable_link* head = nullptr;
+    unsigned count = 0;
+    ~awaitable_link_cache() {
+        while (awaitable_link* l = head) {
+            head = l->next;
+            delete l;
+        }
+    }
+};
+
+inline awaitable_link_cache& awaitable_links() noexcept {
+    static thread_local awaitable_link_cache cache;
+    return cache;
+}
+
+// Out of line, so that no coroutine body reads the thread_local (clang may
+// cache its address across a suspension).
+[[gnu::noinline]] inline awaitable_link* take_awaitable_link() {
+    awaitable_link_cache& c = awaitable_links();
+    if (awaitable_link* l = c.head) {
+        c.head = l->next;
+        --c.count;
+        l->next = nullptr;
+        return l;
+    }
+    return new awaitable_link;
+}
+
+[[gnu::noinline]] inline void recycle_awaitable_link(awaitable_link* l) noexcept {
+    awaitable_link_cache& c = awaitable_links();
+    l->target = nullptr;
+    if (c.count < awaitable_link_cache::max_cached) {
+        l->next = c.head;
+        c.head = l;
+        ++c.count;
+    } else {
+        delete l;
+    }
+}
+
+/// Awaits an asio::awaitable<T, E> from a corio task (see the header comment).
+template <class T, class E>
+class awaitable_awaiter : waiter_base {
+    static_assert(!std::is_reference_v<T>, "corio: asio::awaitable<T&> cannot be awaited; return a pointer");
+    static_assert(std::is_constructible_v<E, asio::io_context::executor_type>,
+                  "corio: an asio::awaitable<T, E> awaited from corio runs on the loop's io_context, so E must be "
+                  "constructible from asio::io_context::executor_type (any_io_executor is)");
+    using link_t = awaitable_link;
+    using entry_t = asio::awaitable<asio::detail::awaitable_thread_entry_point, E>;
+
+public:
+    explicit awaitable_awaiter(asio::awaitable<T, E>&& a) noexcept : aw_(std::move(a)) {}
+    /// Movable until awaited (into timeout(), race(), ...); never once started.
+    awaitable_awaiter(awaitable_awaiter&& o) noexcept : aw_(std::move(o.aw_)) { assert(!o.ch_ && "corio: an awaiter is moved only before it starts"); }
+    awaitable_awaiter& operator=(awaitable_awaiter&&) = delete;
+    ~awaitable_awaiter() {
+        if (link_) abandon();
+    }
+
+    bool await_ready() const {
+        if (!aw_.valid())
+            throw invalid_state_error("corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
+        return false;
+    }
+
+    /// Awaited from an Asio coroutine: the awaitable's own protocol.
+    template <class U>
+    void await_suspend(std::coroutine_handle<asio::detail::awaitable_frame<U, E>> h) {
+        in_asio_ = true;
+        aw_.await_suspend(h);
+    }
+
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        ch_ = chain_of(caller);
+        if (ch_->cancel_requested()) {
+            cancelled_ = true;
+            return false;
+        }
+        h_ = caller;
+        link_t* link = take_awaitable_link();
+        link->target = this;
+        asio::cancellation_slot slot = link->signal.slot();
+        event_loop& loop = event_loop::from(*ch_->sched);
+        try {
+            asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link), E(loop.get_executor()), slot,
+                                                     asio::cancellation_state(slot));
+            link_ = link;  // the entry frame owns it now
+            notify = &on_cancel;
+            ch_->park(this);
+            launching_ = true;
+            thread.launch();  // runs the awaitable until it first suspends (or ends)
+        } catch (...) {
+            if (!link_) recycle_awaitable_link(link);  // the entry frame was never made
+            launching_ = false;
+            ch_->unpark();
+            throw;
+        }
+        launching_ = false;
+        if (finished_) {
+            ch_->unpark();  // ended inside launch(): go on without suspending
+            return false;
+        }
+        return true;
+    }
+
+    T await_resume() {
+        if (in_asio_) return aw_.await_resume();
+        if (cancelled_) throw cancelled_error{};
+        if (error_) {
+            if (aborted_ && cancel_emitted_) throw cancelled_error{};
+            std::rethrow_exception(error_);
+        }
+        if constexpr (!std::is_void_v<T>) return std::move(*value_);
+    }
+
+private:
+    /// The bottom frame of the Asio thread: awaits the user's awaitable,
+    /// stores its outcome in the awaiter (if it is still there) and resumes it.
+    static entry_t entry(asio::awaitable<T, E> aw, link_t* link) {
+        struct owner {
+            link_t* l;
+            ~owner() {
+                // Also runs when Asio destroys this frame unfinished (its
+                // io_context shut down): the awaiter must not wait for it.
+                if (l->target) static_cast<awaitable_awaiter*>(l->target)->link_ = nullptr;
+                recycle_awaitable_link(l);
+            }
+        } own{link};
+        try {
+            if constexpr (std::is_void_v<T>) {
+                co_await std::move(aw);
+            } else {
+                T v = co_await std::move(aw);
+                if (link->target) static_cast<awaitable_awaiter*>(link->target)->value_.emplace(std::move(v));
+            }
+        } catch (const std::system_error& e) {
+            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) {
+                t->aborted_ = e.code() == asio::error::operation_aborted;
+                t->error_ = std::current_exception();
+            }
+        } catch (...) {
+            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) t->error_ = std::current_exception();
+        }
+        if (void* t = std::exchange(link->target, nullptr)) static_cast<awaitable_awaiter*>(t)->finish();
+    }
+
+    void finish() noexcept {
+        link_ = nullptr;
+        finished_ = true;
+        if (launching_) return;  // await_suspend goes on without suspending
+        ch_->unpark();
+        event_loop& loop = event_loop::from(*ch_->sched);
+        if (emitting_ || !loop.get_executor().running_in_this_thread()) {
+            // Never resume inline from inside a cancellation, nor on a thread
+            // that is not the loop's.
+            asio::post(loop.get_executor(), [life = loop.life(), h = h_] {
+                if (event_loop* l = *life) l->resume_from_handler(h);
+            });
+            return;
+        }
+        loop.resume_from_handler(h_);
+    }
+
+    static void on_cancel(waiter_base* w) noexcept {
+        auto* self = static_cast<awaitable_awaiter*>(w);
+        if (!self->link_) return;  // it ended already (inside its own launch): nothing to cancel
+        self->cancel_emitted_ = true;
+        self->emitting_ = true;
+        // The awaitable ends (operation_aborted, usually) and finish() resumes us.
+        self->link_->signal.emit(asio::cancellation_type::terminal);
+        self->emitting_ = false;
+    }
+
+    /// The awaiting frame is destroyed while the awaitable runs.
+    void abandon() noexcept {
+        link_t* l = std::exchange(link_, nullptr);
+        l->target = nullptr;
+        l->signal.emit(asio::cancellation_type::terminal);
+    }
+
+    asio::awaitable<T, E> aw_;
+    std::conditional_t<std::is_void_v<T>, char, std::optional<T>> value_{};
+    std::exception_ptr error_{};
+    link_t* link_ = nullptr;
+    chain* ch_ = nullptr;
+    std::coroutine_handle<> h_{};
+    bool cancelled_ = false;
+    bool cancel_emitted_ = false;
+    bool emitting_ = false;
+    bool aborted_ = false;
+    bool launching_ = false;
+    bool finished_ = false;
+    bool in_asio_ = false;
+};
+
+}  // namespace corio::detail
+
+namespace asio {
+
+/// `co_await aw` on an asio::awaitable: found by argument-dependent lookup in
+/// corio coroutines and combinators alike. Inside an Asio coroutine the
+/// awaiter forwards to the awaitable's own protocol, unchanged.
+template <class T, class E>
+corio::detail::awaitable_awaiter<T, E> operator co_await(awaitable<T, E>&& a) noexcept {
+    return corio::detail::awaitable_awaiter<T, E>(std::move(a));
+}
+/// An lvalue is moved from (in a corio coroutine; Asio's own coroutines reject lvalues).
+template <class T, class E>
+corio::detail::awaitable_awaiter<T, E> operator co_await(awaitable<T, E>& a) noexcept {
+    return corio::detail::awaitable_awaiter<T, E>(std::move(a));
+}
+
+}  // namespace asio
+
+#endif  // ASIO_HAS_CO_AWAIT
+
+// ===================================================== Asio awaits corio ===
+namespace corio {
+namespace detail {
+
+template <class T>
+inline constexpr bool is_corio_task_v = false;
+template <class T>
+inline constexpr bool is_corio_task_v<task<T>> = true;
+
+inline event_loop* make_bound_loop(asio::io_context& ctx) { return new event_loop(ctx); }
+inline void destroy_bound_loop(event_loop* l) noexcept { delete l; }
+
+/// The event_loop bound to `ctx`, created (owned by ctx) on first use.
+inline event_loop& loop_of(asio::io_context& ctx) {
+    return loop_registry::loop_for(ctx, &make_bound_loop, &destroy_bound_loop);
+}
+
+template <class Ex>
+concept io_context_executor = requires(const Ex& ex) {
+    { ex.context() } -> std::same_as<asio::io_context&>;
+};
+
+[[noreturn]] inline void throw_not_an_io_context() {
+    throw std::invalid_argument(
+        "corio::co_spawn: the executor does not belong to an asio::io_context (corio runs tasks on the "
+        "event_loop of an io_context; pass io_context.get_executor() or an any_io_executor holding it)");
+}
+
+/// The io_context an executor belongs to; std::invalid_argument if none.
+inline asio::io_context& io_context_of(asio::io_context& ctx) noexcept { return ctx; }
+template <class Ex>
+asio::io_context& io_context_of(const Ex& ex) {
+    if constexpr (io_context_executor<Ex>) {
+        return ex.context();
+    } else if constexpr (requires { ex.get_inner_executor(); }) {
+        return io_context_of(ex.get_inner_executor());  // a strand
+    } else if constexpr (requires { ex.target_type(); }) {
+        using tracked = decltype(asio::prefer(std::declval<asio::io_context::executor_type>(),
+                                              asio::execution::outstanding_work.tracked));
+        // Asio 1.22's any_executor::target<T>() does not check the type: compare it here.
+        if (ex && ex.target_type() == typeid(asio::io_context::executor_type))
+            return ex.template target<asio::io_context::executor_type>()->context();
+        if (ex && ex.target_type() == typeid(tracked)) return ex.template target<tracked>()->context();
+        throw_not_an_io_context();
+    } else {
+        static_assert(io_context_executor<Ex>, "corio::co_spawn needs an executor of an asio::io_context");
+    }
+}
+
+template <class T>
+struct spawn_signature_of {
+    using type = void(std::exception_ptr, T);
+};
+template <>
+struct spawn_signature_of<void> {
+    using type = void(std::exception_ptr);
+};
+template <class T>
+using spawn_signature = typename spawn_signature_of<T>::type;
+
+/// What a co_spawn'd task keeps: the handler, the outstanding work, and the
+/// scope the token's cancellation slot cancels. Owned by the task's frame.
+template <class T, class Handler>
+class spawn_op {
+public:
+    using handler_executor = asio::associated_executor_t<Handler, asio::io_context::executor_type>;
+
+    spawn_op(Handler&& h, asio::io_context& ctx)
+        : handler_(std::move(h)),
+          loop_work_(ctx.get_executor()),
+          handler_work_(asio::get_associated_executor(handler_, ctx.get_executor())) {
+        slot_ = asio::get_associated_cancellation_slot(handler_);
+        if (slot_.is_connected()) slot_.template emplace<canceller>(this);
+    }
+    spawn_op(const spawn_op&) = delete;
+    spawn_op& operator=(const spawn_op&) = delete;
+    ~spawn_op() {
+        // Destroyed unfinished (its loop went away): the handler is dropped
+        // without a call, as Asio drops handlers of a destroyed io_context.
+        if (slot_.is_connected()) slot_.clear();
+    }
+
+    /// Enters the scope the slot cancels; false when it was cancelled already.
+    bool enter(chain* ch) noexcept {
+        ch->enter(&scope_);
+        ch_ = ch;
+        return !cancelled_;
+    }
+
+    void leave() noexcept {
+        if (ch_) ch_->leave(&scope_);
+        ch_ = nullptr;
+    }
+
+    template <class... V>
+    void complete(std::exception_ptr e, V&&... v) {
+        // The handler may own the signal behind the slot: forget the slot first.
+        if (slot_.is_connected()) slot_.clear();
+        slot_ = asio::cancellation_slot();
+        asio::dispatch(handler_work_.get_executor(),
+                       [h = std::move(handler_), e, ... v = std::forward<V>(v)]() mutable { std::move(h)(e, std::move(v)...); });
+    }
+
+private:
+    struct canceller {
+        explicit canceller(spawn_op* o) noexcept : op(o) {}
+        spawn_op* op;
+        void operator()(asio::cancellation_type t) const noexcept {
+            if ((t & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
+            op->cancelled_ = true;
+            if (op->ch_) cancel_scope_node(&op->scope_);
+        }
+    };
+
+    Handler handler_;
+    asio::executor_work_guard<asio::io_context::executor_type> loop_work_;
+    asio::executor_work_guard<handler_executor> handler_work_;
+    asio::cancellation_slot slot_;
+    inner_scope scope_;
+    chain* ch_ = nullptr;
+    bool cancelled_ = false;
+};
+
+template <class B>
+struct spawn_body_traits;  // task<T> or a callable returning one
+template <class T>
+struct spawn_body_traits<task<T>> {
+    using value_type = T;
+};
+template <class B>
+    requires(!is_corio_task_v<B> && std::is_invocable_v<B&>)
+struct spawn_body_traits<B> {
+    static_assert(is_corio_task_v<std::invoke_result_t<B&>>, "corio::co_spawn: the callable must return a corio::task<T>");
+    using value_type = typename std::invoke_result_t<B&>::value_type;
+};
+
+/// The spawned task: runs the body inside the op's scope and hands the
+/// outcome to the handler. Never fails itself.
+template <class T, class Body, class Op>
+task<void> run_spawned(Body body, std::unique_ptr<Op> op) {
+    chain* ch = co_await this_chain{};
+    std::exception_ptr e;
+    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> v;
+    if (op->enter(ch)) {
+        try {
+            if constexpr (is_corio_task_v<Body>) {
+                if constexpr (std::is_void_v<T>) co_await std::move(body);
+                else v.emplace(co_await std::move(body));
+            } else {
+                // The callable lives in this frame for as long as its coroutine runs.
+                if constexpr (std::is_void_v<T>) co_await std::invoke(body);
+                else v.emplace(co_await std::invoke(body));
+            }
+        } catch (...) {
+            e = std::current_exception();
+        }
+    } else {
+        e = std::make_exception_ptr(cancelled_error{});  // cancelled before it started: the body never runs
+    }
+    op->leave();
+    if constexpr (std::is_void_v<T>) op->complete(e);
+    else if (v) op->complete(e, std::move(*v));
+    else op->complete(e, T{});
+}
+
+struct initiate_spawn {
+    asio::io_context* ctx;
+
+    template <class Handler, class Body>
+    void operator()(Handler&& handler, Body body) const {
+        using T = typename spawn_body_traits<Body>::value_type;
+        using op_t = spawn_op<T, std::decay_t<Handler>>;
+        auto op = std::make_unique<op_t>(std::forward<Handler>(handler), *ctx);
+        event_loop& loop = loop_of(*ctx);
+        task<void> t = run_spawned<T>(std::move(body), std::move(op));
+        if (ctx->get_executor().running_in_this_thread()) {
+            loop.spawn(std::move(t));  // starts at the loop's next turn
+        } else {
+            asio::post(*ctx, [&loop, t = std::move(t)]() mutable { loop.spawn(std::move(t)); });
+        }
+    }
+};
+
+}  // namespace detail
+
+/// Runs corio task `t` (or the task a callable returns) on the event_loop
+/// bound to `ex`'s io_context and completes `token` with its outcome:
+/// void(std::exception_ptr, T), or void(std::exception_ptr) for task<void>.
+/// See the header comment.
+template <class Executor, class Body, class Token>
+    requires(detail::is_corio_task_v<std::remove_cvref_t<Body>> || std::is_invocable_v<std::decay_t<Body>&>)
+auto co_spawn(Executor&& ex, Body&& body, Token&& token) {
+    using B = std::decay_t<Body>;
+    using T = typename detail::spawn_body_traits<B>::value_type;
+    static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
+                  "corio::co_spawn: T must be default-constructible (the handler gets T{} with an error), as with asio::co_spawn");
+    asio::io_context& ctx = detail::io_context_of(ex);
+    if constexpr (detail::is_corio_task_v<B>)
+        if (!body.valid()) throw invalid_state_error("corio::co_spawn: the task is empty (moved-from or already awaited)");
+    return asio::async_initiate<Token, detail::spawn_signature<T>>(detail::initiate_spawn{&ctx}, token,
+                                                                   B(std::forward<Body>(body)));
+}
+
+}  // namespace corio

@@ -47,6 +47,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "detail/asio_loop_registry.hpp"
 #include "detail/awaitable_traits.hpp"
 #include "detail/frame_allocator.hpp"
 #include "detail/scheduler.hpp"
@@ -303,6 +304,7 @@ public:
     event_loop& operator=(const event_loop&) = delete;
 
     ~event_loop() {
+        detail::loop_registry::unbind(ctx_, this);  // corio::co_spawn no longer finds this loop
         // Handlers of ours still queued in an adopted io_context (a drain, a
         // timer expiry) find the loop gone and do nothing.
         *life_ = nullptr;
@@ -417,6 +419,7 @@ private:
     void init() {
         complete_task_ = &on_task_complete;
         life_ = std::make_shared<event_loop*>(this);
+        detail::loop_registry::bind(ctx_, this);  // the loop corio::co_spawn uses for ctx_ (asio.hpp)
         request_drain_ = [](detail::scheduler* s) {
             auto* self = static_cast<event_loop*>(s);
             asio::post(self->ctx_, [life = self->life_] {
