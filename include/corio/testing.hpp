@@ -150,13 +150,18 @@ inline std::string describe(std::exception_ptr e) {
 /// What every case must leave behind (skipped when the loop was abandoned
 /// by an exception: that exception is the failure).
 inline void check_clean(event_loop& loop, std::size_t unhandled, const options& opt) {
-    if (loop.live_tasks() != 0)
-        FAIL_CHECK("corio::testing: " << loop.live_tasks() << " task(s) still alive after the case");
-    if (loop.pending_timers() != 0)
-        FAIL_CHECK("corio::testing: " << loop.pending_timers() << " timer(s) still armed after the case");
-    if (unhandled != opt.expect_unhandled)
-        FAIL_CHECK("corio::testing: " << unhandled << " error(s) reported as unobserved, expected "
-                                      << opt.expect_unhandled);
+    {
+        INFO("corio::testing: tasks still alive after the case");
+        CHECK(loop.live_tasks() == 0);
+    }
+    {
+        INFO("corio::testing: timers still armed after the case");
+        CHECK(loop.pending_timers() == 0);
+    }
+    {
+        INFO("corio::testing: errors reported as unobserved (detached tasks that failed), and how many were expected");
+        CHECK(unhandled == opt.expect_unhandled);
+    }
 }
 
 template <class F>
