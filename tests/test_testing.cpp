@@ -78,6 +78,19 @@ CORIO_TEST_CASE("testing: GENERATE works in a coroutine body", "[testing]") {
     CHECK(sw.elapsed() == k * U);
 }
 
+CORIO_TEST_CASE("testing: SECTION works in a coroutine body", "[testing]") {
+    testing::stopwatch sw;
+    SECTION("one sleep") {
+        co_await corio::sleep(U);
+        CHECK(sw.elapsed() == U);
+    }
+    SECTION("two sleeps") {
+        co_await corio::sleep(U);
+        co_await corio::sleep(U);
+        CHECK(sw.elapsed() == 2 * U);
+    }
+}
+
 TEST_CASE("testing: tasks still alive when the body returns are cancelled and awaited", "[testing]") {
     bool cleaned = false;
     testing::run_virtual([&]() -> task<void> {

@@ -64,6 +64,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -71,6 +72,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
 #include "corio.hpp"
@@ -78,11 +80,13 @@
 #if !defined(CATCH_VERSION_MAJOR)
 #  if defined(CORIO_CATCH2_MAJOR)
 #    if CORIO_CATCH2_MAJOR >= 3
+#      include <catch2/catch_message.hpp>
 #      include <catch2/catch_test_macros.hpp>
 #    else
 #      include <catch2/catch.hpp>
 #    endif
 #  elif __has_include(<catch2/catch_test_macros.hpp>)
+#    include <catch2/catch_message.hpp>
 #    include <catch2/catch_test_macros.hpp>
 #  elif __has_include(<catch2/catch.hpp>)
 #    include <catch2/catch.hpp>
@@ -288,7 +292,8 @@ task<timeout_error> expect_timeout(A&& aw) {
 template <class Rep, class Period, class A>
 auto expect_completes_within(std::chrono::duration<Rep, Period> d, A&& aw) {
     const auto cd = std::chrono::duration_cast<clock::duration>(d);
-    return detail::expect_by_impl<detail::held_t<A>>(corio::now() + cd, cd, true, std::forward<A>(aw));
+    return detail::expect_by_impl<detail::held_t<A>>(corio::detail::saturating_add(corio::now(), cd), cd, true,
+                                                     std::forward<A>(aw));
 }
 
 /// Awaits `aw` and returns its value; fails the case if it is still running
