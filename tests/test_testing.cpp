@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <asio/steady_timer.hpp>
+
 using namespace std::chrono_literals;
 using corio::task;
 namespace testing = corio::testing;
@@ -259,6 +261,15 @@ CORIO_TEST_CASE("testing: a cancelled advance stops where it was cut and holds t
     co_await clock.advance(2 * U);
     CHECK(one.done());
     co_await one;
+}
+
+CORIO_TEST_CASE("testing: under a manual_clock, work outside the loop still completes", "[testing]") {
+    testing::manual_clock clock;
+    asio::steady_timer timer(corio::current_loop().get_executor(), 20ms);  // a real-time Asio wait
+    const auto real_start = std::chrono::steady_clock::now();
+    co_await timer.async_wait(corio::use_task);
+    CHECK(std::chrono::steady_clock::now() - real_start >= 20ms);
+    CHECK(clock.elapsed() == 0ns);
 }
 
 TEST_CASE("testing: a manual_clock that nobody advances reports a stall instead of hanging", "[testing]") {
