@@ -25,9 +25,9 @@
 //   case if `aw` is still running `d` of loop time after the call (it is
 //   then cancelled and awaited first); expect_completes_by(tp, aw) takes a
 //   time point. A failed expectation is a REQUIRE: it ends the case.
-//   Every one takes any awaitable (a task, a join_handle lvalue, a primitive
-//   awaiter) as a temporary or an lvalue, and is itself a task (so it goes
-//   into every combinator).
+//   Each takes a task, a join_handle lvalue or any movable awaiter, as a
+//   temporary or an lvalue, and is a task itself (it goes into every
+//   combinator). Cancelling the caller cancels the operand.
 // - manual_clock: `testing::manual_clock clock;` inside a virtual-time body
 //   stops time from jumping by itself. Only `co_await clock.advance(d)` moves
 //   it: the timers due up to now + d fire in deadline order (time stops at
