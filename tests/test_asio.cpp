@@ -4,6 +4,8 @@
 // timeout, an already-cancelled scope) and completion on the loop's thread for
 // I/O objects of another io_context. Real time, loopback only; each case
 // takes well under 200 ms.
+#include <corio/asio.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -32,11 +34,8 @@
 using namespace std::chrono_literals;
 using asio::ip::tcp;
 using corio::task;
-using corio_test::run_test;
 
 namespace {
-
-constexpr bool real_time = false;  // run_test's virtual_time argument
 
 using steady = std::chrono::steady_clock;
 
@@ -99,143 +98,119 @@ auto async_flag(asio::io_context::executor_type ex, bool& started, Token&& token
 
 }  // namespace
 
-TEST_CASE("asio: steady_timer async_wait returns after the expiry, in real time") {
-    run_test(
-        []() -> task<void> {
-            asio::steady_timer timer(corio::current_loop().get_executor(), 15ms);
-            const auto start = steady::now();
-            co_await timer.async_wait(corio::use_task);
-            static_assert(std::is_void_v<decltype(timer.async_wait(corio::use_task).await_resume())>);
-            CHECK(steady::now() - start >= 15ms);
-        },
-        0, real_time);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: steady_timer async_wait returns after the expiry, in real time") {
+    asio::steady_timer timer(corio::current_loop().get_executor(), 15ms);
+    const auto start = steady::now();
+    co_await timer.async_wait(corio::use_task);
+    static_assert(std::is_void_v<decltype(timer.async_wait(corio::use_task).await_resume())>);
+    CHECK(steady::now() - start >= 15ms);
 }
 
-TEST_CASE("asio: TCP echo over loopback returns byte counts and data") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-            const auto endpoint = acceptor.local_endpoint();
-            REQUIRE(endpoint.port() != 0);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: TCP echo over loopback returns byte counts and data") {
+    auto ex = corio::current_loop().get_executor();
+    tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    const auto endpoint = acceptor.local_endpoint();
+    REQUIRE(endpoint.port() != 0);
 
-            auto echo_once = [&]() -> task<std::size_t> {
-                tcp::socket peer = co_await acceptor.async_accept(corio::use_task);
-                char buf[64];
-                std::size_t n = co_await peer.async_read_some(asio::buffer(buf), corio::use_task);
-                std::size_t written = co_await asio::async_write(peer, asio::buffer(buf, n), corio::use_task);
-                co_return written;
-            };
-            auto server = corio::spawn(echo_once(), "echo");
+    auto echo_once = [&]() -> task<std::size_t> {
+        tcp::socket peer = co_await acceptor.async_accept(corio::use_task);
+        char buf[64];
+        std::size_t n = co_await peer.async_read_some(asio::buffer(buf), corio::use_task);
+        std::size_t written = co_await asio::async_write(peer, asio::buffer(buf, n), corio::use_task);
+        co_return written;
+    };
+    auto server = corio::spawn(echo_once(), "echo");
 
-            tcp::socket client(ex);
-            co_await client.async_connect(endpoint, corio::use_task);
-            const std::string message = "hello, corio";
-            std::size_t sent = co_await asio::async_write(client, asio::buffer(message), corio::use_task);
-            CHECK(sent == message.size());
+    tcp::socket client(ex);
+    co_await client.async_connect(endpoint, corio::use_task);
+    const std::string message = "hello, corio";
+    std::size_t sent = co_await asio::async_write(client, asio::buffer(message), corio::use_task);
+    CHECK(sent == message.size());
 
-            std::string reply(message.size(), '\0');
-            std::size_t got = co_await asio::async_read(client, asio::buffer(reply), corio::use_task);
-            CHECK(got == message.size());
-            CHECK(reply == message);
+    std::string reply(message.size(), '\0');
+    std::size_t got = co_await asio::async_read(client, asio::buffer(reply), corio::use_task);
+    CHECK(got == message.size());
+    CHECK(reply == message);
 
-            std::size_t echoed = co_await server;
-            CHECK(echoed == message.size());
+    std::size_t echoed = co_await server;
+    CHECK(echoed == message.size());
 
-            // The peer closed: the next read reports eof as a std::system_error.
-            char more[8];
-            std::error_code code;
-            try {
-                co_await client.async_read_some(asio::buffer(more), corio::use_task);
-            } catch (const std::system_error& e) {
-                code = e.code();
-            }
-            CHECK(code == asio::error::eof);
-        },
-        0, real_time);
+    // The peer closed: the next read reports eof as a std::system_error.
+    char more[8];
+    std::error_code code;
+    try {
+        co_await client.async_read_some(asio::buffer(more), corio::use_task);
+    } catch (const std::system_error& e) {
+        code = e.code();
+    }
+    CHECK(code == asio::error::eof);
 }
 
-TEST_CASE("asio: an error code becomes std::system_error with that code") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            tcp::endpoint closed;
-            {
-                // Take a free port, then close it: nothing listens there.
-                tcp::acceptor probe(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-                closed = probe.local_endpoint();
-            }
-            tcp::socket s(ex);
-            std::error_code code;
-            bool other = false;
-            try {
-                co_await s.async_connect(closed, corio::use_task);
-            } catch (const std::system_error& e) {
-                code = e.code();
-            } catch (...) {
-                other = true;
-            }
-            CHECK_FALSE(other);
-            CHECK(code == asio::error::connection_refused);
-        },
-        0, real_time);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an error code becomes std::system_error with that code") {
+    auto ex = corio::current_loop().get_executor();
+    tcp::endpoint closed;
+    {
+        // Take a free port, then close it: nothing listens there.
+        tcp::acceptor probe(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+        closed = probe.local_endpoint();
+    }
+    tcp::socket s(ex);
+    std::error_code code;
+    bool other = false;
+    try {
+        co_await s.async_connect(closed, corio::use_task);
+    } catch (const std::system_error& e) {
+        code = e.code();
+    } catch (...) {
+        other = true;
+    }
+    CHECK_FALSE(other);
+    CHECK(code == asio::error::connection_refused);
 }
 
-TEST_CASE("asio: a signature with several values returns a std::tuple") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            using op_t = decltype(async_pair(ex, {}, 0, "", corio::use_task));
-            static_assert(std::is_same_v<decltype(std::declval<op_t&>().await_resume()), std::tuple<int, std::string>>);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: a signature with several values returns a std::tuple") {
+    auto ex = corio::current_loop().get_executor();
+    using op_t = decltype(async_pair(ex, {}, 0, "", corio::use_task));
+    static_assert(std::is_same_v<decltype(std::declval<op_t&>().await_resume()), std::tuple<int, std::string>>);
 
-            std::tuple<int, std::string> r = co_await async_pair(ex, {}, 42, "answer", corio::use_task);
-            CHECK(std::get<0>(r) == 42);
-            CHECK(std::get<1>(r) == "answer");
+    std::tuple<int, std::string> r = co_await async_pair(ex, {}, 42, "answer", corio::use_task);
+    CHECK(std::get<0>(r) == 42);
+    CHECK(std::get<1>(r) == "answer");
 
-            auto [n, s] = co_await async_pair(ex, {}, 7, "seven", corio::use_task);
-            CHECK(n == 7);
-            CHECK(s == "seven");
+    auto [n, s] = co_await async_pair(ex, {}, 7, "seven", corio::use_task);
+    CHECK(n == 7);
+    CHECK(s == "seven");
 
-            std::error_code code;
-            try {
-                co_await async_pair(ex, std::make_error_code(std::errc::invalid_argument), 1, "x", corio::use_task);
-            } catch (const std::system_error& e) {
-                code = e.code();
-            }
-            CHECK(code == std::errc::invalid_argument);
-        },
-        0, real_time);
+    std::error_code code;
+    try {
+        co_await async_pair(ex, std::make_error_code(std::errc::invalid_argument), 1, "x", corio::use_task);
+    } catch (const std::system_error& e) {
+        code = e.code();
+    }
+    CHECK(code == std::errc::invalid_argument);
 }
 
-TEST_CASE("asio: an (exception_ptr, T) signature returns T or rethrows") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            int v = co_await async_may_throw(ex, nullptr, 5, corio::use_task);
-            CHECK(v == 5);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an (exception_ptr, T) signature returns T or rethrows") {
+    auto ex = corio::current_loop().get_executor();
+    int v = co_await async_may_throw(ex, nullptr, 5, corio::use_task);
+    CHECK(v == 5);
 
-            std::string message;
-            try {
-                co_await async_may_throw(ex, std::make_exception_ptr(std::out_of_range("boom")), 6, corio::use_task);
-            } catch (const std::out_of_range& e) {
-                message = e.what();
-            }
-            CHECK(message == "boom");
-        },
-        0, real_time);
+    std::string message;
+    try {
+        co_await async_may_throw(ex, std::make_exception_ptr(std::out_of_range("boom")), 6, corio::use_task);
+    } catch (const std::out_of_range& e) {
+        message = e.what();
+    }
+    CHECK(message == "boom");
 }
 
-TEST_CASE("asio: a void() signature (asio::post with use_task) goes through the io_context") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            bool earlier_ran = false;
-            asio::post(ex, [&] { earlier_ran = true; });
-            // FIFO: our completion is queued behind the handler posted above.
-            co_await asio::post(ex, corio::use_task);
-            CHECK(earlier_ran);
-        },
-        0, real_time);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: a void() signature (asio::post with use_task) goes through the io_context") {
+    auto ex = corio::current_loop().get_executor();
+    bool earlier_ran = false;
+    asio::post(ex, [&] { earlier_ran = true; });
+    // FIFO: our completion is queued behind the handler posted above.
+    co_await asio::post(ex, corio::use_task);
+    CHECK(earlier_ran);
 }
 
 TEST_CASE("asio: an operation that completes inside its initiating function does not nest resumptions") {
@@ -243,7 +218,7 @@ TEST_CASE("asio: an operation that completes inside its initiating function does
     // executor's own thread, i.e. while use_task's await_suspend is still
     // running. The task must continue without its stack growing per await
     // (a loop of a million such awaits must not overflow the stack).
-    run_test(
+    corio::testing::run_virtual(
         []() -> task<void> {
             auto ex = corio::current_loop().get_executor();
             std::uintptr_t first = 0;
@@ -256,136 +231,120 @@ TEST_CASE("asio: an operation that completes inside its initiating function does
             const auto growth = first > last ? first - last : last - first;
             CHECK(growth < 1024);
         },
-        0, real_time);
+        corio::testing::real_time);
 }
 
-TEST_CASE("asio: cancelling a task blocked in async_read_some wakes it promptly; the socket stays usable") {
-    run_test(
-        []() -> task<void> {
-            socket_pair p = co_await connect_pair();
-            bool read_returned = false;
-            auto reader = [&]() -> task<std::size_t> {
-                char buf[16];
-                std::size_t n = co_await p.server.async_read_some(asio::buffer(buf), corio::use_task);
-                read_returned = true;
-                co_return n;
-            };
-            auto h = corio::spawn(reader(), "reader");
-            co_await corio::sleep(10ms);  // the reader is now blocked: nobody sends
-            CHECK_FALSE(h.done());
-            const auto cancelled_at = steady::now();
-            h.cancel();
-            REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
-            CHECK(steady::now() - cancelled_at < 100ms);
-            CHECK(h.cancelled());
-            CHECK_FALSE(read_returned);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: cancelling a task blocked in async_read_some wakes it promptly; the socket stays usable") {
+    socket_pair p = co_await connect_pair();
+    bool read_returned = false;
+    auto reader = [&]() -> task<std::size_t> {
+        char buf[16];
+        std::size_t n = co_await p.server.async_read_some(asio::buffer(buf), corio::use_task);
+        read_returned = true;
+        co_return n;
+    };
+    auto h = corio::spawn(reader(), "reader");
+    co_await corio::sleep(10ms);  // the reader is now blocked: nobody sends
+    CHECK_FALSE(h.done());
+    const auto cancelled_at = steady::now();
+    h.cancel();
+    REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
+    CHECK(steady::now() - cancelled_at < 100ms);
+    CHECK(h.cancelled());
+    CHECK_FALSE(read_returned);
 
-            // The socket still works in both directions.
-            std::size_t sent = co_await asio::async_write(p.client, asio::buffer(std::string("ping")), corio::use_task);
-            CHECK(sent == 4);
-            std::string got(4, '\0');
-            std::size_t n = co_await asio::async_read(p.server, asio::buffer(got), corio::use_task);
-            CHECK(n == 4);
-            CHECK(got == "ping");
-        },
-        0, real_time);
+    // The socket still works in both directions.
+    std::size_t sent = co_await asio::async_write(p.client, asio::buffer(std::string("ping")), corio::use_task);
+    CHECK(sent == 4);
+    std::string got(4, '\0');
+    std::size_t n = co_await asio::async_read(p.server, asio::buffer(got), corio::use_task);
+    CHECK(n == 4);
+    CHECK(got == "ping");
 }
 
-TEST_CASE("asio: timeout() around a long timer wait throws timeout_error quickly") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            asio::steady_timer timer(ex, 10s);
-            const auto start = steady::now();
-            REQUIRE_THROWS_AS(co_await corio::timeout(20ms, timer.async_wait(corio::use_task)), corio::timeout_error);
-            auto took = steady::now() - start;
-            CHECK(took >= 20ms);
-            CHECK(took < 2s);  // nowhere near the timer's 10 s
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: timeout() around a long timer wait throws timeout_error quickly") {
+    auto ex = corio::current_loop().get_executor();
+    asio::steady_timer timer(ex, 10s);
+    const auto start = steady::now();
+    REQUIRE_THROWS_AS(co_await corio::timeout(20ms, timer.async_wait(corio::use_task)), corio::timeout_error);
+    auto took = steady::now() - start;
+    CHECK(took >= 20ms);
+    CHECK(took < 2s);  // nowhere near the timer's 10 s
 
-            // The timer was cancelled through its slot, not left pending: it can be waited on again.
-            timer.expires_after(5ms);
-            co_await timer.async_wait(corio::use_task);
+    // The timer was cancelled through its slot, not left pending: it can be waited on again.
+    timer.expires_after(5ms);
+    co_await timer.async_wait(corio::use_task);
 
-            // move_on_after: the same, as an empty result.
-            asio::steady_timer timer2(ex, 10s);
-            auto wait2 = timer2.async_wait(corio::use_task);
-            bool finished = co_await corio::move_on_after(10ms, wait2);
-            CHECK_FALSE(finished);
-            CHECK(steady::now() - start < 2s);
-        },
-        0, real_time);
+    // move_on_after: the same, as an empty result.
+    asio::steady_timer timer2(ex, 10s);
+    auto wait2 = timer2.async_wait(corio::use_task);
+    bool finished = co_await corio::move_on_after(10ms, wait2);
+    CHECK_FALSE(finished);
+    CHECK(steady::now() - start < 2s);
 }
 
-TEST_CASE("asio: an operation awaited in an already-cancelled scope is not started") {
-    run_test(
-        []() -> task<void> {
-            auto ex = corio::current_loop().get_executor();
-            bool started = false;
-            corio::cancel_scope s;
-            s.cancel();
-            auto flag_op = async_flag(ex, started, corio::use_task);
-            bool completed = co_await s.run(flag_op);
-            CHECK_FALSE(completed);
-            CHECK_FALSE(started);
-            CHECK(s.cancelled_caught());
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an operation awaited in an already-cancelled scope is not started") {
+    auto ex = corio::current_loop().get_executor();
+    bool started = false;
+    corio::cancel_scope s;
+    s.cancel();
+    auto flag_op = async_flag(ex, started, corio::use_task);
+    bool completed = co_await s.run(flag_op);
+    CHECK_FALSE(completed);
+    CHECK_FALSE(started);
+    CHECK(s.cancelled_caught());
 
-            // A read in a cancelled scope consumes nothing: the data is still there afterwards.
-            socket_pair p = co_await connect_pair();
-            std::size_t sent = co_await asio::async_write(p.client, asio::buffer(std::string("data")), corio::use_task);
-            REQUIRE(sent == 4);
-            co_await corio::sleep(5ms);  // let the bytes arrive
-            char buf[16] = {};
-            corio::cancel_scope s2;
-            s2.cancel();
-            std::optional<std::size_t> r = co_await s2.run(p.server.async_read_some(asio::buffer(buf), corio::use_task));
-            CHECK_FALSE(r.has_value());
-            CHECK(buf[0] == '\0');
-            std::string got(4, '\0');
-            std::size_t n = co_await asio::async_read(p.server, asio::buffer(got), corio::use_task);
-            CHECK(n == 4);
-            CHECK(got == "data");
+    // A read in a cancelled scope consumes nothing: the data is still there afterwards.
+    socket_pair p = co_await connect_pair();
+    std::size_t sent = co_await asio::async_write(p.client, asio::buffer(std::string("data")), corio::use_task);
+    REQUIRE(sent == 4);
+    co_await corio::sleep(5ms);  // let the bytes arrive
+    char buf[16] = {};
+    corio::cancel_scope s2;
+    s2.cancel();
+    std::optional<std::size_t> r = co_await s2.run(p.server.async_read_some(asio::buffer(buf), corio::use_task));
+    CHECK_FALSE(r.has_value());
+    CHECK(buf[0] == '\0');
+    std::string got(4, '\0');
+    std::size_t n = co_await asio::async_read(p.server, asio::buffer(got), corio::use_task);
+    CHECK(n == 4);
+    CHECK(got == "data");
 
-            // The same operation does start outside a cancelled scope.
-            co_await async_flag(ex, started, corio::use_task);
-            CHECK(started);
-        },
-        0, real_time);
+    // The same operation does start outside a cancelled scope.
+    co_await async_flag(ex, started, corio::use_task);
+    CHECK(started);
 }
 
-TEST_CASE("asio: an operation of another io_context completes on the loop's thread") {
-    run_test(
-        []() -> task<void> {
-            const auto loop_thread = std::this_thread::get_id();
-            asio::io_context other;
-            auto work = asio::make_work_guard(other);
-            std::thread runner([&] { other.run(); });
-            const auto other_thread = runner.get_id();
-            struct joiner {
-                std::thread& t;
-                decltype(work)& w;
-                ~joiner() {
-                    w.reset();
-                    if (t.joinable()) t.join();
-                }
-            } join_at_exit{runner, work};
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an operation of another io_context completes on the loop's thread") {
+    const auto loop_thread = std::this_thread::get_id();
+    asio::io_context other;
+    auto work = asio::make_work_guard(other);
+    std::thread runner([&] { other.run(); });
+    const auto other_thread = runner.get_id();
+    struct joiner {
+        std::thread& t;
+        decltype(work)& w;
+        ~joiner() {
+            w.reset();
+            if (t.joinable()) t.join();
+        }
+    } join_at_exit{runner, work};
 
-            asio::steady_timer timer(other, 5ms);
-            co_await timer.async_wait(corio::use_task);
-            CHECK(std::this_thread::get_id() == loop_thread);
+    asio::steady_timer timer(other, 5ms);
+    co_await timer.async_wait(corio::use_task);
+    CHECK(std::this_thread::get_id() == loop_thread);
 
-            // Work that really runs on the other thread, then comes back.
-            std::atomic<std::thread::id> ran_on{};
-            asio::post(other, [&] { ran_on = std::this_thread::get_id(); });
-            co_await asio::post(other.get_executor(), corio::use_task);
-            CHECK(std::this_thread::get_id() == loop_thread);
-            CHECK(ran_on.load() == other_thread);
+    // Work that really runs on the other thread, then comes back.
+    std::atomic<std::thread::id> ran_on{};
+    asio::post(other, [&] { ran_on = std::this_thread::get_id(); });
+    co_await asio::post(other.get_executor(), corio::use_task);
+    CHECK(std::this_thread::get_id() == loop_thread);
+    CHECK(ran_on.load() == other_thread);
 
-            auto [n, s] = co_await async_pair(other.get_executor(), {}, 3, "three", corio::use_task);
-            CHECK(std::this_thread::get_id() == loop_thread);
-            CHECK(n == 3);
-            CHECK(s == "three");
-        },
-        0, real_time);
+    auto [n, s] = co_await async_pair(other.get_executor(), {}, 3, "three", corio::use_task);
+    CHECK(std::this_thread::get_id() == loop_thread);
+    CHECK(n == 3);
+    CHECK(s == "three");
 }
 
 TEST_CASE("use_task: an operation pending when the loop is destroyed completes harmlessly in the adopted io_context") {

@@ -1,6 +1,8 @@
 // Tests for corio/errors.hpp: the exception hierarchy (cancelled_error is not a
 // std::exception; timeout_error, invalid_state_error, queue_closed,
 // broken_barrier derive from the standard types) and exception_group.
+#include <corio/errors.hpp>
+
 #include <exception>
 #include <stdexcept>
 #include <string>

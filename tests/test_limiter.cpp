@@ -28,7 +28,7 @@ task<void> take(limiter& l, std::size_t n, int id, clock::time_point start, std:
 }  // namespace
 
 TEST_CASE("limiter: exact spacing at the rate, burst up front") {
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         limiter l(10.0, 1);  // one token per 100 ms
         CHECK(l.interval() == milliseconds(100));
         auto start = now();
@@ -40,7 +40,7 @@ TEST_CASE("limiter: exact spacing at the rate, burst up front") {
         CHECK(at == std::vector<clock::duration>{milliseconds(0), milliseconds(100), milliseconds(200),
                                                  milliseconds(300)});
     });
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         limiter l(100.0, 3);  // 10 ms per token = U
         auto start = now();
         CHECK(l.available() == 3);
@@ -70,44 +70,40 @@ TEST_CASE("limiter: exact spacing at the rate, burst up front") {
     });
 }
 
-TEST_CASE("limiter: FIFO, no barging by smaller requests") {
-    run_test([]() -> task<void> {
-        limiter l(100.0, 3);
-        auto start = now();
-        co_await l.acquire(3);  // empty
-        std::vector<stamp> log;
-        auto a = spawn(take(l, 3, 1, start, log));
-        auto b = spawn(take(l, 1, 2, start, log));
-        co_await settle();
-        CHECK(l.waiters() == 2);
-        co_await sleep(U);
-        CHECK_FALSE(l.try_acquire());  // a token exists, but a and b wait: no barging
-        auto c = spawn(take(l, 1, 3, start, log));
-        co_await a;
-        co_await b;
-        co_await c;
-        CHECK(log == std::vector<stamp>{{1, 3 * U}, {2, 4 * U}, {3, 5 * U}});
-        CHECK(l.waiters() == 0);
-    });
+CORIO_TEST_CASE("limiter: FIFO, no barging by smaller requests") {
+    limiter l(100.0, 3);
+    auto start = now();
+    co_await l.acquire(3);  // empty
+    std::vector<stamp> log;
+    auto a = spawn(take(l, 3, 1, start, log));
+    auto b = spawn(take(l, 1, 2, start, log));
+    co_await settle();
+    CHECK(l.waiters() == 2);
+    co_await sleep(U);
+    CHECK_FALSE(l.try_acquire());  // a token exists, but a and b wait: no barging
+    auto c = spawn(take(l, 1, 3, start, log));
+    co_await a;
+    co_await b;
+    co_await c;
+    CHECK(log == std::vector<stamp>{{1, 3 * U}, {2, 4 * U}, {3, 5 * U}});
+    CHECK(l.waiters() == 0);
 }
 
-TEST_CASE("limiter: a cancelled head waiter takes nothing; the next is served earlier") {
-    run_test([]() -> task<void> {
-        limiter l(100.0, 3);
-        auto start = now();
-        co_await l.acquire(3);
-        std::vector<stamp> log;
-        auto a = spawn(take(l, 3, 1, start, log));  // due at 3U
-        auto b = spawn(take(l, 1, 2, start, log));  // behind a
-        co_await sleep(U);
-        a.cancel();
-        bool ac = co_await ended_cancelled(a);
-        CHECK(ac);
-        co_await b;
-        CHECK(log == std::vector<stamp>{{2, U}});  // one token had accrued at U
-        CHECK(l.waiters() == 0);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("limiter: a cancelled head waiter takes nothing; the next is served earlier") {
+    limiter l(100.0, 3);
+    auto start = now();
+    co_await l.acquire(3);
+    std::vector<stamp> log;
+    auto a = spawn(take(l, 3, 1, start, log));  // due at 3U
+    auto b = spawn(take(l, 1, 2, start, log));  // behind a
+    co_await sleep(U);
+    a.cancel();
+    bool ac = co_await ended_cancelled(a);
+    CHECK(ac);
+    co_await b;
+    CHECK(log == std::vector<stamp>{{2, U}});  // one token had accrued at U
+    CHECK(l.waiters() == 0);
+    co_await sleep(U);
 }
 
 namespace {
@@ -130,7 +126,7 @@ TEST_CASE("limiter: cancel the n-th waiter, while waiting and after its tokens w
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 limiter l(10.0, 1);
                 auto start = now();
                 co_await l.acquire();  // empty now; waiter i is due at (i + 1) * I
@@ -183,7 +179,7 @@ TEST_CASE("limiter: bad input") {
     CHECK_THROWS_WITH(l.try_acquire(5), Catch::Contains("try_acquire(5) asks for more tokens than the burst (2)"));
     // Outside a loop, try_acquire() has no clock to read.
     CHECK_THROWS_AS(l.try_acquire(1), invalid_state_error);
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         REQUIRE_THROWS_AS(co_await l.acquire(3), std::invalid_argument);
         co_await l.acquire(2);  // the limiter built outside the loop works inside it
     });
@@ -194,7 +190,7 @@ TEST_CASE("limiter: rates that do not divide a second round the interval up") {
     CHECK(l.interval() == std::chrono::nanoseconds(333333334));
     limiter slow(0.5, 1);
     CHECK(slow.interval() == std::chrono::seconds(2));
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         limiter l(3.0, 1);
         auto start = now();
         for (int i = 0; i < 4; ++i) co_await l.acquire();
@@ -202,18 +198,16 @@ TEST_CASE("limiter: rates that do not divide a second round the interval up") {
     });
 }
 
-TEST_CASE("limiter: an uncontended acquire never suspends") {
-    run_test([]() -> task<void> {
-        limiter l(1.0, 2);
-        bool ran = false;
-        auto f = [](bool& r) -> task<void> {
-            r = true;
-            co_return;
-        };
-        auto other = spawn(f(ran));
-        co_await l.acquire();
-        co_await l.acquire();
-        CHECK_FALSE(ran);
-        co_await other;
-    });
+CORIO_TEST_CASE("limiter: an uncontended acquire never suspends") {
+    limiter l(1.0, 2);
+    bool ran = false;
+    auto f = [](bool& r) -> task<void> {
+        r = true;
+        co_return;
+    };
+    auto other = spawn(f(ran));
+    co_await l.acquire();
+    co_await l.acquire();
+    CHECK_FALSE(ran);
+    co_await other;
 }

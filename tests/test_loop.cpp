@@ -1,6 +1,8 @@
 // Tests for corio/loop.hpp: run(), spawn(), join_handle, current_loop(),
 // leftover-task shutdown, unobserved-error reports, adopting an io_context,
 // and every misuse that must throw invalid_state_error.
+#include <corio/loop.hpp>
+
 #include <cstdint>
 #include <deque>
 #include <stdexcept>
@@ -13,7 +15,6 @@
 
 using corio::task;
 using corio_test::forever;
-using corio_test::run_test;
 using corio_test::U;
 using corio_test::owned;
 
@@ -54,141 +55,129 @@ TEST_CASE("run: returns main's value and rethrows main's exception") {
                     E);
 }
 
-TEST_CASE("spawn: a task starts at the loop's next turn, in spawn order") {
-    run_test([]() -> task<void> {
-        std::vector<int> order;
-        auto rec = [&](int i) -> task<void> {
-            order.push_back(i);
-            co_return;
-        };
-        auto h1 = corio::spawn(rec(1));
-        auto h2 = corio::spawn(rec(2));
-        auto h3 = corio::spawn(rec(3));
-        CHECK(order.empty());  // nothing ran inline
-        co_await corio::yield_now();
-        CHECK(order == std::vector<int>{1, 2, 3});
-        co_await h1;
+CORIO_TEST_CASE("spawn: a task starts at the loop's next turn, in spawn order") {
+    std::vector<int> order;
+    auto rec = [&](int i) -> task<void> {
+        order.push_back(i);
+        co_return;
+    };
+    auto h1 = corio::spawn(rec(1));
+    auto h2 = corio::spawn(rec(2));
+    auto h3 = corio::spawn(rec(3));
+    CHECK(order.empty());  // nothing ran inline
+    co_await corio::yield_now();
+    CHECK(order == std::vector<int>{1, 2, 3});
+    co_await h1;
+    co_await h2;
+    co_await h3;
+}
+
+CORIO_TEST_CASE("join_handle: value, exception, cancellation, name, done") {
+    auto start = corio::now();
+    auto a = corio::spawn(after(2 * U, 5), "worker-a");
+    auto b = corio::spawn(fail_after(U));
+    auto c = corio::spawn(after(forever, 0));
+    CHECK(a.name() == "worker-a");
+    CHECK(b.name().empty());
+    CHECK_FALSE(a.done());
+
+    REQUIRE_THROWS_AS(co_await b, E);
+    CHECK(b.done());
+    CHECK_FALSE(b.cancelled());
+    CHECK(corio::now() - start == U);
+
+    int va = co_await a;
+    CHECK(va == 5);
+    CHECK(corio::now() - start == 2 * U);
+
+    c.cancel();
+    REQUIRE_THROWS_AS(co_await c, corio::cancelled_error);
+    CHECK(c.cancelled());
+    CHECK(c.done());
+    CHECK(corio::now() - start == 2 * U);  // woken at once
+    c.cancel();  // no-op once finished
+}
+
+CORIO_TEST_CASE("join_handle: awaiting twice, or a moved-from handle, throws invalid_state_error") {
+    auto h = corio::spawn(after(U, 1));
+    int v = co_await h;
+    CHECK(v == 1);
+    std::string msg;
+    try {
+        co_await h;
+    } catch (const corio::invalid_state_error& e) {
+        msg = e.what();
+    }
+    CHECK(msg.find("already taken") != std::string::npos);
+
+    auto h2 = corio::spawn(after(U, 2));
+    auto h3 = std::move(h2);
+    msg.clear();
+    try {
         co_await h2;
-        co_await h3;
-    });
+    } catch (const corio::invalid_state_error& e) {
+        msg = e.what();
+    }
+    CHECK(msg.find("empty join_handle") != std::string::npos);
+    int v3 = co_await h3;
+    CHECK(v3 == 2);
 }
 
-TEST_CASE("join_handle: value, exception, cancellation, name, done") {
-    run_test([]() -> task<void> {
-        auto start = corio::now();
-        auto a = corio::spawn(after(2 * U, 5), "worker-a");
-        auto b = corio::spawn(fail_after(U));
-        auto c = corio::spawn(after(forever, 0));
-        CHECK(a.name() == "worker-a");
-        CHECK(b.name().empty());
-        CHECK_FALSE(a.done());
-
-        REQUIRE_THROWS_AS(co_await b, E);
-        CHECK(b.done());
-        CHECK_FALSE(b.cancelled());
-        CHECK(corio::now() - start == U);
-
-        int va = co_await a;
-        CHECK(va == 5);
-        CHECK(corio::now() - start == 2 * U);
-
-        c.cancel();
-        REQUIRE_THROWS_AS(co_await c, corio::cancelled_error);
-        CHECK(c.cancelled());
-        CHECK(c.done());
-        CHECK(corio::now() - start == 2 * U);  // woken at once
-        c.cancel();  // no-op once finished
-    });
+CORIO_TEST_CASE("case 44: a task cancelled before its first step never runs") {
+    bool ran = false;
+    auto body = [&]() -> task<void> {
+        ran = true;
+        co_return;
+    };
+    auto h = corio::spawn(body());
+    h.cancel();
+    CHECK(h.done() == false);
+    REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
+    CHECK(h.cancelled());
+    CHECK_FALSE(ran);
 }
 
-TEST_CASE("join_handle: awaiting twice, or a moved-from handle, throws invalid_state_error") {
-    run_test([]() -> task<void> {
-        auto h = corio::spawn(after(U, 1));
-        int v = co_await h;
-        CHECK(v == 1);
-        std::string msg;
-        try {
-            co_await h;
-        } catch (const corio::invalid_state_error& e) {
-            msg = e.what();
-        }
-        CHECK(msg.find("already taken") != std::string::npos);
-
-        auto h2 = corio::spawn(after(U, 2));
-        auto h3 = std::move(h2);
-        msg.clear();
-        try {
-            co_await h2;
-        } catch (const corio::invalid_state_error& e) {
-            msg = e.what();
-        }
-        CHECK(msg.find("empty join_handle") != std::string::npos);
-        int v3 = co_await h3;
-        CHECK(v3 == 2);
-    });
+CORIO_TEST_CASE("join_handle: an await cut short by the awaiter's cancellation consumes nothing") {
+    auto start = corio::now();
+    auto target = corio::spawn(after(2 * U, 9));
+    auto observer = [&]() -> task<void> { co_await target; };
+    auto hobs = corio::spawn(observer());
+    co_await corio::sleep(U);
+    hobs.cancel();
+    REQUIRE_THROWS_AS(co_await hobs, corio::cancelled_error);
+    CHECK_FALSE(target.done());  // the observed task was not cancelled (case 49)
+    int v = co_await target;      // the result is still there
+    CHECK(v == 9);
+    CHECK(corio::now() - start == 2 * U);
 }
 
-TEST_CASE("case 44: a task cancelled before its first step never runs") {
-    run_test([]() -> task<void> {
-        bool ran = false;
-        auto body = [&]() -> task<void> {
-            ran = true;
-            co_return;
-        };
-        auto h = corio::spawn(body());
-        h.cancel();
-        CHECK(h.done() == false);
-        REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
-        CHECK(h.cancelled());
-        CHECK_FALSE(ran);
-    });
-}
-
-TEST_CASE("join_handle: an await cut short by the awaiter's cancellation consumes nothing") {
-    run_test([]() -> task<void> {
-        auto start = corio::now();
-        auto target = corio::spawn(after(2 * U, 9));
-        auto observer = [&]() -> task<void> { co_await target; };
-        auto hobs = corio::spawn(observer());
-        co_await corio::sleep(U);
-        hobs.cancel();
-        REQUIRE_THROWS_AS(co_await hobs, corio::cancelled_error);
-        CHECK_FALSE(target.done());  // the observed task was not cancelled (case 49)
-        int v = co_await target;      // the result is still there
-        CHECK(v == 9);
-        CHECK(corio::now() - start == 2 * U);
-    });
-}
-
-TEST_CASE("join_handle: waiters on one task resume oldest first; the newest, oldest and middle can leave") {
-    run_test([]() -> task<void> {
-        std::vector<corio::join_handle<int>> target;
-        target.push_back(corio::spawn(after(5 * U, 7)));
-        std::vector<int> order;
-        std::vector<corio::join_handle<void>> waiters;
-        for (int i = 0; i < 6; ++i) {
-            waiters.push_back(corio::spawn(owned([&, i]() -> task<void> {
-                try {
-                    co_await corio::wait(target);  // observes the task, takes nothing
-                } catch (const corio::cancelled_error&) {
-                    order.push_back(100 + i);
-                    throw;
-                }
-                order.push_back(i);
-            })));
-        }
-        co_await corio::sleep(U);
-        waiters[5].cancel();  // the newest observer: the head of the task's list
-        waiters[0].cancel();  // the oldest: its tail
-        waiters[3].cancel();  // one between
-        for (int i : {5, 0, 3}) REQUIRE_THROWS_AS(co_await waiters[i], corio::cancelled_error);
-        CHECK(order == std::vector<int>{105, 100, 103});
-        CHECK(!target[0].done());
-        for (int i : {1, 2, 4}) co_await waiters[i];
-        CHECK(order == std::vector<int>{105, 100, 103, 1, 2, 4});
-        const int v = co_await target[0];
-        CHECK(v == 7);
-    });
+CORIO_TEST_CASE("join_handle: waiters on one task resume oldest first; the newest, oldest and middle can leave") {
+    std::vector<corio::join_handle<int>> target;
+    target.push_back(corio::spawn(after(5 * U, 7)));
+    std::vector<int> order;
+    std::vector<corio::join_handle<void>> waiters;
+    for (int i = 0; i < 6; ++i) {
+        waiters.push_back(corio::spawn(owned([&, i]() -> task<void> {
+            try {
+                co_await corio::wait(target);  // observes the task, takes nothing
+            } catch (const corio::cancelled_error&) {
+                order.push_back(100 + i);
+                throw;
+            }
+            order.push_back(i);
+        })));
+    }
+    co_await corio::sleep(U);
+    waiters[5].cancel();  // the newest observer: the head of the task's list
+    waiters[0].cancel();  // the oldest: its tail
+    waiters[3].cancel();  // one between
+    for (int i : {5, 0, 3}) REQUIRE_THROWS_AS(co_await waiters[i], corio::cancelled_error);
+    CHECK(order == std::vector<int>{105, 100, 103});
+    CHECK(!target[0].done());
+    for (int i : {1, 2, 4}) co_await waiters[i];
+    CHECK(order == std::vector<int>{105, 100, 103, 1, 2, 4});
+    const int v = co_await target[0];
+    CHECK(v == 7);
 }
 
 TEST_CASE("case 100: run() cancels leftover tasks, waits for them, keeps main's value") {
@@ -228,15 +217,15 @@ TEST_CASE("case 100: run() cancels leftover tasks, waits for them, keeps main's 
 }
 
 TEST_CASE("unobserved errors: a failed task whose handle is dropped is reported once") {
-    run_test(
+    corio::testing::run_virtual(
         []() -> task<void> {
             { auto h = corio::spawn(fail_after(U)); }  // detached before it fails
             auto h2 = corio::spawn(fail_after(U));
             co_await corio::sleep(2 * U);
             // h2 failed and is destroyed here without being awaited: reported.
         },
-        /*expect_unhandled=*/2);
-    run_test([]() -> task<void> {
+        corio::testing::expect_unhandled(2));
+    corio::testing::run_virtual([]() -> task<void> {
         auto h = corio::spawn(fail_after(U));
         REQUIRE_THROWS_AS(co_await h, E);  // taken: not reported
     });
@@ -246,7 +235,7 @@ TEST_CASE("misuse: current_loop() with no loop, run() inside a loop, spawn on a 
     CHECK(message_of([] { corio::current_loop(); }).find("no event loop running") != std::string::npos);
     CHECK_THROWS_AS(corio::now(), corio::invalid_state_error);
 
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         std::string msg = message_of([] { corio::run([]() -> task<void> { co_return; }()); });
         CHECK(msg.find("inside a running event loop") != std::string::npos);
         co_return;
@@ -311,7 +300,7 @@ TEST_CASE("event_loop: destroyed while its handlers are queued in an adopted io_
 }
 
 TEST_CASE("spawn + join one at a time, many times") {
-    long long sum = run_test([]() -> task<long long> {
+    long long sum = corio::testing::run_virtual([]() -> task<long long> {
         long long s = 0;
         for (int i = 0; i < 10'000; ++i) {
             auto h = corio::spawn([](int k) -> task<int> { co_return k; }(i));

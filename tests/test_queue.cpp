@@ -33,43 +33,41 @@ task<void> putter(queue<int>& q, int v) { co_await q.put(v); }
 
 }  // namespace
 
-TEST_CASE("case 68: back-pressure and order") {
-    run_test([]() -> task<void> {
-        queue<int> q(2);
-        std::vector<int> done;
-        auto p = spawn(producer(q, done, 0, 3));
-        co_await settle();
-        CHECK(done == std::vector<int>{0, 1});  // blocked on the third put
-        CHECK(q.full());
-        CHECK(q.size() == 2);
-        CHECK(q.putters() == 1);
-        int v = co_await q.get();
-        CHECK(v == 0);
-        CHECK(q.size() == 2);  // the blocked put went in at once (no barging)
-        co_await p;
-        CHECK(done == std::vector<int>{0, 1, 2});
-        int a = co_await q.get();
-        int b = co_await q.get();
-        CHECK(a == 1);
-        CHECK(b == 2);
-        CHECK(q.empty());
-        // FIFO through waiting getters too.
-        std::vector<int> got;
-        auto g1 = spawn(getter(q, got));
-        auto g2 = spawn(getter(q, got));
-        co_await settle();
-        co_await q.put(10);
-        co_await q.put(11);
-        co_await g1;
-        co_await g2;
-        CHECK(got == std::vector<int>{10, 11});
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 68: back-pressure and order") {
+    queue<int> q(2);
+    std::vector<int> done;
+    auto p = spawn(producer(q, done, 0, 3));
+    co_await settle();
+    CHECK(done == std::vector<int>{0, 1});  // blocked on the third put
+    CHECK(q.full());
+    CHECK(q.size() == 2);
+    CHECK(q.putters() == 1);
+    int v = co_await q.get();
+    CHECK(v == 0);
+    CHECK(q.size() == 2);  // the blocked put went in at once (no barging)
+    co_await p;
+    CHECK(done == std::vector<int>{0, 1, 2});
+    int a = co_await q.get();
+    int b = co_await q.get();
+    CHECK(a == 1);
+    CHECK(b == 2);
+    CHECK(q.empty());
+    // FIFO through waiting getters too.
+    std::vector<int> got;
+    auto g1 = spawn(getter(q, got));
+    auto g2 = spawn(getter(q, got));
+    co_await settle();
+    co_await q.put(10);
+    co_await q.put(11);
+    co_await g1;
+    co_await g2;
+    CHECK(got == std::vector<int>{10, 11});
+    co_await sleep(U);
 }
 
 TEST_CASE("case 69: get is cancel-safe") {
     // One reader: either it returns 1, or it ends cancelled and a fresh get() returns 1.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         queue<int> q;
         std::vector<int> got;
         auto reader = spawn(getter(q, got));
@@ -94,7 +92,7 @@ TEST_CASE("case 69: get is cancel-safe") {
     // Three readers, one cancelled: the others receive {1, 2}.
     for (int which = 0; which < 3; ++which) {
         CAPTURE(which);
-        run_test([&]() -> task<void> {
+        corio::testing::run_virtual([&]() -> task<void> {
             queue<int> q;
             std::vector<int> got;
             std::vector<join_handle<void>> rs;
@@ -120,7 +118,7 @@ TEST_CASE("case 70: put is cancel-safe") {
     // queue(1) full; a putter blocked on 2 is cancelled after space appears.
     for (int order = 0; order < 2; ++order) {
         CAPTURE(order);
-        run_test([&]() -> task<void> {
+        corio::testing::run_virtual([&]() -> task<void> {
             queue<int> q(1);
             CHECK(q.try_put(1));
             auto p = spawn(putter(q, 2));
@@ -145,7 +143,7 @@ TEST_CASE("case 70: put is cancel-safe") {
         });
     }
     // Puts a, b, X into queue(1), X's putter cancelled: yields a, b, never X.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         queue<int> q(1);
         auto a = spawn(putter(q, 'a'));
         auto b = spawn(putter(q, 'b'));
@@ -167,41 +165,39 @@ TEST_CASE("case 70: put is cancel-safe") {
     });
 }
 
-TEST_CASE("case 71: cancelled waiters do not steal") {
-    run_test([]() -> task<void> {
-        queue<std::string> q;
-        std::vector<std::string> got;
-        auto g = [](queue<std::string>& q, std::vector<std::string>& got) -> task<void> {
-            got.push_back(co_await q.get());
-        };
-        auto g1 = spawn(g(q, got));
-        auto g2 = spawn(g(q, got));
-        co_await settle();
-        g1.cancel();
-        co_await settle();
-        CHECK(q.getters() == 1);
-        co_await q.put("a");
-        bool c1 = co_await ended_cancelled(g1);
-        CHECK(c1);
-        co_await g2;
-        CHECK(got == std::vector<std::string>{"a"});
-        CHECK(q.getters() == 0);
-        // Cancelled putters leave no entries either.
-        queue<int> b(1);
-        CHECK(b.try_put(0));
-        std::vector<join_handle<void>> ps;
-        for (int i = 1; i <= 3; ++i) ps.push_back(spawn(putter(b, i)));
-        co_await settle();
-        CHECK(b.putters() == 3);
-        for (auto& p : ps) p.cancel();
-        for (auto& p : ps) {
-            bool c = co_await ended_cancelled(p);
-            CHECK(c);
-        }
-        CHECK(b.putters() == 0);
-        CHECK(b.size() == 1);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 71: cancelled waiters do not steal") {
+    queue<std::string> q;
+    std::vector<std::string> got;
+    auto g = [](queue<std::string>& q, std::vector<std::string>& got) -> task<void> {
+        got.push_back(co_await q.get());
+    };
+    auto g1 = spawn(g(q, got));
+    auto g2 = spawn(g(q, got));
+    co_await settle();
+    g1.cancel();
+    co_await settle();
+    CHECK(q.getters() == 1);
+    co_await q.put("a");
+    bool c1 = co_await ended_cancelled(g1);
+    CHECK(c1);
+    co_await g2;
+    CHECK(got == std::vector<std::string>{"a"});
+    CHECK(q.getters() == 0);
+    // Cancelled putters leave no entries either.
+    queue<int> b(1);
+    CHECK(b.try_put(0));
+    std::vector<join_handle<void>> ps;
+    for (int i = 1; i <= 3; ++i) ps.push_back(spawn(putter(b, i)));
+    co_await settle();
+    CHECK(b.putters() == 3);
+    for (auto& p : ps) p.cancel();
+    for (auto& p : ps) {
+        bool c = co_await ended_cancelled(p);
+        CHECK(c);
+    }
+    CHECK(b.putters() == 0);
+    CHECK(b.size() == 1);
+    co_await sleep(U);
 }
 
 namespace {
@@ -215,91 +211,87 @@ task<void> summing_worker(queue<int>& q, int& sum) {
 }
 }  // namespace
 
-TEST_CASE("case 72: task_done and join") {
-    run_test([]() -> task<void> {
-        queue<int> q;
-        auto start = now();
-        co_await q.join();  // unused queue: at once
-        CHECK(since(start) == std::chrono::nanoseconds(0));
-        CHECK_THROWS_AS(q.task_done(), std::logic_error);
-        CHECK_THROWS_WITH(q.task_done(), Catch::Contains("task_done() called more times than items were put"));
+CORIO_TEST_CASE("case 72: task_done and join") {
+    queue<int> q;
+    auto start = now();
+    co_await q.join();  // unused queue: at once
+    CHECK(since(start) == std::chrono::nanoseconds(0));
+    CHECK_THROWS_AS(q.task_done(), std::logic_error);
+    CHECK_THROWS_WITH(q.task_done(), Catch::Contains("task_done() called more times than items were put"));
 
-        // join() waits for task_done(), not get().
-        co_await q.put(1);
-        CHECK(q.unfinished() == 1);
-        int v = co_await q.get();
-        CHECK(v == 1);
-        CHECK(q.unfinished() == 1);
-        bool joined = false;
-        auto j = [](queue<int>& q, bool& joined) -> task<void> {
-            co_await q.join();
-            joined = true;
-        };
-        auto hj = spawn(j(q, joined));
-        co_await sleep(U);
-        CHECK_FALSE(joined);
-        q.task_done();
-        co_await hj;
-        CHECK(joined);
-        CHECK_THROWS_AS(q.task_done(), std::logic_error);
-
-        // Two workers summing 0..99 release join() exactly when the sum is 4950.
-        int sum = 0;
-        auto w1 = spawn(summing_worker(q, sum));
-        auto w2 = spawn(summing_worker(q, sum));
-        for (int i = 0; i < 100; ++i) co_await q.put(i);
+    // join() waits for task_done(), not get().
+    co_await q.put(1);
+    CHECK(q.unfinished() == 1);
+    int v = co_await q.get();
+    CHECK(v == 1);
+    CHECK(q.unfinished() == 1);
+    bool joined = false;
+    auto j = [](queue<int>& q, bool& joined) -> task<void> {
         co_await q.join();
-        CHECK(sum == 4950);
-        CHECK(q.unfinished() == 0);
-        w1.cancel();
-        w2.cancel();
-        bool c1 = co_await ended_cancelled(w1);
-        bool c2 = co_await ended_cancelled(w2);
-        CHECK(c1);
-        CHECK(c2);
+        joined = true;
+    };
+    auto hj = spawn(j(q, joined));
+    co_await sleep(U);
+    CHECK_FALSE(joined);
+    q.task_done();
+    co_await hj;
+    CHECK(joined);
+    CHECK_THROWS_AS(q.task_done(), std::logic_error);
 
-        // A cancelled join leaves no entry.
-        co_await q.put(7);
-        auto hj2 = spawn(j(q, joined));
-        co_await settle();
-        hj2.cancel();
-        bool jc = co_await ended_cancelled(hj2);
-        CHECK(jc);
-        auto got = q.try_get();
-        CHECK(got == 7);
-        q.task_done();
-        co_await sleep(U);
-    });
+    // Two workers summing 0..99 release join() exactly when the sum is 4950.
+    int sum = 0;
+    auto w1 = spawn(summing_worker(q, sum));
+    auto w2 = spawn(summing_worker(q, sum));
+    for (int i = 0; i < 100; ++i) co_await q.put(i);
+    co_await q.join();
+    CHECK(sum == 4950);
+    CHECK(q.unfinished() == 0);
+    w1.cancel();
+    w2.cancel();
+    bool c1 = co_await ended_cancelled(w1);
+    bool c2 = co_await ended_cancelled(w2);
+    CHECK(c1);
+    CHECK(c2);
+
+    // A cancelled join leaves no entry.
+    co_await q.put(7);
+    auto hj2 = spawn(j(q, joined));
+    co_await settle();
+    hj2.cancel();
+    bool jc = co_await ended_cancelled(hj2);
+    CHECK(jc);
+    auto got = q.try_get();
+    CHECK(got == 7);
+    q.task_done();
+    co_await sleep(U);
 }
 
-TEST_CASE("case 73: try_put and try_get") {
-    run_test([]() -> task<void> {
-        queue<int> q(1);
-        CHECK(q.try_put(1));
-        CHECK_FALSE(q.try_put(2));
-        CHECK(q.full());
-        auto a = q.try_get();
-        CHECK(a == 1);
-        auto b = q.try_get();
-        CHECK_FALSE(b.has_value());
-        queue<int> u(0);  // unbounded
-        for (int i = 0; i < 1000; ++i) CHECK(u.try_put(i));
-        CHECK(u.size() == 1000);
-        CHECK_FALSE(u.full());
-        CHECK(u.maxsize() == 0);
-        co_await u.put(1000);  // never suspends
-        CHECK(u.size() == 1001);
-        // try_put on a move-only type moves only on success.
-        queue<std::unique_ptr<int>> m(1);
-        auto p1 = std::make_unique<int>(1);
-        auto p2 = std::make_unique<int>(2);
-        CHECK(m.try_put(std::move(p1)));
-        CHECK(p1 == nullptr);
-        CHECK_FALSE(m.try_put(std::move(p2)));
-        REQUIRE(p2 != nullptr);
-        CHECK(*p2 == 2);
-        co_return;
-    });
+CORIO_TEST_CASE("case 73: try_put and try_get") {
+    queue<int> q(1);
+    CHECK(q.try_put(1));
+    CHECK_FALSE(q.try_put(2));
+    CHECK(q.full());
+    auto a = q.try_get();
+    CHECK(a == 1);
+    auto b = q.try_get();
+    CHECK_FALSE(b.has_value());
+    queue<int> u(0);  // unbounded
+    for (int i = 0; i < 1000; ++i) CHECK(u.try_put(i));
+    CHECK(u.size() == 1000);
+    CHECK_FALSE(u.full());
+    CHECK(u.maxsize() == 0);
+    co_await u.put(1000);  // never suspends
+    CHECK(u.size() == 1001);
+    // try_put on a move-only type moves only on success.
+    queue<std::unique_ptr<int>> m(1);
+    auto p1 = std::make_unique<int>(1);
+    auto p2 = std::make_unique<int>(2);
+    CHECK(m.try_put(std::move(p1)));
+    CHECK(p1 == nullptr);
+    CHECK_FALSE(m.try_put(std::move(p2)));
+    REQUIRE(p2 != nullptr);
+    CHECK(*p2 == 2);
+    co_return;
 }
 
 namespace {
@@ -319,51 +311,49 @@ task<void> put_expect_closed(queue<int>& q, int v, bool& closed) {
 }
 }  // namespace
 
-TEST_CASE("case 74: close()") {
-    run_test([]() -> task<void> {
-        // Blocked getters are woken with queue_closed.
-        queue<int> q(2);
-        std::vector<int> got;
-        bool g1 = false, g2 = false;
-        auto h1 = spawn(get_until_closed(q, got, g1));
-        auto h2 = spawn(get_until_closed(q, got, g2));
-        co_await settle();
-        co_await q.put(1);
-        co_await settle();
-        q.close();
-        co_await h1;
-        co_await h2;
-        CHECK(g1);
-        CHECK(g2);
-        CHECK(got == std::vector<int>{1});
-        CHECK(q.closed());
-        REQUIRE_THROWS_AS(co_await q.put(5), queue_closed);
-        CHECK_THROWS_AS(q.try_put(5), queue_closed);
+CORIO_TEST_CASE("case 74: close()") {
+    // Blocked getters are woken with queue_closed.
+    queue<int> q(2);
+    std::vector<int> got;
+    bool g1 = false, g2 = false;
+    auto h1 = spawn(get_until_closed(q, got, g1));
+    auto h2 = spawn(get_until_closed(q, got, g2));
+    co_await settle();
+    co_await q.put(1);
+    co_await settle();
+    q.close();
+    co_await h1;
+    co_await h2;
+    CHECK(g1);
+    CHECK(g2);
+    CHECK(got == std::vector<int>{1});
+    CHECK(q.closed());
+    REQUIRE_THROWS_AS(co_await q.put(5), queue_closed);
+    CHECK_THROWS_AS(q.try_put(5), queue_closed);
 
-        // Blocked putters are woken with queue_closed; items left are drained.
-        queue<int> r(2);
-        co_await r.put(1);
-        co_await r.put(2);
-        bool p1 = false, p2 = false;
-        auto hp1 = spawn(put_expect_closed(r, 3, p1));
-        auto hp2 = spawn(put_expect_closed(r, 4, p2));
-        co_await settle();
-        r.close();
-        r.close();  // idempotent
-        co_await hp1;
-        co_await hp2;
-        CHECK(p1);
-        CHECK(p2);
-        CHECK(r.putters() == 0);
-        int a = co_await r.get();
-        auto b = r.try_get();
-        CHECK(a == 1);
-        CHECK(b == 2);
-        REQUIRE_THROWS_AS(co_await r.get(), queue_closed);
-        REQUIRE_THROWS_WITH(co_await r.get(), Catch::Contains("closed and drained"));
-        CHECK_THROWS_AS(r.try_get(), queue_closed);
-        co_await sleep(U);
-    });
+    // Blocked putters are woken with queue_closed; items left are drained.
+    queue<int> r(2);
+    co_await r.put(1);
+    co_await r.put(2);
+    bool p1 = false, p2 = false;
+    auto hp1 = spawn(put_expect_closed(r, 3, p1));
+    auto hp2 = spawn(put_expect_closed(r, 4, p2));
+    co_await settle();
+    r.close();
+    r.close();  // idempotent
+    co_await hp1;
+    co_await hp2;
+    CHECK(p1);
+    CHECK(p2);
+    CHECK(r.putters() == 0);
+    int a = co_await r.get();
+    auto b = r.try_get();
+    CHECK(a == 1);
+    CHECK(b == 2);
+    REQUIRE_THROWS_AS(co_await r.get(), queue_closed);
+    REQUIRE_THROWS_WITH(co_await r.get(), Catch::Contains("closed and drained"));
+    CHECK_THROWS_AS(r.try_get(), queue_closed);
+    co_await sleep(U);
 }
 
 TEST_CASE("queue: cancel the n-th getter, while waiting and after an item was reserved for it") {
@@ -371,7 +361,7 @@ TEST_CASE("queue: cancel the n-th getter, while waiting and after an item was re
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 queue<int> q;
                 std::vector<int> got;
                 std::vector<join_handle<void>> gs;
@@ -413,7 +403,7 @@ TEST_CASE("queue: cancel the n-th putter, while waiting and after its item went 
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 queue<int> q(1);
                 CHECK(q.try_put(-1));
                 std::vector<join_handle<void>> ps;
@@ -445,78 +435,74 @@ TEST_CASE("queue: cancel the n-th putter, while waiting and after its item went 
     }
 }
 
-TEST_CASE("queue: priority_queue and lifo_queue") {
-    run_test([]() -> task<void> {
-        priority_queue<int> pq;
-        for (int v : {5, 1, 4, 2, 3}) co_await pq.put(v);
-        std::vector<int> out;
-        for (int i = 0; i < 5; ++i) out.push_back(co_await pq.get());
-        CHECK(out == std::vector<int>{1, 2, 3, 4, 5});  // smallest first, like asyncio
+CORIO_TEST_CASE("queue: priority_queue and lifo_queue") {
+    priority_queue<int> pq;
+    for (int v : {5, 1, 4, 2, 3}) co_await pq.put(v);
+    std::vector<int> out;
+    for (int i = 0; i < 5; ++i) out.push_back(co_await pq.get());
+    CHECK(out == std::vector<int>{1, 2, 3, 4, 5});  // smallest first, like asyncio
 
-        priority_queue<int, std::less<int>> maxq;
-        for (int v : {5, 1, 4}) co_await maxq.put(v);
-        int top = co_await maxq.get();
-        CHECK(top == 5);
+    priority_queue<int, std::less<int>> maxq;
+    for (int v : {5, 1, 4}) co_await maxq.put(v);
+    int top = co_await maxq.get();
+    CHECK(top == 5);
 
-        lifo_queue<int> lq(3);
-        for (int v : {1, 2, 3}) co_await lq.put(v);
-        CHECK(lq.full());
-        CHECK_FALSE(lq.try_put(4));
-        out.clear();
-        for (int i = 0; i < 3; ++i) out.push_back(co_await lq.get());
-        CHECK(out == std::vector<int>{3, 2, 1});
+    lifo_queue<int> lq(3);
+    for (int v : {1, 2, 3}) co_await lq.put(v);
+    CHECK(lq.full());
+    CHECK_FALSE(lq.try_put(4));
+    out.clear();
+    for (int i = 0; i < 3; ++i) out.push_back(co_await lq.get());
+    CHECK(out == std::vector<int>{3, 2, 1});
 
-        // A waiting getter takes the best item present when it resumes.
-        priority_queue<std::pair<int, std::string>> jobs;
-        std::vector<std::string> got;
-        auto g = [](priority_queue<std::pair<int, std::string>>& q, std::vector<std::string>& got) -> task<void> {
-            auto job = co_await q.get();
-            got.push_back(job.second);
-        };
-        auto h = spawn(g(jobs, got));
-        co_await settle();
-        CHECK(jobs.try_put(std::pair<int, std::string>{5, "low"}));
-        CHECK(jobs.try_put(std::pair<int, std::string>{1, "urgent"}));
-        co_await h;
-        CHECK(got == std::vector<std::string>{"urgent"});
-        auto rest = jobs.try_get();
-        REQUIRE(rest.has_value());
-        CHECK(rest->second == "low");
-    });
+    // A waiting getter takes the best item present when it resumes.
+    priority_queue<std::pair<int, std::string>> jobs;
+    std::vector<std::string> got;
+    auto g = [](priority_queue<std::pair<int, std::string>>& q, std::vector<std::string>& got) -> task<void> {
+        auto job = co_await q.get();
+        got.push_back(job.second);
+    };
+    auto h = spawn(g(jobs, got));
+    co_await settle();
+    CHECK(jobs.try_put(std::pair<int, std::string>{5, "low"}));
+    CHECK(jobs.try_put(std::pair<int, std::string>{1, "urgent"}));
+    co_await h;
+    CHECK(got == std::vector<std::string>{"urgent"});
+    auto rest = jobs.try_get();
+    REQUIRE(rest.has_value());
+    CHECK(rest->second == "low");
 }
 
-TEST_CASE("queue: move-only items") {
-    run_test([]() -> task<void> {
-        queue<std::unique_ptr<int>> q(1);
-        co_await q.put(std::make_unique<int>(1));
-        auto pf = [](queue<std::unique_ptr<int>>& q) -> task<void> { co_await q.put(std::make_unique<int>(2)); };
-        auto h = spawn(pf(q));
-        co_await settle();
-        CHECK(q.putters() == 1);
-        auto a = co_await q.get();
-        auto b = co_await q.get();
-        co_await h;
-        REQUIRE(a);
-        REQUIRE(b);
-        CHECK(*a == 1);
-        CHECK(*b == 2);
-        priority_queue<std::unique_ptr<int>, std::greater<std::unique_ptr<int>>> pq;
-        co_await pq.put(std::make_unique<int>(3));
-        auto c = co_await pq.get();
-        CHECK(*c == 3);
-        lifo_queue<std::unique_ptr<int>> lq;
-        co_await lq.put(std::make_unique<int>(4));
-        auto d = lq.try_get();
-        REQUIRE(d.has_value());
-        CHECK(**d == 4);
-    });
+CORIO_TEST_CASE("queue: move-only items") {
+    queue<std::unique_ptr<int>> q(1);
+    co_await q.put(std::make_unique<int>(1));
+    auto pf = [](queue<std::unique_ptr<int>>& q) -> task<void> { co_await q.put(std::make_unique<int>(2)); };
+    auto h = spawn(pf(q));
+    co_await settle();
+    CHECK(q.putters() == 1);
+    auto a = co_await q.get();
+    auto b = co_await q.get();
+    co_await h;
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(*a == 1);
+    CHECK(*b == 2);
+    priority_queue<std::unique_ptr<int>, std::greater<std::unique_ptr<int>>> pq;
+    co_await pq.put(std::make_unique<int>(3));
+    auto c = co_await pq.get();
+    CHECK(*c == 3);
+    lifo_queue<std::unique_ptr<int>> lq;
+    co_await lq.put(std::make_unique<int>(4));
+    auto d = lq.try_get();
+    REQUIRE(d.has_value());
+    CHECK(**d == 4);
 }
 
 TEST_CASE("queue: constructible without a loop; uncontended put/get never suspend") {
     queue<int> q(4);
     CHECK(q.try_put(1));
     CHECK(q.size() == 1);
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         bool ran = false;
         auto f = [](bool& r) -> task<void> {
             r = true;
@@ -533,72 +519,68 @@ TEST_CASE("queue: constructible without a loop; uncontended put/get never suspen
     });
 }
 
-TEST_CASE("queue: producer/consumer keeps every item exactly once under random cancellation") {
-    run_test([]() -> task<void> {
-        queue<int> q(3);
-        std::vector<int> got;
-        std::vector<int> put_ok;
-        auto prod = [](queue<int>& q, std::vector<int>& ok, int base) -> task<void> {
-            for (int i = 0; i < 50; ++i) {
-                co_await q.put(base + i);
-                ok.push_back(base + i);
-                co_await sleep(std::chrono::milliseconds(1 + (i % 3)));
-            }
-        };
-        auto cons = [](queue<int>& q, std::vector<int>& got) -> task<void> {
-            for (;;) {
-                got.push_back(co_await q.get());
-                co_await sleep(std::chrono::milliseconds(2));
-            }
-        };
-        std::vector<join_handle<void>> ps, cs;
-        for (int p = 0; p < 4; ++p) ps.push_back(spawn(prod(q, put_ok, p * 1000)));
-        for (int c = 0; c < 6; ++c) cs.push_back(spawn(cons(q, got)));
-        for (int c = 0; c < 5; ++c) {
-            co_await sleep(std::chrono::milliseconds(7));
-            cs[static_cast<std::size_t>(c)].cancel();
-            ps[static_cast<std::size_t>(c % 4)].cancel();
+CORIO_TEST_CASE("queue: producer/consumer keeps every item exactly once under random cancellation") {
+    queue<int> q(3);
+    std::vector<int> got;
+    std::vector<int> put_ok;
+    auto prod = [](queue<int>& q, std::vector<int>& ok, int base) -> task<void> {
+        for (int i = 0; i < 50; ++i) {
+            co_await q.put(base + i);
+            ok.push_back(base + i);
+            co_await sleep(std::chrono::milliseconds(1 + (i % 3)));
         }
-        for (auto& p : ps) {
-            bool ignored = co_await ended_cancelled(p);
-            (void)ignored;
+    };
+    auto cons = [](queue<int>& q, std::vector<int>& got) -> task<void> {
+        for (;;) {
+            got.push_back(co_await q.get());
+            co_await sleep(std::chrono::milliseconds(2));
         }
-        // Drain what is left with the surviving consumer, then stop it.
-        while (!q.empty()) co_await sleep(U);
-        cs[5].cancel();
-        for (auto& c : cs) {
-            bool ignored = co_await ended_cancelled(c);
-            (void)ignored;
-        }
-        std::vector<int> a = got, b = put_ok;
-        std::sort(a.begin(), a.end());
-        std::sort(b.begin(), b.end());
-        CHECK(a == b);  // every completed put was received once; nothing else
-        CHECK(std::adjacent_find(a.begin(), a.end()) == a.end());
-    });
+    };
+    std::vector<join_handle<void>> ps, cs;
+    for (int p = 0; p < 4; ++p) ps.push_back(spawn(prod(q, put_ok, p * 1000)));
+    for (int c = 0; c < 6; ++c) cs.push_back(spawn(cons(q, got)));
+    for (int c = 0; c < 5; ++c) {
+        co_await sleep(std::chrono::milliseconds(7));
+        cs[static_cast<std::size_t>(c)].cancel();
+        ps[static_cast<std::size_t>(c % 4)].cancel();
+    }
+    for (auto& p : ps) {
+        bool ignored = co_await ended_cancelled(p);
+        (void)ignored;
+    }
+    // Drain what is left with the surviving consumer, then stop it.
+    while (!q.empty()) co_await sleep(U);
+    cs[5].cancel();
+    for (auto& c : cs) {
+        bool ignored = co_await ended_cancelled(c);
+        (void)ignored;
+    }
+    std::vector<int> a = got, b = put_ok;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    CHECK(a == b);  // every completed put was received once; nothing else
+    CHECK(std::adjacent_find(a.begin(), a.end()) == a.end());
 }
 
-TEST_CASE("queue: FIFO ring wraps around, grows, and destroys items left behind") {
-    run_test([]() -> task<void> {
-        queue<std::string> q(3);
-        std::vector<std::string> out;
-        for (int i = 0; i < 40; ++i) {
-            co_await q.put(std::string(40, static_cast<char>('a' + i % 26)));  // heap-allocated strings
-            if (q.size() == 3) {
-                out.push_back(co_await q.get());
-                out.push_back(co_await q.get());
-            }
+CORIO_TEST_CASE("queue: FIFO ring wraps around, grows, and destroys items left behind") {
+    queue<std::string> q(3);
+    std::vector<std::string> out;
+    for (int i = 0; i < 40; ++i) {
+        co_await q.put(std::string(40, static_cast<char>('a' + i % 26)));  // heap-allocated strings
+        if (q.size() == 3) {
+            out.push_back(co_await q.get());
+            out.push_back(co_await q.get());
         }
-        while (!q.empty()) out.push_back(co_await q.get());
-        REQUIRE(out.size() == 40);
-        for (int i = 0; i < 40; ++i) CHECK(out[static_cast<std::size_t>(i)][0] == static_cast<char>('a' + i % 26));
-        queue<std::unique_ptr<int>> left;  // unbounded; grows past its first block
-        for (int i = 0; i < 100; ++i) co_await left.put(std::make_unique<int>(i));
-        for (int i = 0; i < 30; ++i) {
-            auto p = co_await left.get();
-            CHECK(*p == i);
-        }
-        CHECK(left.size() == 70);
-        // `left` is destroyed with 70 items in it: ASan would report a leak.
-    });
+    }
+    while (!q.empty()) out.push_back(co_await q.get());
+    REQUIRE(out.size() == 40);
+    for (int i = 0; i < 40; ++i) CHECK(out[static_cast<std::size_t>(i)][0] == static_cast<char>('a' + i % 26));
+    queue<std::unique_ptr<int>> left;  // unbounded; grows past its first block
+    for (int i = 0; i < 100; ++i) co_await left.put(std::make_unique<int>(i));
+    for (int i = 0; i < 30; ++i) {
+        auto p = co_await left.get();
+        CHECK(*p == i);
+    }
+    CHECK(left.size() == 70);
+    // `left` is destroyed with 70 items in it: ASan would report a leak.
 }

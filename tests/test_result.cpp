@@ -1,5 +1,7 @@
 // Tests for corio/result.hpp: result<T> and result<void> hold a value or an
 // exception_ptr; value() rethrows; cancelled() recognises cancelled_error.
+#include <corio/result.hpp>
+
 #include <exception>
 #include <memory>
 #include <stdexcept>

@@ -34,26 +34,24 @@ task<void> acquire_and_hold(semaphore& s, std::vector<int>& log, int id, event& 
 
 }  // namespace
 
-TEST_CASE("case 53: FIFO") {
-    run_test([]() -> task<void> {
-        semaphore s(1);
-        std::vector<std::string> log;
-        auto a = spawn(acquire_and_log(s, log, "a", 2, U));
-        auto b = spawn(acquire_and_log(s, log, "b", 2, U));
-        auto c = spawn(acquire_and_log(s, log, "c", 2, U));
-        auto start = now();
-        co_await a;
-        co_await b;
-        co_await c;
-        CHECK(log == std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "c2"});
-        CHECK(since(start) == 6 * U);
-        CHECK(s.available() == 1);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 53: FIFO") {
+    semaphore s(1);
+    std::vector<std::string> log;
+    auto a = spawn(acquire_and_log(s, log, "a", 2, U));
+    auto b = spawn(acquire_and_log(s, log, "b", 2, U));
+    auto c = spawn(acquire_and_log(s, log, "c", 2, U));
+    auto start = now();
+    co_await a;
+    co_await b;
+    co_await c;
+    CHECK(log == std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "c2"});
+    CHECK(since(start) == 6 * U);
+    CHECK(s.available() == 1);
+    co_await sleep(U);
 }
 
 TEST_CASE("case 54: no barging") {
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         semaphore s(0);
         std::vector<int> log;
         event done;
@@ -77,7 +75,7 @@ TEST_CASE("case 54: no barging") {
         CHECK(s.available() == 1);
     });
     // A holder that releases and re-acquires while another waits goes behind it.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         semaphore s(1);
         std::vector<int> log;
         auto c2 = [](semaphore& s, std::vector<int>& log) -> task<void> {
@@ -106,7 +104,7 @@ TEST_CASE("case 54: no barging") {
 }
 
 TEST_CASE("case 55: k releases wake k") {
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         semaphore s(0);
         std::vector<int> log;
         event done;
@@ -124,7 +122,7 @@ TEST_CASE("case 55: k releases wake k") {
         CHECK(log == std::vector<int>{0, 1, 2});
         CHECK(s.available() == 3);
     });
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         semaphore s(3);
         std::vector<int> log;
         event done;
@@ -162,61 +160,57 @@ TEST_CASE("case 55: k releases wake k") {
     });
 }
 
-TEST_CASE("case 56: a woken waiter then cancelled passes the permit on") {
-    run_test([]() -> task<void> {
-        semaphore s(0);
-        std::vector<int> log;
-        event done;
-        auto t1 = spawn(acquire_and_hold(s, log, 1, done));
-        auto t2 = spawn(acquire_and_hold(s, log, 2, done));
-        co_await settle();
-        s.release();  // picks t1
-        t1.cancel();  // before t1 runs
-        bool c1 = co_await ended_cancelled(t1);
-        CHECK(c1);
-        co_await settle();
-        CHECK(log == std::vector<int>{2});
-        CHECK(s.locked());
-        CHECK(s.available() == 0);
-        done.set();
-        co_await t2;
-        CHECK(s.available() == 1);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 56: a woken waiter then cancelled passes the permit on") {
+    semaphore s(0);
+    std::vector<int> log;
+    event done;
+    auto t1 = spawn(acquire_and_hold(s, log, 1, done));
+    auto t2 = spawn(acquire_and_hold(s, log, 2, done));
+    co_await settle();
+    s.release();  // picks t1
+    t1.cancel();  // before t1 runs
+    bool c1 = co_await ended_cancelled(t1);
+    CHECK(c1);
+    co_await settle();
+    CHECK(log == std::vector<int>{2});
+    CHECK(s.locked());
+    CHECK(s.available() == 0);
+    done.set();
+    co_await t2;
+    CHECK(s.available() == 1);
+    co_await sleep(U);
 }
 
-TEST_CASE("case 57: cancelled waiters consume nothing") {
-    run_test([]() -> task<void> {
-        semaphore s(0);
-        std::vector<int> log;
-        event done;
-        std::vector<join_handle<void>> t;
-        for (int i = 1; i <= 4; ++i) t.push_back(spawn(acquire_and_hold(s, log, i, done)));
-        co_await settle();
-        t[0].cancel();
-        t[1].cancel();
-        co_await settle();
-        CHECK(s.waiters() == 2);
-        s.release();
-        co_await settle();
-        CHECK(log == std::vector<int>{3});
-        CHECK(s.waiters() == 1);
-        t[3].cancel();
-        co_await settle();
-        CHECK(s.available() == 0);
-        CHECK(s.waiters() == 0);
-        done.set();
-        bool c0 = co_await ended_cancelled(t[0]);
-        bool c1 = co_await ended_cancelled(t[1]);
-        bool c2 = co_await ended_cancelled(t[2]);
-        bool c3 = co_await ended_cancelled(t[3]);
-        CHECK(c0);
-        CHECK(c1);
-        CHECK_FALSE(c2);
-        CHECK(c3);
-        CHECK(s.available() == 1);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 57: cancelled waiters consume nothing") {
+    semaphore s(0);
+    std::vector<int> log;
+    event done;
+    std::vector<join_handle<void>> t;
+    for (int i = 1; i <= 4; ++i) t.push_back(spawn(acquire_and_hold(s, log, i, done)));
+    co_await settle();
+    t[0].cancel();
+    t[1].cancel();
+    co_await settle();
+    CHECK(s.waiters() == 2);
+    s.release();
+    co_await settle();
+    CHECK(log == std::vector<int>{3});
+    CHECK(s.waiters() == 1);
+    t[3].cancel();
+    co_await settle();
+    CHECK(s.available() == 0);
+    CHECK(s.waiters() == 0);
+    done.set();
+    bool c0 = co_await ended_cancelled(t[0]);
+    bool c1 = co_await ended_cancelled(t[1]);
+    bool c2 = co_await ended_cancelled(t[2]);
+    bool c3 = co_await ended_cancelled(t[3]);
+    CHECK(c0);
+    CHECK(c1);
+    CHECK_FALSE(c2);
+    CHECK(c3);
+    CHECK(s.available() == 1);
+    co_await sleep(U);
 }
 
 namespace {
@@ -240,43 +234,41 @@ task<void> conserved_worker(semaphore& s, holders_state& st, clock::duration hol
 }
 }  // namespace
 
-TEST_CASE("case 58: permits are conserved") {
-    run_test([]() -> task<void> {
-        semaphore s(3);
-        holders_state st;
-        std::mt19937 rng(58);
-        std::vector<join_handle<void>> hs;
-        for (int i = 0; i < 200; ++i)
-            hs.push_back(spawn(conserved_worker(s, st, std::chrono::milliseconds(1 + rng() % 5))));
-        std::vector<bool> cancelled(hs.size(), false);
-        for (int step = 0; step < 120; ++step) {
-            // Cancel waiters, holders and freshly woken waiters alike.
-            for (int k = 0; k < 2; ++k) {
-                std::size_t i = rng() % hs.size();
-                hs[i].cancel();
-                cancelled[i] = true;
-            }
-            if (step % 3 == 0) co_await sleep(std::chrono::milliseconds(1));
-            else co_await yield_now();
-            CHECK(st.max_holders <= 3);
+CORIO_TEST_CASE("case 58: permits are conserved") {
+    semaphore s(3);
+    holders_state st;
+    std::mt19937 rng(58);
+    std::vector<join_handle<void>> hs;
+    for (int i = 0; i < 200; ++i)
+        hs.push_back(spawn(conserved_worker(s, st, std::chrono::milliseconds(1 + rng() % 5))));
+    std::vector<bool> cancelled(hs.size(), false);
+    for (int step = 0; step < 120; ++step) {
+        // Cancel waiters, holders and freshly woken waiters alike.
+        for (int k = 0; k < 2; ++k) {
+            std::size_t i = rng() % hs.size();
+            hs[i].cancel();
+            cancelled[i] = true;
         }
-        int ended_cancelled_n = 0;
-        for (std::size_t i = 0; i < hs.size(); ++i) {
-            bool c = co_await ended_cancelled(hs[i]);
-            if (c) {
-                ++ended_cancelled_n;
-                CHECK(cancelled[i]);
-            }
+        if (step % 3 == 0) co_await sleep(std::chrono::milliseconds(1));
+        else co_await yield_now();
+        CHECK(st.max_holders <= 3);
+    }
+    int ended_cancelled_n = 0;
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+        bool c = co_await ended_cancelled(hs[i]);
+        if (c) {
+            ++ended_cancelled_n;
+            CHECK(cancelled[i]);
         }
-        CHECK(st.max_holders == 3);
-        CHECK(st.holders == 0);
-        CHECK(st.completed + ended_cancelled_n == 200);
-        CHECK(ended_cancelled_n > 0);
-        CHECK(s.available() == 3);
-        CHECK_FALSE(s.locked());
-        CHECK(s.waiters() == 0);
-        co_await sleep(U);
-    });
+    }
+    CHECK(st.max_holders == 3);
+    CHECK(st.holders == 0);
+    CHECK(st.completed + ended_cancelled_n == 200);
+    CHECK(ended_cancelled_n > 0);
+    CHECK(s.available() == 3);
+    CHECK_FALSE(s.locked());
+    CHECK(s.waiters() == 0);
+    co_await sleep(U);
 }
 
 TEST_CASE("case 59: over-release") {
@@ -294,7 +286,7 @@ TEST_CASE("case 59: over-release") {
     bounded_semaphore zero(0);
     CHECK_THROWS_AS(zero.release(), std::logic_error);
     // Within its bound a bounded_semaphore releases normally.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         bounded_semaphore b(2);
         auto p = co_await b.acquire();
         auto q = p.get_semaphore();
@@ -335,76 +327,74 @@ task<void> acquire_when_cancelled(event& gate, semaphore& s, bool& got, bool& th
 }
 }  // namespace
 
-TEST_CASE("case 60: locked(), uncontended path, RAII") {
-    run_test([]() -> task<void> {
-        semaphore s(1);
-        CHECK_FALSE(s.locked());
-        bool ran = false;
-        auto other = spawn(set_flag(ran));
-        {
-            auto p = co_await s.acquire();  // uncontended: no suspension
-            CHECK_FALSE(ran);
-            CHECK(s.locked());
-            CHECK(s.available() == 0);
-        }
+CORIO_TEST_CASE("case 60: locked(), uncontended path, RAII") {
+    semaphore s(1);
+    CHECK_FALSE(s.locked());
+    bool ran = false;
+    auto other = spawn(set_flag(ran));
+    {
+        auto p = co_await s.acquire();  // uncontended: no suspension
         CHECK_FALSE(ran);
-        CHECK(s.available() == 1);
-        co_await other;
-        CHECK(ran);
-
-        // RAII: normal exit, exception, cancellation.
-        auto h = spawn(throw_while_holding(s));
-        REQUIRE_THROWS_AS(co_await h, std::runtime_error);
-        CHECK(s.available() == 1);
-        event never;
-        std::vector<int> log;
-        auto holder = spawn(acquire_and_hold(s, log, 1, never));
-        co_await settle();
-        CHECK(s.available() == 0);
-        holder.cancel();
-        bool hc = co_await ended_cancelled(holder);
-        CHECK(hc);
-        CHECK(s.available() == 1);
-
-        // A task cancelled while waiting leaves the semaphore acquirable.
-        auto p = co_await s.acquire();
-        auto waiter = spawn(acquire_and_hold(s, log, 2, never));
-        co_await settle();
         CHECK(s.locked());
-        waiter.cancel();
-        bool wc = co_await ended_cancelled(waiter);
-        CHECK(wc);
-        p.release();
-        CHECK_FALSE(p.owns_permit());
-        p.release();  // idempotent
-        CHECK(s.available() == 1);
-        auto t = s.try_acquire();
-        CHECK(t.has_value());
-        t.reset();
-        CHECK(s.available() == 1);
+        CHECK(s.available() == 0);
+    }
+    CHECK_FALSE(ran);
+    CHECK(s.available() == 1);
+    co_await other;
+    CHECK(ran);
 
-        // An uncontended acquire may complete inside a cancelled scope.
-        event gate;
-        bool got = false, threw_after = false;
-        auto c = spawn(acquire_when_cancelled(gate, s, got, threw_after));
-        co_await settle();
-        c.cancel();
-        bool cc = co_await ended_cancelled(c);
-        CHECK(cc);
-        CHECK(got);
-        CHECK(threw_after);
-        CHECK(s.available() == 1);
+    // RAII: normal exit, exception, cancellation.
+    auto h = spawn(throw_while_holding(s));
+    REQUIRE_THROWS_AS(co_await h, std::runtime_error);
+    CHECK(s.available() == 1);
+    event never;
+    std::vector<int> log;
+    auto holder = spawn(acquire_and_hold(s, log, 1, never));
+    co_await settle();
+    CHECK(s.available() == 0);
+    holder.cancel();
+    bool hc = co_await ended_cancelled(holder);
+    CHECK(hc);
+    CHECK(s.available() == 1);
 
-        // A cancelled scope makes a contended acquire throw without suspending.
-        auto hold = co_await s.acquire();
-        auto w2 = spawn(acquire_when_cancelled(gate, s, got, threw_after));
-        co_await settle();
-        w2.cancel();
-        bool w2c = co_await ended_cancelled(w2);
-        CHECK(w2c);
-        CHECK(s.waiters() == 0);
-        co_await sleep(U);
-    });
+    // A task cancelled while waiting leaves the semaphore acquirable.
+    auto p = co_await s.acquire();
+    auto waiter = spawn(acquire_and_hold(s, log, 2, never));
+    co_await settle();
+    CHECK(s.locked());
+    waiter.cancel();
+    bool wc = co_await ended_cancelled(waiter);
+    CHECK(wc);
+    p.release();
+    CHECK_FALSE(p.owns_permit());
+    p.release();  // idempotent
+    CHECK(s.available() == 1);
+    auto t = s.try_acquire();
+    CHECK(t.has_value());
+    t.reset();
+    CHECK(s.available() == 1);
+
+    // An uncontended acquire may complete inside a cancelled scope.
+    event gate;
+    bool got = false, threw_after = false;
+    auto c = spawn(acquire_when_cancelled(gate, s, got, threw_after));
+    co_await settle();
+    c.cancel();
+    bool cc = co_await ended_cancelled(c);
+    CHECK(cc);
+    CHECK(got);
+    CHECK(threw_after);
+    CHECK(s.available() == 1);
+
+    // A cancelled scope makes a contended acquire throw without suspending.
+    auto hold = co_await s.acquire();
+    auto w2 = spawn(acquire_when_cancelled(gate, s, got, threw_after));
+    co_await settle();
+    w2.cancel();
+    bool w2c = co_await ended_cancelled(w2);
+    CHECK(w2c);
+    CHECK(s.waiters() == 0);
+    co_await sleep(U);
 }
 
 namespace {
@@ -427,7 +417,7 @@ TEST_CASE("semaphore: cancel the n-th waiter, while waiting and after the hand-o
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 inject_ctx ctx;
                 for (int i = 0; i < k; ++i) ctx.hs.push_back(spawn(relay_waiter(ctx, i)));
                 co_await settle();
@@ -457,22 +447,20 @@ TEST_CASE("semaphore: cancel the n-th waiter, while waiting and after the hand-o
     }
 }
 
-TEST_CASE("semaphore: permit is move-only RAII") {
-    run_test([]() -> task<void> {
-        semaphore s(2);
-        auto a = co_await s.acquire();
-        semaphore::permit b = std::move(a);
-        CHECK_FALSE(a.owns_permit());
-        CHECK(b.owns_permit());
-        CHECK(s.available() == 1);
-        auto c = co_await s.acquire();
-        b = std::move(c);  // releases b's old permit
-        CHECK(s.available() == 1);
-        semaphore::permit empty;
-        CHECK_FALSE(empty);
-        b = semaphore::permit{};
-        CHECK(s.available() == 2);
-    });
+CORIO_TEST_CASE("semaphore: permit is move-only RAII") {
+    semaphore s(2);
+    auto a = co_await s.acquire();
+    semaphore::permit b = std::move(a);
+    CHECK_FALSE(a.owns_permit());
+    CHECK(b.owns_permit());
+    CHECK(s.available() == 1);
+    auto c = co_await s.acquire();
+    b = std::move(c);  // releases b's old permit
+    CHECK(s.available() == 1);
+    semaphore::permit empty;
+    CHECK_FALSE(empty);
+    b = semaphore::permit{};
+    CHECK(s.available() == 2);
 }
 
 TEST_CASE("semaphore: constructible without a loop, waiters() counts") {

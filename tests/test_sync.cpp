@@ -1,8 +1,9 @@
 // Tests for corio/sync.hpp (mutex, event, condition_variable, barrier):
 // SEMANTICS.md cases 61-67, cancellation injected at every waiter position,
 // barrier behaviour and the bad-input cases.
-#include <corio/cancel.hpp>
 #include <corio/sync.hpp>
+
+#include <corio/cancel.hpp>
 
 #include <algorithm>
 #include <stdexcept>
@@ -40,59 +41,57 @@ task<void> throw_while_locked(mutex& m) {
 
 // ------------------------------------------------------------------ mutex ---
 
-TEST_CASE("case 61: mutex basics") {
-    run_test([]() -> task<void> {
-        mutex m;
-        std::vector<std::string> log;
-        auto a = spawn(lock_and_log(m, log, "a", 2, U));
-        auto b = spawn(lock_and_log(m, log, "b", 2, U));
-        auto c = spawn(lock_and_log(m, log, "c", 2, U));
-        auto start = now();
-        co_await a;
-        co_await b;
-        co_await c;
-        CHECK(log == std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "c2"});
-        CHECK(since(start) == 6 * U);
-        CHECK_FALSE(m.locked());
+CORIO_TEST_CASE("case 61: mutex basics") {
+    mutex m;
+    std::vector<std::string> log;
+    auto a = spawn(lock_and_log(m, log, "a", 2, U));
+    auto b = spawn(lock_and_log(m, log, "b", 2, U));
+    auto c = spawn(lock_and_log(m, log, "c", 2, U));
+    auto start = now();
+    co_await a;
+    co_await b;
+    co_await c;
+    CHECK(log == std::vector<std::string>{"a1", "b1", "c1", "a2", "b2", "c2"});
+    CHECK(since(start) == 6 * U);
+    CHECK_FALSE(m.locked());
 
-        // Normal exit, exception, cancellation: unlocked exactly once.
-        {
-            auto g = co_await m.lock();
-            CHECK(m.locked());
-            CHECK(g.owns_lock());
-            CHECK(g.get_mutex() == &m);
-        }
-        CHECK_FALSE(m.locked());
-        auto h = spawn(throw_while_locked(m));
-        REQUIRE_THROWS_AS(co_await h, std::runtime_error);
-        CHECK_FALSE(m.locked());
-        event never;
-        std::vector<int> ids;
-        auto holder = spawn(lock_and_hold(m, ids, 1, never));
-        co_await settle();
+    // Normal exit, exception, cancellation: unlocked exactly once.
+    {
+        auto g = co_await m.lock();
         CHECK(m.locked());
-        holder.cancel();
-        bool hc = co_await ended_cancelled(holder);
-        CHECK(hc);
-        CHECK_FALSE(m.locked());
+        CHECK(g.owns_lock());
+        CHECK(g.get_mutex() == &m);
+    }
+    CHECK_FALSE(m.locked());
+    auto h = spawn(throw_while_locked(m));
+    REQUIRE_THROWS_AS(co_await h, std::runtime_error);
+    CHECK_FALSE(m.locked());
+    event never;
+    std::vector<int> ids;
+    auto holder = spawn(lock_and_hold(m, ids, 1, never));
+    co_await settle();
+    CHECK(m.locked());
+    holder.cancel();
+    bool hc = co_await ended_cancelled(holder);
+    CHECK(hc);
+    CHECK_FALSE(m.locked());
 
-        // A moved-from guard does nothing; unlock() is idempotent.
-        auto g1 = co_await m.lock();
-        mutex::guard g2 = std::move(g1);
-        CHECK_FALSE(g1.owns_lock());
-        g1.unlock();
-        CHECK(m.locked());
-        g2.unlock();
-        CHECK_FALSE(m.locked());
-        g2.unlock();
-        CHECK_FALSE(m.locked());
-        auto t = co_await m.try_lock();
-        CHECK(t.has_value());
-        CHECK(m.locked());
-        t.reset();
-        CHECK_FALSE(m.locked());
-        co_await sleep(U);
-    });
+    // A moved-from guard does nothing; unlock() is idempotent.
+    auto g1 = co_await m.lock();
+    mutex::guard g2 = std::move(g1);
+    CHECK_FALSE(g1.owns_lock());
+    g1.unlock();
+    CHECK(m.locked());
+    g2.unlock();
+    CHECK_FALSE(m.locked());
+    g2.unlock();
+    CHECK_FALSE(m.locked());
+    auto t = co_await m.try_lock();
+    CHECK(t.has_value());
+    CHECK(m.locked());
+    t.reset();
+    CHECK_FALSE(m.locked());
+    co_await sleep(U);
 }
 
 namespace {
@@ -109,7 +108,7 @@ TEST_CASE("case 62: cancellation races") {
     // (a) A holds, B and C wait; B is cancelled in the round A unlocks: C gets it.
     for (int order = 0; order < 2; ++order) {
         CAPTURE(order);
-        run_test([&]() -> task<void> {
+        corio::testing::run_virtual([&]() -> task<void> {
             mutex m;
             std::vector<int> log;
             event done;
@@ -137,7 +136,7 @@ TEST_CASE("case 62: cancellation races") {
         });
     }
     // (b) Cancelling t1 and unlocking in one step lets exactly one of t1..t3 lock.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         mutex m;
         std::vector<int> log;
         event done;
@@ -161,7 +160,7 @@ TEST_CASE("case 62: cancellation races") {
         CHECK_FALSE(m.locked());
     });
     // (c) A waiter woken then cancelled passes the mutex on; with nobody left it unlocks.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         mutex m;
         std::vector<int> log;
         event done;
@@ -195,55 +194,53 @@ task<void> wait_with_foreign_guard(condition_variable& cv, mutex::guard& g) {
 }
 }  // namespace
 
-TEST_CASE("case 63: ownership is enforced") {
-    run_test([]() -> task<void> {
-        mutex m;
-        auto g = co_await m.lock();
-        REQUIRE_THROWS_AS(co_await m.lock(), invalid_state_error);
-        REQUIRE_THROWS_WITH(co_await m.lock(), Catch::Contains("mutex::lock() by the task that already holds it"));
-        REQUIRE_THROWS_WITH(co_await m.try_lock(),
-                            Catch::Contains("mutex::try_lock() by the task that already holds it"));
-        CHECK(m.locked());
-        CHECK(m.waiters() == 0);
-        g.unlock();
-        CHECK_FALSE(m.locked());
+CORIO_TEST_CASE("case 63: ownership is enforced") {
+    mutex m;
+    auto g = co_await m.lock();
+    REQUIRE_THROWS_AS(co_await m.lock(), invalid_state_error);
+    REQUIRE_THROWS_WITH(co_await m.lock(), Catch::Contains("mutex::lock() by the task that already holds it"));
+    REQUIRE_THROWS_WITH(co_await m.try_lock(),
+                        Catch::Contains("mutex::try_lock() by the task that already holds it"));
+    CHECK(m.locked());
+    CHECK(m.waiters() == 0);
+    g.unlock();
+    CHECK_FALSE(m.locked());
 
-        // The same in a spawned task (the owner identity is the task).
-        bool threw = false;
-        co_await spawn(relock_inner(m, threw));
-        CHECK(threw);
-        CHECK_FALSE(m.locked());
+    // The same in a spawned task (the owner identity is the task).
+    bool threw = false;
+    co_await spawn(relock_inner(m, threw));
+    CHECK(threw);
+    CHECK_FALSE(m.locked());
 
-        // Another task may not wait on our mutex through a guard moved to it.
-        condition_variable cv;
-        auto mine = co_await m.lock();
-        auto h = spawn(wait_with_foreign_guard(cv, mine));
-        REQUIRE_THROWS_AS(co_await h, invalid_state_error);
-        CHECK(m.locked());
-        CHECK(mine.owns_lock());
-        // And a try_lock from another task just fails.
-        auto other = co_await spawn(try_lock_in_task(m));
-        CHECK_FALSE(other.has_value());
+    // Another task may not wait on our mutex through a guard moved to it.
+    condition_variable cv;
+    auto mine = co_await m.lock();
+    auto h = spawn(wait_with_foreign_guard(cv, mine));
+    REQUIRE_THROWS_AS(co_await h, invalid_state_error);
+    CHECK(m.locked());
+    CHECK(mine.owns_lock());
+    // And a try_lock from another task just fails.
+    auto other = co_await spawn(try_lock_in_task(m));
+    CHECK_FALSE(other.has_value());
 
-        // Releasing through a guard moved to another task is rejected: the
-        // mutex stays locked, and the owner can still release it.
-        std::string msg;
-        auto foreign_unlock = [&]() -> task<void> {
-            try {
-                mine.unlock();
-            } catch (const invalid_state_error& e) {
-                msg = e.what();
-            }
-            co_return;
-        };
-        co_await spawn(foreign_unlock());
-        CHECK(msg.find("does not own the mutex") != std::string::npos);
-        CHECK(m.locked());
-        CHECK(mine.owns_lock());
-        mine.unlock();
-        CHECK_FALSE(m.locked());
-        co_await sleep(U);
-    });
+    // Releasing through a guard moved to another task is rejected: the
+    // mutex stays locked, and the owner can still release it.
+    std::string msg;
+    auto foreign_unlock = [&]() -> task<void> {
+        try {
+            mine.unlock();
+        } catch (const invalid_state_error& e) {
+            msg = e.what();
+        }
+        co_return;
+    };
+    co_await spawn(foreign_unlock());
+    CHECK(msg.find("does not own the mutex") != std::string::npos);
+    CHECK(m.locked());
+    CHECK(mine.owns_lock());
+    mine.unlock();
+    CHECK_FALSE(m.locked());
+    co_await sleep(U);
 }
 
 // ------------------------------------------------------------------ event ---
@@ -255,66 +252,64 @@ task<void> wait_event(event& e, std::vector<int>& log, int id) {
 }
 }  // namespace
 
-TEST_CASE("case 64: event") {
-    run_test([]() -> task<void> {
-        event e;
-        CHECK_FALSE(e.is_set());
-        std::vector<int> log;
-        std::vector<join_handle<void>> hs;
-        for (int i = 0; i < 3; ++i) hs.push_back(spawn(wait_event(e, log, i)));
-        co_await settle();
-        CHECK(e.waiters() == 3);
-        auto start = now();
-        e.set();
-        CHECK(e.is_set());
-        CHECK(e.waiters() == 0);
-        for (auto& h : hs) co_await h;
-        CHECK(log == std::vector<int>{0, 1, 2});
-        CHECK(since(start) == std::chrono::nanoseconds(0));
+CORIO_TEST_CASE("case 64: event") {
+    event e;
+    CHECK_FALSE(e.is_set());
+    std::vector<int> log;
+    std::vector<join_handle<void>> hs;
+    for (int i = 0; i < 3; ++i) hs.push_back(spawn(wait_event(e, log, i)));
+    co_await settle();
+    CHECK(e.waiters() == 3);
+    auto start = now();
+    e.set();
+    CHECK(e.is_set());
+    CHECK(e.waiters() == 0);
+    for (auto& h : hs) co_await h;
+    CHECK(log == std::vector<int>{0, 1, 2});
+    CHECK(since(start) == std::chrono::nanoseconds(0));
 
-        // wait() on a set event does not suspend: no other task runs meanwhile.
-        bool ran = false;
-        auto f = [](bool& r) -> task<void> {
-            r = true;
-            co_return;
-        };
-        auto other = spawn(f(ran));
-        co_await e.wait();
-        CHECK_FALSE(ran);
-        co_await other;
+    // wait() on a set event does not suspend: no other task runs meanwhile.
+    bool ran = false;
+    auto f = [](bool& r) -> task<void> {
+        r = true;
+        co_return;
+    };
+    auto other = spawn(f(ran));
+    co_await e.wait();
+    CHECK_FALSE(ran);
+    co_await other;
 
-        // set(); clear(); before the waiters run still wakes those queued.
-        e.clear();
-        CHECK_FALSE(e.is_set());
-        log.clear();
-        hs.clear();
-        for (int i = 0; i < 2; ++i) hs.push_back(spawn(wait_event(e, log, i)));
-        co_await settle();
-        e.set();
-        e.clear();
-        for (auto& h : hs) co_await h;
-        CHECK(log == std::vector<int>{0, 1});
-        CHECK_FALSE(e.is_set());
+    // set(); clear(); before the waiters run still wakes those queued.
+    e.clear();
+    CHECK_FALSE(e.is_set());
+    log.clear();
+    hs.clear();
+    for (int i = 0; i < 2; ++i) hs.push_back(spawn(wait_event(e, log, i)));
+    co_await settle();
+    e.set();
+    e.clear();
+    for (auto& h : hs) co_await h;
+    CHECK(log == std::vector<int>{0, 1});
+    CHECK_FALSE(e.is_set());
 
-        // A cancelled waiter leaves no entry.
-        auto w = spawn(wait_event(e, log, 9));
-        co_await settle();
-        CHECK(e.waiters() == 1);
-        w.cancel();
-        bool wc = co_await ended_cancelled(w);
-        CHECK(wc);
-        CHECK(e.waiters() == 0);
-        e.set();
-        CHECK(log == std::vector<int>{0, 1});
-        co_await sleep(U);
-    });
+    // A cancelled waiter leaves no entry.
+    auto w = spawn(wait_event(e, log, 9));
+    co_await settle();
+    CHECK(e.waiters() == 1);
+    w.cancel();
+    bool wc = co_await ended_cancelled(w);
+    CHECK(wc);
+    CHECK(e.waiters() == 0);
+    e.set();
+    CHECK(log == std::vector<int>{0, 1});
+    co_await sleep(U);
 }
 
 TEST_CASE("event: cancel the n-th waiter") {
     constexpr int k = 4;
     for (int n = 0; n < k; ++n) {
         CAPTURE(n);
-        run_test([&]() -> task<void> {
+        corio::testing::run_virtual([&]() -> task<void> {
             event e;
             std::vector<int> log;
             std::vector<join_handle<void>> hs;
@@ -363,59 +358,57 @@ task<void> counting_consumer(cv_ctx& c, int& checks) {
 }
 }  // namespace
 
-TEST_CASE("case 65: condition_variable basics") {
-    run_test([]() -> task<void> {
-        cv_ctx c;
-        // A guard that does not hold its mutex.
-        mutex::guard empty;
-        REQUIRE_THROWS_AS(co_await c.cv.wait(empty, [] { return true; }), invalid_state_error);
-        REQUIRE_THROWS_WITH(co_await c.cv.wait(empty),
-                            Catch::Contains("needs a guard that holds its mutex, locked by the calling task"));
-        auto g = co_await c.m.lock();
-        g.unlock();
-        REQUIRE_THROWS_AS(co_await c.cv.wait(g, [] { return true; }), invalid_state_error);
+CORIO_TEST_CASE("case 65: condition_variable basics") {
+    cv_ctx c;
+    // A guard that does not hold its mutex.
+    mutex::guard empty;
+    REQUIRE_THROWS_AS(co_await c.cv.wait(empty, [] { return true; }), invalid_state_error);
+    REQUIRE_THROWS_WITH(co_await c.cv.wait(empty),
+                        Catch::Contains("needs a guard that holds its mutex, locked by the calling task"));
+    auto g = co_await c.m.lock();
+    g.unlock();
+    REQUIRE_THROWS_AS(co_await c.cv.wait(g, [] { return true; }), invalid_state_error);
 
-        // A true predicate returns at once, holding the mutex.
-        auto g2 = co_await c.m.lock();
-        co_await c.cv.wait(g2, [] { return true; });
-        CHECK(g2.owns_lock());
-        g2.unlock();
+    // A true predicate returns at once, holding the mutex.
+    auto g2 = co_await c.m.lock();
+    co_await c.cv.wait(g2, [] { return true; });
+    CHECK(g2.owns_lock());
+    g2.unlock();
 
-        // notify_one wakes one (the oldest), notify_all the rest.
-        for (int i = 0; i < 3; ++i) c.hs.push_back(spawn(consumer(c, i)));
-        co_await settle();
-        CHECK(c.cv.waiters() == 3);
-        CHECK_FALSE(c.m.locked());
-        c.state = 3;
-        c.cv.notify_one();
-        co_await settle();
-        CHECK(c.log == std::vector<int>{0});
-        CHECK(c.cv.waiters() == 2);
-        c.cv.notify_all();
-        CHECK(c.cv.waiters() == 0);
-        for (auto& h : c.hs) co_await h;
-        CHECK(c.log == std::vector<int>{0, 1, 2});
-        CHECK(c.state == 0);
-        CHECK_FALSE(c.m.locked());
+    // notify_one wakes one (the oldest), notify_all the rest.
+    for (int i = 0; i < 3; ++i) c.hs.push_back(spawn(consumer(c, i)));
+    co_await settle();
+    CHECK(c.cv.waiters() == 3);
+    CHECK_FALSE(c.m.locked());
+    c.state = 3;
+    c.cv.notify_one();
+    co_await settle();
+    CHECK(c.log == std::vector<int>{0});
+    CHECK(c.cv.waiters() == 2);
+    c.cv.notify_all();
+    CHECK(c.cv.waiters() == 0);
+    for (auto& h : c.hs) co_await h;
+    CHECK(c.log == std::vector<int>{0, 1, 2});
+    CHECK(c.state == 0);
+    CHECK_FALSE(c.m.locked());
 
-        // pred is re-checked after every wake-up.
-        int checks = 0;
-        c.log.clear();
-        auto h = spawn(counting_consumer(c, checks));
-        co_await settle();
-        CHECK(checks == 1);
-        c.state = 1;
-        c.cv.notify_one();
-        co_await settle();
-        CHECK(checks == 2);  // woke, pred false, waits again
-        CHECK(c.cv.waiters() == 1);
-        c.state = 2;
-        c.cv.notify_all();
-        co_await h;
-        CHECK(checks == 3);
-        CHECK(c.log == std::vector<int>{3});
-        co_await sleep(U);
-    });
+    // pred is re-checked after every wake-up.
+    int checks = 0;
+    c.log.clear();
+    auto h = spawn(counting_consumer(c, checks));
+    co_await settle();
+    CHECK(checks == 1);
+    c.state = 1;
+    c.cv.notify_one();
+    co_await settle();
+    CHECK(checks == 2);  // woke, pred false, waits again
+    CHECK(c.cv.waiters() == 1);
+    c.state = 2;
+    c.cv.notify_all();
+    co_await h;
+    CHECK(checks == 3);
+    CHECK(c.log == std::vector<int>{3});
+    co_await sleep(U);
 }
 
 namespace {
@@ -445,7 +438,7 @@ task<void> hold_for(mutex& m, clock::duration d) {
 
 TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
     // Uncontended.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         cv_ctx c;
         relock_report r;
         auto h = spawn(cancellable_waiter(c, r, now()));
@@ -461,7 +454,7 @@ TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
         CHECK(c.cv.waiters() == 0);
     });
     // Contended: the holder keeps the mutex until 3U; the waiter throws only then.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         cv_ctx c;
         relock_report r;
         auto start = now();
@@ -478,7 +471,7 @@ TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
         CHECK_FALSE(c.m.locked());
     });
     // Notified first, then cancelled before it resumed.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         cv_ctx c;
         relock_report r;
         auto h = spawn(cancellable_waiter(c, r, now()));
@@ -494,7 +487,7 @@ TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
         CHECK_FALSE(c.m.locked());
     });
     // timeout(U, cv.wait(lock, pred)) leaves the mutex held.
-    run_test([]() -> task<void> {
+    corio::testing::run_virtual([]() -> task<void> {
         cv_ctx c;
         auto start = now();
         auto g = co_await c.m.lock();
@@ -509,26 +502,24 @@ TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
     });
 }
 
-TEST_CASE("case 67: no lost wake-up") {
-    run_test([]() -> task<void> {
-        cv_ctx c;
-        c.hs.push_back(spawn(consumer(c, 1)));
-        c.hs.push_back(spawn(consumer(c, 2)));
-        co_await settle();
-        REQUIRE(c.cv.waiters() == 2);
-        auto start = now();
-        c.state = 1;
-        c.cv.notify_one();  // chooses consumer 1...
-        c.hs[0].cancel();   // ...which is cancelled in the same round
-        bool c1 = co_await ended_cancelled(c.hs[0]);
-        CHECK(c1);
-        co_await c.hs[1];
-        CHECK(c.log == std::vector<int>{2});
-        CHECK(c.state == 0);
-        CHECK(since(start) < U);
-        CHECK(c.cv.waiters() == 0);
-        co_await sleep(U);
-    });
+CORIO_TEST_CASE("case 67: no lost wake-up") {
+    cv_ctx c;
+    c.hs.push_back(spawn(consumer(c, 1)));
+    c.hs.push_back(spawn(consumer(c, 2)));
+    co_await settle();
+    REQUIRE(c.cv.waiters() == 2);
+    auto start = now();
+    c.state = 1;
+    c.cv.notify_one();  // chooses consumer 1...
+    c.hs[0].cancel();   // ...which is cancelled in the same round
+    bool c1 = co_await ended_cancelled(c.hs[0]);
+    CHECK(c1);
+    co_await c.hs[1];
+    CHECK(c.log == std::vector<int>{2});
+    CHECK(c.state == 0);
+    CHECK(since(start) < U);
+    CHECK(c.cv.waiters() == 0);
+    co_await sleep(U);
 }
 
 TEST_CASE("condition_variable: cancel the n-th waiter, while waiting and after the notify") {
@@ -536,7 +527,7 @@ TEST_CASE("condition_variable: cancel the n-th waiter, while waiting and after t
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 cv_ctx c;
                 for (int i = 0; i < k; ++i) c.hs.push_back(spawn(consumer(c, i)));
                 co_await settle();
@@ -574,7 +565,7 @@ TEST_CASE("mutex: cancel the n-th waiter, while waiting and after the hand-off")
     for (int mode = 0; mode < 2; ++mode) {
         for (int n = 0; n < k; ++n) {
             CAPTURE(mode, n);
-            run_test([&]() -> task<void> {
+            corio::testing::run_virtual([&]() -> task<void> {
                 mutex m;
                 std::vector<int> log;
                 std::vector<join_handle<void>> hs;
@@ -627,69 +618,65 @@ task<void> arrive_expect_broken(barrier& b, int& broken) {
 }
 }  // namespace
 
-TEST_CASE("barrier: rounds, distinct indices, no early release") {
-    run_test([]() -> task<void> {
-        barrier b(3);
-        CHECK(b.parties() == 3);
-        std::vector<std::ptrdiff_t> idx;
-        auto h1 = spawn(arrive(b, idx));
-        auto h2 = spawn(arrive(b, idx));
-        co_await sleep(U);
-        CHECK(idx.empty());
-        CHECK(b.n_waiting() == 2);
-        std::ptrdiff_t mine = co_await b.arrive_and_wait();  // the last: no suspension
-        CHECK(mine == 2);
-        co_await h1;
-        co_await h2;
-        std::sort(idx.begin(), idx.end());
-        CHECK(idx == std::vector<std::ptrdiff_t>{0, 1});
-        CHECK(b.n_waiting() == 0);
-        // The barrier resets for the next round.
-        idx.clear();
-        auto h3 = spawn(arrive(b, idx));
-        auto h4 = spawn(arrive(b, idx));
-        auto h5 = spawn(arrive(b, idx));
-        co_await h3;
-        co_await h4;
-        co_await h5;
-        std::sort(idx.begin(), idx.end());
-        CHECK(idx == std::vector<std::ptrdiff_t>{0, 1, 2});
-        barrier one(1);
-        std::ptrdiff_t solo = co_await one.arrive_and_wait();
-        CHECK(solo == 0);
-    });
+CORIO_TEST_CASE("barrier: rounds, distinct indices, no early release") {
+    barrier b(3);
+    CHECK(b.parties() == 3);
+    std::vector<std::ptrdiff_t> idx;
+    auto h1 = spawn(arrive(b, idx));
+    auto h2 = spawn(arrive(b, idx));
+    co_await sleep(U);
+    CHECK(idx.empty());
+    CHECK(b.n_waiting() == 2);
+    std::ptrdiff_t mine = co_await b.arrive_and_wait();  // the last: no suspension
+    CHECK(mine == 2);
+    co_await h1;
+    co_await h2;
+    std::sort(idx.begin(), idx.end());
+    CHECK(idx == std::vector<std::ptrdiff_t>{0, 1});
+    CHECK(b.n_waiting() == 0);
+    // The barrier resets for the next round.
+    idx.clear();
+    auto h3 = spawn(arrive(b, idx));
+    auto h4 = spawn(arrive(b, idx));
+    auto h5 = spawn(arrive(b, idx));
+    co_await h3;
+    co_await h4;
+    co_await h5;
+    std::sort(idx.begin(), idx.end());
+    CHECK(idx == std::vector<std::ptrdiff_t>{0, 1, 2});
+    barrier one(1);
+    std::ptrdiff_t solo = co_await one.arrive_and_wait();
+    CHECK(solo == 0);
 }
 
-TEST_CASE("barrier: abort and reset") {
-    run_test([]() -> task<void> {
-        barrier b(3);
-        int broken = 0;
-        auto h1 = spawn(arrive_expect_broken(b, broken));
-        auto h2 = spawn(arrive_expect_broken(b, broken));
-        co_await settle();
-        b.abort();
-        co_await h1;
-        co_await h2;
-        CHECK(broken == 2);
-        CHECK(b.broken());
-        REQUIRE_THROWS_AS(co_await b.arrive_and_wait(), broken_barrier);
-        b.reset();
-        CHECK_FALSE(b.broken());
-        auto h3 = spawn(arrive_expect_broken(b, broken));
-        co_await settle();
-        b.reset();  // wakes the waiter with broken_barrier, stays usable
-        co_await h3;
-        CHECK(broken == 3);
-        std::vector<std::ptrdiff_t> idx;
-        auto h4 = spawn(arrive(b, idx));
-        auto h5 = spawn(arrive(b, idx));
-        co_await settle();
-        std::ptrdiff_t last = co_await b.arrive_and_wait();
-        co_await h4;
-        co_await h5;
-        CHECK(last == 2);
-        CHECK(idx == std::vector<std::ptrdiff_t>{0, 1});
-    });
+CORIO_TEST_CASE("barrier: abort and reset") {
+    barrier b(3);
+    int broken = 0;
+    auto h1 = spawn(arrive_expect_broken(b, broken));
+    auto h2 = spawn(arrive_expect_broken(b, broken));
+    co_await settle();
+    b.abort();
+    co_await h1;
+    co_await h2;
+    CHECK(broken == 2);
+    CHECK(b.broken());
+    REQUIRE_THROWS_AS(co_await b.arrive_and_wait(), broken_barrier);
+    b.reset();
+    CHECK_FALSE(b.broken());
+    auto h3 = spawn(arrive_expect_broken(b, broken));
+    co_await settle();
+    b.reset();  // wakes the waiter with broken_barrier, stays usable
+    co_await h3;
+    CHECK(broken == 3);
+    std::vector<std::ptrdiff_t> idx;
+    auto h4 = spawn(arrive(b, idx));
+    auto h5 = spawn(arrive(b, idx));
+    co_await settle();
+    std::ptrdiff_t last = co_await b.arrive_and_wait();
+    co_await h4;
+    co_await h5;
+    CHECK(last == 2);
+    CHECK(idx == std::vector<std::ptrdiff_t>{0, 1});
 }
 
 TEST_CASE("barrier: bad input") {
@@ -702,7 +689,7 @@ TEST_CASE("barrier: cancel the n-th waiter, its arrival is withdrawn") {
     constexpr int k = 4;  // parties = k; k-1 waiters, one cancelled, two more arrive
     for (int n = 0; n < k - 1; ++n) {
         CAPTURE(n);
-        run_test([&]() -> task<void> {
+        corio::testing::run_virtual([&]() -> task<void> {
             barrier b(k);
             std::vector<std::ptrdiff_t> idx;
             std::vector<join_handle<void>> hs;
@@ -728,33 +715,31 @@ TEST_CASE("barrier: cancel the n-th waiter, its arrival is withdrawn") {
     }
 }
 
-TEST_CASE("case 24 (primitives part): an abort wakes mutex, event, cv and barrier waiters") {
-    run_test([]() -> task<void> {
-        cv_ctx c;
-        event e;
-        barrier b(2);
-        std::vector<int> log;
-        event never;
-        auto holder = co_await c.m.lock();
-        std::vector<join_handle<void>> hs;
-        hs.push_back(spawn(lock_and_hold(c.m, log, 1, never)));
-        hs.push_back(spawn(wait_event(e, log, 2)));
-        std::vector<std::ptrdiff_t> idx;
-        hs.push_back(spawn(arrive(b, idx)));
-        holder.unlock();
-        co_await settle();  // lock_and_hold owns the mutex now, waiting on `never`
-        hs.push_back(spawn(consumer(c, 3)));
-        co_await settle();
-        for (auto& h : hs) h.cancel();
-        for (auto& h : hs) {
-            bool cc = co_await ended_cancelled(h);
-            CHECK(cc);
-        }
-        CHECK(log == std::vector<int>{1});
-        CHECK_FALSE(c.m.locked());
-        CHECK(c.m.waiters() == 0);
-        CHECK(c.cv.waiters() == 0);
-        CHECK(e.waiters() == 0);
-        CHECK(b.n_waiting() == 0);
-    });
+CORIO_TEST_CASE("case 24 (primitives part): an abort wakes mutex, event, cv and barrier waiters") {
+    cv_ctx c;
+    event e;
+    barrier b(2);
+    std::vector<int> log;
+    event never;
+    auto holder = co_await c.m.lock();
+    std::vector<join_handle<void>> hs;
+    hs.push_back(spawn(lock_and_hold(c.m, log, 1, never)));
+    hs.push_back(spawn(wait_event(e, log, 2)));
+    std::vector<std::ptrdiff_t> idx;
+    hs.push_back(spawn(arrive(b, idx)));
+    holder.unlock();
+    co_await settle();  // lock_and_hold owns the mutex now, waiting on `never`
+    hs.push_back(spawn(consumer(c, 3)));
+    co_await settle();
+    for (auto& h : hs) h.cancel();
+    for (auto& h : hs) {
+        bool cc = co_await ended_cancelled(h);
+        CHECK(cc);
+    }
+    CHECK(log == std::vector<int>{1});
+    CHECK_FALSE(c.m.locked());
+    CHECK(c.m.waiters() == 0);
+    CHECK(c.cv.waiters() == 0);
+    CHECK(e.waiters() == 0);
+    CHECK(b.n_waiting() == 0);
 }

@@ -2,6 +2,8 @@
 // stack safety of long ready-await chains and deep recursion, frame recycling
 // (including frames freed on another thread).
 // corio-tsan: the frame pool test frees blocks from a second thread.
+#include <corio/task.hpp>
+
 #include <memory>
 #include <set>
 #include <thread>
@@ -12,7 +14,6 @@
 #include "support/corio_test.hpp"
 
 using corio::task;
-using corio_test::run_test;
 
 namespace {
 
@@ -36,69 +37,63 @@ task<int> deep(int n) {
 
 }  // namespace
 
-TEST_CASE("task: lazy until awaited, value types, void, references, move-only values") {
-    run_test([]() -> task<void> {
-        int touched = 0;
-        task<void> t = nothing(touched);
-        CHECK(touched == 0);  // lazy: creating the task runs nothing
+CORIO_TEST_CASE("task: lazy until awaited, value types, void, references, move-only values") {
+    int touched = 0;
+    task<void> t = nothing(touched);
+    CHECK(touched == 0);  // lazy: creating the task runs nothing
+    co_await t;
+    CHECK(touched == 1);
+
+    int v = co_await value_of(42);
+    CHECK(v == 42);
+
+    int x = 5;
+    int& r = co_await ref_to(x);
+    r = 9;
+    CHECK(x == 9);
+
+    std::string s = co_await text("hello");
+    CHECK(s == "hello");
+
+    std::unique_ptr<int> p = co_await boxed(3);
+    REQUIRE(p);
+    CHECK(*p == 3);
+}
+
+CORIO_TEST_CASE("task: an exception reaches the awaiter unchanged") {
+    bool caught = false;
+    try {
+        co_await thrower();
+    } catch (const std::out_of_range& e) {
+        caught = std::string(e.what()) == "child failed";
+    }
+    CHECK(caught);
+}
+
+CORIO_TEST_CASE("task: awaiting a moved-from or already-awaited task throws invalid_state_error") {
+    task<int> t = value_of(1);
+    task<int> moved = std::move(t);
+    std::string message;
+    try {
         co_await t;
-        CHECK(touched == 1);
+    } catch (const corio::invalid_state_error& e) {
+        message = e.what();
+    }
+    CHECK(message.find("empty task") != std::string::npos);
 
-        int v = co_await value_of(42);
-        CHECK(v == 42);
+    int first = co_await moved;
+    CHECK(first == 1);
+    message.clear();
+    try {
+        co_await moved;
+    } catch (const corio::invalid_state_error& e) {
+        message = e.what();
+    }
+    CHECK(message.find("already awaited") != std::string::npos);
 
-        int x = 5;
-        int& r = co_await ref_to(x);
-        r = 9;
-        CHECK(x == 9);
-
-        std::string s = co_await text("hello");
-        CHECK(s == "hello");
-
-        std::unique_ptr<int> p = co_await boxed(3);
-        REQUIRE(p);
-        CHECK(*p == 3);
-    });
-}
-
-TEST_CASE("task: an exception reaches the awaiter unchanged") {
-    run_test([]() -> task<void> {
-        bool caught = false;
-        try {
-            co_await thrower();
-        } catch (const std::out_of_range& e) {
-            caught = std::string(e.what()) == "child failed";
-        }
-        CHECK(caught);
-    });
-}
-
-TEST_CASE("task: awaiting a moved-from or already-awaited task throws invalid_state_error") {
-    run_test([]() -> task<void> {
-        task<int> t = value_of(1);
-        task<int> moved = std::move(t);
-        std::string message;
-        try {
-            co_await t;
-        } catch (const corio::invalid_state_error& e) {
-            message = e.what();
-        }
-        CHECK(message.find("empty task") != std::string::npos);
-
-        int first = co_await moved;
-        CHECK(first == 1);
-        message.clear();
-        try {
-            co_await moved;
-        } catch (const corio::invalid_state_error& e) {
-            message = e.what();
-        }
-        CHECK(message.find("already awaited") != std::string::npos);
-
-        task<int> never;
-        CHECK_FALSE(never.valid());
-        REQUIRE_THROWS_AS(co_await never, corio::invalid_state_error);
-    });
+    task<int> never;
+    CHECK_FALSE(never.valid());
+    REQUIRE_THROWS_AS(co_await never, corio::invalid_state_error);
 }
 
 TEST_CASE("task: an unawaited task destroys its frame and arguments") {
@@ -113,7 +108,7 @@ TEST_CASE("task: an unawaited task destroys its frame and arguments") {
 }
 
 TEST_CASE("task: 10,000,000 ready awaits in a loop do not grow the stack") {
-    long long sum = run_test([]() -> task<long long> {
+    long long sum = corio::testing::run_virtual([]() -> task<long long> {
         long long s = 0;
         for (int i = 0; i < 10'000'000; ++i) s += co_await value_of(i);
         co_return s;
@@ -130,7 +125,7 @@ TEST_CASE("task: deep recursion completes") {
 #else
     constexpr int depth = 10'000;
 #endif
-    int got = run_test([]() -> task<int> { co_return co_await deep(depth); });
+    int got = corio::testing::run_virtual([]() -> task<int> { co_return co_await deep(depth); });
     CHECK(got == depth);
 }
 

@@ -1,6 +1,8 @@
 // Tests for corio/time.hpp: now(), sleep(), sleep_until(), yield_now(), under
 // virtual time (exact) and once under real time (a lower bound only), plus the
 // loop's timer heap (detail/timer_heap.hpp) against a std::multiset model.
+#include <corio/time.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -16,7 +18,6 @@
 
 using namespace std::chrono_literals;
 using corio::task;
-using corio_test::run_test;
 using corio_test::U;
 using std::chrono::nanoseconds;
 
@@ -61,60 +62,52 @@ TEST_CASE("time: now() needs a running loop") {
     CHECK_THROWS_AS(corio::now(), corio::invalid_state_error);
 }
 
-TEST_CASE("time: sleep(d) wakes at exactly start + d under virtual time") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        co_await corio::sleep(3 * U);
-        CHECK(corio::now() - start == 3 * U);
-        co_await corio::sleep(1ns);
-        CHECK(corio::now() - start == 3 * U + 1ns);
-        // Other duration types convert exactly: 2.5 ms as a double, 1 s.
-        co_await corio::sleep(std::chrono::duration<double, std::milli>(2.5));
-        CHECK(corio::now() - start == 3 * U + 1ns + 2500us);
-        co_await corio::sleep(1s);
-        CHECK(corio::now() - start == 3 * U + 1ns + 2500us + 1s);
-    });
+CORIO_TEST_CASE("time: sleep(d) wakes at exactly start + d under virtual time") {
+    const auto start = corio::now();
+    co_await corio::sleep(3 * U);
+    CHECK(corio::now() - start == 3 * U);
+    co_await corio::sleep(1ns);
+    CHECK(corio::now() - start == 3 * U + 1ns);
+    // Other duration types convert exactly: 2.5 ms as a double, 1 s.
+    co_await corio::sleep(std::chrono::duration<double, std::milli>(2.5));
+    CHECK(corio::now() - start == 3 * U + 1ns + 2500us);
+    co_await corio::sleep(1s);
+    CHECK(corio::now() - start == 3 * U + 1ns + 2500us + 1s);
 }
 
-TEST_CASE("time: sleep_until(future) wakes at exactly that time point") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        co_await corio::sleep_until(start + 25ms);
-        CHECK(corio::now() == start + 25ms);
-        co_await corio::sleep_until(start + 25ms + 7ns);
-        CHECK(corio::now() == start + 25ms + 7ns);
-    });
+CORIO_TEST_CASE("time: sleep_until(future) wakes at exactly that time point") {
+    const auto start = corio::now();
+    co_await corio::sleep_until(start + 25ms);
+    CHECK(corio::now() == start + 25ms);
+    co_await corio::sleep_until(start + 25ms + 7ns);
+    CHECK(corio::now() == start + 25ms + 7ns);
 }
 
-TEST_CASE("time: sleepers wake in deadline order, equal deadlines in arming order") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        std::vector<wake> record;
-        // Spawned tasks start (and arm their sleeps) in spawn order.
-        const std::vector<std::pair<char, nanoseconds>> plan{
-            {'a', 3 * U}, {'b', 1 * U}, {'c', 2 * U}, {'d', 1 * U}, {'e', 2 * U}, {'f', 0 * U}, {'g', 1 * U}};
-        std::vector<corio::join_handle<void>> handles;
-        for (auto [name, d] : plan) handles.push_back(corio::spawn(sleeper(record, start, name, d)));
-        for (auto& h : handles) co_await h;
-        const std::vector<wake> expected{{'f', 0 * U}, {'b', 1 * U}, {'d', 1 * U}, {'g', 1 * U},
-                                         {'c', 2 * U}, {'e', 2 * U}, {'a', 3 * U}};
-        CHECK(record == expected);
-        CHECK(corio::now() - start == 3 * U);
-    });
+CORIO_TEST_CASE("time: sleepers wake in deadline order, equal deadlines in arming order") {
+    const auto start = corio::now();
+    std::vector<wake> record;
+    // Spawned tasks start (and arm their sleeps) in spawn order.
+    const std::vector<std::pair<char, nanoseconds>> plan{
+        {'a', 3 * U}, {'b', 1 * U}, {'c', 2 * U}, {'d', 1 * U}, {'e', 2 * U}, {'f', 0 * U}, {'g', 1 * U}};
+    std::vector<corio::join_handle<void>> handles;
+    for (auto [name, d] : plan) handles.push_back(corio::spawn(sleeper(record, start, name, d)));
+    for (auto& h : handles) co_await h;
+    const std::vector<wake> expected{{'f', 0 * U}, {'b', 1 * U}, {'d', 1 * U}, {'g', 1 * U},
+                                     {'c', 2 * U}, {'e', 2 * U}, {'a', 3 * U}};
+    CHECK(record == expected);
+    CHECK(corio::now() - start == 3 * U);
 }
 
-TEST_CASE("time: equal deadlines keep arming order even when armed at different times") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        std::vector<wake> record;
-        // x arms for 2U at time 0; y arms for 1U at time U: both are due at 2U, x was armed first.
-        auto x = corio::spawn(sleeper(record, start, 'x', 2 * U));
-        co_await corio::sleep(U);
-        auto y = corio::spawn(sleeper(record, start, 'y', 1 * U));
-        co_await x;
-        co_await y;
-        CHECK(record == std::vector<wake>{{'x', 2 * U}, {'y', 2 * U}});
-    });
+CORIO_TEST_CASE("time: equal deadlines keep arming order even when armed at different times") {
+    const auto start = corio::now();
+    std::vector<wake> record;
+    // x arms for 2U at time 0; y arms for 1U at time U: both are due at 2U, x was armed first.
+    auto x = corio::spawn(sleeper(record, start, 'x', 2 * U));
+    co_await corio::sleep(U);
+    auto y = corio::spawn(sleeper(record, start, 'y', 1 * U));
+    co_await x;
+    co_await y;
+    CHECK(record == std::vector<wake>{{'x', 2 * U}, {'y', 2 * U}});
 }
 
 TEST_CASE("time: sleep(0), a negative sleep and sleep_until(past) are yields") {
@@ -125,7 +118,7 @@ TEST_CASE("time: sleep(0), a negative sleep and sleep_until(past) are yields") {
     const variant v = GENERATE(variant{"sleep(0)", 0}, variant{"sleep(-5ms)", 1}, variant{"sleep(hours::min())", 2},
                                variant{"sleep_until(past)", 3}, variant{"sleep_until(now)", 4});
     INFO(v.what);
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         const auto start = corio::now();
         std::vector<std::string> record;
         std::size_t timers_seen = 99;
@@ -152,54 +145,48 @@ TEST_CASE("time: sleep(0), a negative sleep and sleep_until(past) are yields") {
     });
 }
 
-TEST_CASE("time: a zero sleep goes to the back of the ready queue") {
-    run_test([]() -> task<void> {
-        std::vector<std::string> record;
-        auto a = corio::spawn(recorder(record, "a"));
-        auto b = corio::spawn(recorder(record, "b"));
-        co_await corio::sleep(0ns);
-        record.push_back("main");
-        co_await a;
-        co_await b;
-        CHECK(record == std::vector<std::string>{"a", "b", "main"});
-    });
+CORIO_TEST_CASE("time: a zero sleep goes to the back of the ready queue") {
+    std::vector<std::string> record;
+    auto a = corio::spawn(recorder(record, "a"));
+    auto b = corio::spawn(recorder(record, "b"));
+    co_await corio::sleep(0ns);
+    record.push_back("main");
+    co_await a;
+    co_await b;
+    CHECK(record == std::vector<std::string>{"a", "b", "main"});
 }
 
-TEST_CASE("time: yield_now() round-robins between ready tasks") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        std::vector<std::string> record;
-        auto a = corio::spawn(yielder(record, "a", 3));
-        auto b = corio::spawn(yielder(record, "b", 3));
-        co_await a;
-        co_await b;
-        CHECK(record == std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "b2"});
-        CHECK(corio::now() == start);
-        CHECK(corio::current_loop().pending_timers() == 0);
-    });
+CORIO_TEST_CASE("time: yield_now() round-robins between ready tasks") {
+    const auto start = corio::now();
+    std::vector<std::string> record;
+    auto a = corio::spawn(yielder(record, "a", 3));
+    auto b = corio::spawn(yielder(record, "b", 3));
+    co_await a;
+    co_await b;
+    CHECK(record == std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "b2"});
+    CHECK(corio::now() == start);
+    CHECK(corio::current_loop().pending_timers() == 0);
 }
 
-TEST_CASE("time: virtual now() does not advance without sleeping") {
-    run_test([]() -> task<void> {
-        const auto t0 = corio::now();
-        // Burn real time: the virtual clock must not notice.
-        const auto real_start = std::chrono::steady_clock::now();
-        while (std::chrono::steady_clock::now() - real_start < 2ms) {
-        }
-        CHECK(corio::now() == t0);
-        co_await corio::yield_now();
-        CHECK(corio::now() == t0);
-        co_await corio::sleep(0ms);
-        CHECK(corio::now() == t0);
-        co_await corio::sleep(U);
-        CHECK(corio::now() == t0 + U);
-    });
+CORIO_TEST_CASE("time: virtual now() does not advance without sleeping") {
+    const auto t0 = corio::now();
+    // Burn real time: the virtual clock must not notice.
+    const auto real_start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - real_start < 2ms) {
+    }
+    CHECK(corio::now() == t0);
+    co_await corio::yield_now();
+    CHECK(corio::now() == t0);
+    co_await corio::sleep(0ms);
+    CHECK(corio::now() == t0);
+    co_await corio::sleep(U);
+    CHECK(corio::now() == t0 + U);
 }
 
 TEST_CASE("time: sleep(max) saturates and only ends by cancellation") {
     const int kind = GENERATE(0, 1, 2, 3);
     INFO("kind " << kind);
-    run_test([kind]() -> task<void> {
+    corio::testing::run_virtual([kind]() -> task<void> {
         const auto start = corio::now();
         bool woke = false;
         auto forever_sleeper = [&]() -> task<void> {
@@ -226,134 +213,118 @@ TEST_CASE("time: sleep(max) saturates and only ends by cancellation") {
     });
 }
 
-TEST_CASE("time: a cancelled sleep removes its timer at once") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        auto h = corio::spawn(sleep_until_cancelled(10 * U));
-        co_await corio::sleep(U);
-        auto& loop = corio::current_loop();
-        CHECK(loop.pending_timers() == 1);  // the spawned task's sleep
-        h.cancel();
-        CHECK(loop.pending_timers() == 0);  // before the sleeper has even resumed
-        std::string how = co_await h;
-        CHECK(how == "cancelled");
-        CHECK(corio::now() - start == U);  // woken at once, not at 10U
-        CHECK(loop.pending_timers() == 0);
-    });
+CORIO_TEST_CASE("time: a cancelled sleep removes its timer at once") {
+    const auto start = corio::now();
+    auto h = corio::spawn(sleep_until_cancelled(10 * U));
+    co_await corio::sleep(U);
+    auto& loop = corio::current_loop();
+    CHECK(loop.pending_timers() == 1);  // the spawned task's sleep
+    h.cancel();
+    CHECK(loop.pending_timers() == 0);  // before the sleeper has even resumed
+    std::string how = co_await h;
+    CHECK(how == "cancelled");
+    CHECK(corio::now() - start == U);  // woken at once, not at 10U
+    CHECK(loop.pending_timers() == 0);
 }
 
-TEST_CASE("time: an uncancelled sleep is unaffected by a sibling's cancellation") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        auto a = corio::spawn(sleep_until_cancelled(2 * U));
-        auto b = corio::spawn(sleep_until_cancelled(2 * U));
-        co_await corio::sleep(U);
-        a.cancel();
-        std::string ra = co_await a;
-        std::string rb = co_await b;
-        CHECK(ra == "cancelled");
-        CHECK(rb == "woke");
-        CHECK(corio::now() - start == 2 * U);
-    });
+CORIO_TEST_CASE("time: an uncancelled sleep is unaffected by a sibling's cancellation") {
+    const auto start = corio::now();
+    auto a = corio::spawn(sleep_until_cancelled(2 * U));
+    auto b = corio::spawn(sleep_until_cancelled(2 * U));
+    co_await corio::sleep(U);
+    a.cancel();
+    std::string ra = co_await a;
+    std::string rb = co_await b;
+    CHECK(ra == "cancelled");
+    CHECK(rb == "woke");
+    CHECK(corio::now() - start == 2 * U);
 }
 
-TEST_CASE("time: in a cancelled task, sleep and yield_now throw without suspending") {
-    run_test([]() -> task<void> {
-        const auto start = corio::now();
-        int yields_survived = 0;
-        bool sleep_threw = false;
-        bool yield_threw = false;
-        auto body = [&]() -> task<int> {
-            try {
-                co_await corio::sleep(corio_test::forever);
-            } catch (const corio::cancelled_error&) {
-            }
-            // Level-triggered: the task is still cancelled.
-            try {
-                co_await corio::sleep(U);
-            } catch (const corio::cancelled_error&) {
-                sleep_threw = true;
-            }
-            try {
+CORIO_TEST_CASE("time: in a cancelled task, sleep and yield_now throw without suspending") {
+    const auto start = corio::now();
+    int yields_survived = 0;
+    bool sleep_threw = false;
+    bool yield_threw = false;
+    auto body = [&]() -> task<int> {
+        try {
+            co_await corio::sleep(corio_test::forever);
+        } catch (const corio::cancelled_error&) {
+        }
+        // Level-triggered: the task is still cancelled.
+        try {
+            co_await corio::sleep(U);
+        } catch (const corio::cancelled_error&) {
+            sleep_threw = true;
+        }
+        try {
+            co_await corio::yield_now();
+            ++yields_survived;
+        } catch (const corio::cancelled_error&) {
+            yield_threw = true;
+        }
+        co_return 7;  // swallowing is allowed; the task then returns normally
+    };
+    auto h = corio::spawn(body());
+    co_await corio::sleep(U);
+    h.cancel();
+    int v = co_await h;
+    CHECK(v == 7);
+    CHECK(sleep_threw);
+    CHECK(yield_threw);
+    CHECK(yields_survived == 0);
+    CHECK(corio::now() - start == U);
+}
+
+CORIO_TEST_CASE("time: yield_now() checks for cancellation again when resumed") {
+    int steps = 0;
+    bool threw = false;
+    auto spinner = [&]() -> task<void> {
+        try {
+            for (;;) {
+                ++steps;
                 co_await corio::yield_now();
-                ++yields_survived;
-            } catch (const corio::cancelled_error&) {
-                yield_threw = true;
             }
-            co_return 7;  // swallowing is allowed; the task then returns normally
-        };
-        auto h = corio::spawn(body());
-        co_await corio::sleep(U);
-        h.cancel();
-        int v = co_await h;
-        CHECK(v == 7);
-        CHECK(sleep_threw);
-        CHECK(yield_threw);
-        CHECK(yields_survived == 0);
-        CHECK(corio::now() - start == U);
-    });
+        } catch (const corio::cancelled_error&) {
+            threw = true;
+            throw;
+        }
+    };
+    auto h = corio::spawn(spinner());
+    co_await corio::yield_now();  // the spinner starts, steps once and queues behind us
+    CHECK(steps == 1);
+    h.cancel();  // while it sits in the ready queue, not parked
+    REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
+    CHECK(steps == 1);
+    CHECK(threw);
 }
 
-TEST_CASE("time: yield_now() checks for cancellation again when resumed") {
-    run_test([]() -> task<void> {
-        int steps = 0;
-        bool threw = false;
-        auto spinner = [&]() -> task<void> {
-            try {
-                for (;;) {
-                    ++steps;
-                    co_await corio::yield_now();
-                }
-            } catch (const corio::cancelled_error&) {
-                threw = true;
-                throw;
-            }
-        };
-        auto h = corio::spawn(spinner());
-        co_await corio::yield_now();  // the spinner starts, steps once and queues behind us
-        CHECK(steps == 1);
-        h.cancel();  // while it sits in the ready queue, not parked
-        REQUIRE_THROWS_AS(co_await h, corio::cancelled_error);
-        CHECK(steps == 1);
-        CHECK(threw);
-    });
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "time: a real-time sleep of 20 ms takes at least 20 ms") {
+    CHECK_FALSE(corio::current_loop().virtual_time());
+    const auto real_start = std::chrono::steady_clock::now();
+    const auto loop_start = corio::now();
+    co_await corio::sleep(20ms);
+    const auto real = std::chrono::steady_clock::now() - real_start;
+    const auto loop = corio::now() - loop_start;
+    CHECK(real >= 20ms);
+    CHECK(loop >= 20ms);
 }
 
-TEST_CASE("time: a real-time sleep of 20 ms takes at least 20 ms") {
-    run_test(
-        []() -> task<void> {
-            CHECK_FALSE(corio::current_loop().virtual_time());
-            const auto real_start = std::chrono::steady_clock::now();
-            const auto loop_start = corio::now();
-            co_await corio::sleep(20ms);
-            const auto real = std::chrono::steady_clock::now() - real_start;
-            const auto loop = corio::now() - loop_start;
-            CHECK(real >= 20ms);
-            CHECK(loop >= 20ms);
-        },
-        0, /*virtual_time=*/false);
-}
-
-TEST_CASE("time: real-time sleepers wake in deadline order") {
-    run_test(
-        []() -> task<void> {
-            const auto start = corio::now();
-            std::vector<wake> record;
-            auto a = corio::spawn(sleeper(record, start, 'a', 15ms));
-            auto b = corio::spawn(sleeper(record, start, 'b', 5ms));
-            auto c = corio::spawn(sleeper(record, start, 'c', 10ms));
-            co_await a;
-            co_await b;
-            co_await c;
-            REQUIRE(record.size() == 3);
-            CHECK(record[0].name == 'b');
-            CHECK(record[1].name == 'c');
-            CHECK(record[2].name == 'a');
-            CHECK(record[0].at >= 5ms);
-            CHECK(record[1].at >= 10ms);
-            CHECK(record[2].at >= 15ms);
-        },
-        0, /*virtual_time=*/false);
+CORIO_TEST_CASE_WITH(corio::testing::real_time, "time: real-time sleepers wake in deadline order") {
+    const auto start = corio::now();
+    std::vector<wake> record;
+    auto a = corio::spawn(sleeper(record, start, 'a', 15ms));
+    auto b = corio::spawn(sleeper(record, start, 'b', 5ms));
+    auto c = corio::spawn(sleeper(record, start, 'c', 10ms));
+    co_await a;
+    co_await b;
+    co_await c;
+    REQUIRE(record.size() == 3);
+    CHECK(record[0].name == 'b');
+    CHECK(record[1].name == 'c');
+    CHECK(record[2].name == 'a');
+    CHECK(record[0].at >= 5ms);
+    CHECK(record[1].at >= 10ms);
+    CHECK(record[2].at >= 15ms);
 }
 
 // ---------------------------------------------------------------------------

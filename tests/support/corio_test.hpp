@@ -1,25 +1,27 @@
-// tests/support/corio_test.hpp: helpers shared by corio's tests.
+// tests/support/corio_test.hpp: helpers shared by corio's tests, on top of
+// the public test kit corio/testing.hpp (CORIO_TEST_CASE, run_virtual, the
+// expect_* helpers, manual_clock; read its header comment).
 //
-// run_test(body) runs `body()` (a callable returning a corio::task) on a fresh
-// event loop under virtual time, then checks what every case must leave
-// behind: no task alive, no timer armed, no unobserved error reported.
-// Use `U` (10 ms) as the time unit of SEMANTICS.md, and `elapsed()` for the
-// loop time since the case started.
+// Here only what the kit does not offer: `U` (10 ms), the time unit most
+// cases count in, and `forever`; ended_cancelled(h), settle(), no_leak(),
+// set_on_exit, owned(f) and since(t). run_test(body, expect_unhandled,
+// virtual_time) is the old spelling of run_virtual, kept for test files
+// written before the kit; new cases use CORIO_TEST_CASE.
 //
-// Catch2 2.13's REQUIRE/CHECK evaluate their expression up to three times on
-// g++: never put a co_await inside one. Await into a local first;
-// REQUIRE_THROWS_AS(co_await x, E) is safe.
+// testing.hpp makes REQUIRE/CHECK evaluate their expression once, so
+// `REQUIRE(co_await x)` awaits once in every test file.
 #pragma once
 
 #include <chrono>
-#include <exception>
-#include <string>
+#include <cstddef>
 #include <type_traits>
-#include <vector>
+#include <utility>
 
 #include <corio/corio.hpp>
 
-#include "support/catch.hpp"
+#include "support/catch.hpp"  // all of Catch2 (v3: generators and matchers too)
+
+#include <corio/testing.hpp>
 
 namespace corio_test {
 
@@ -28,36 +30,11 @@ using namespace std::chrono_literals;
 inline constexpr std::chrono::milliseconds U{10};
 inline constexpr std::chrono::seconds forever{10};
 
-struct run_report {
-    std::vector<std::string> unhandled;  // what() of each error reported as unobserved
-};
-
-/// Runs body() under virtual time and checks the loop is clean afterwards.
-/// Set `expect_unhandled` to the number of unobserved errors the case expects.
+/// Old spelling of corio::testing::run_virtual(body, options).
 template <class F>
 auto run_test(F&& body, std::size_t expect_unhandled = 0, bool virtual_time = true) {
-    corio::event_loop loop(corio::run_options{.virtual_time = virtual_time});
-    run_report report;
-    loop.set_exception_handler([&](std::exception_ptr e, std::string_view) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            report.unhandled.emplace_back(ex.what());
-        } catch (...) {
-            report.unhandled.emplace_back("non-standard exception");
-        }
-    });
-    struct checker {
-        corio::event_loop& loop;
-        run_report& report;
-        std::size_t expect;
-        ~checker() {
-            CHECK(loop.live_tasks() == 0);
-            CHECK(loop.pending_timers() == 0);
-            CHECK(report.unhandled.size() == expect);
-        }
-    } check{loop, report, expect_unhandled};
-    return loop.run_until_complete(body());
+    return corio::testing::run_virtual(
+        std::forward<F>(body), corio::testing::options{.expect_unhandled = expect_unhandled, .virtual_time = virtual_time});
 }
 
 /// Awaits `h`; true when its task ended cancelled.
@@ -76,14 +53,14 @@ inline corio::task<void> settle(int rounds = 4) {
     for (int i = 0; i < rounds; ++i) co_await corio::yield_now();
 }
 
-/// The check most cases end with: the caller's next suspension completes
-/// after exactly U, so no cancellation leaked into it.
 /// Sets `flag` when destroyed: shows that a frame holding it was cleaned up.
 struct set_on_exit {
     bool& flag;
     ~set_on_exit() { flag = true; }
 };
 
+/// The check most cases end with: the caller's next suspension completes
+/// after exactly U, so no cancellation leaked into it.
 inline corio::task<void> no_leak() {
     auto t0 = corio::now();
     co_await corio::sleep(U);
