@@ -15,3 +15,4 @@
 #include "queue.hpp"
 #include "limiter.hpp"
 #include "generator.hpp"
+#include "stream.hpp"
