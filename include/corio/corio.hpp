@@ -16,3 +16,4 @@
 #include "limiter.hpp"
 #include "generator.hpp"
 #include "stream.hpp"
+#include "batcher.hpp"
