@@ -179,7 +179,7 @@ private:
 
     class enqueue_awaiter {
     public:
-        enqueue_awaiter(std::shared_ptr<state> s, request* r) noexcept : s_(std::move(s)), r_(r) {}
+        enqueue_awaiter(const std::shared_ptr<state>& s, request* r) noexcept : s_(s), r_(r) {}
         bool await_ready() const noexcept { return false; }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
@@ -222,7 +222,7 @@ private:
             r->cancelled = true;
             r->ch->sched->schedule(r->h);
         }
-        std::shared_ptr<state> s_;
+        const std::shared_ptr<state>& s_;  // the submitting frame's
         request* r_;
     };
 
@@ -267,14 +267,15 @@ private:
         state& s = *t;
         auto permit = co_await s.slots.acquire();
         std::vector<In> items;
-        std::vector<std::size_t> sent;  // positions in j->reqs of the items handed over
+        std::vector<std::size_t> sent;  // positions in j->reqs of the items handed over, when some were removed
         items.reserve(j->live);
-        sent.reserve(j->live);
-        for (std::size_t i = 0; i < j->reqs.size(); ++i)
-            if (request* r = j->reqs[i]) {
-                items.push_back(std::move(r->item));
-                sent.push_back(i);
-            }
+        if (j->live != j->reqs.size()) {
+            sent.reserve(j->live);
+            for (std::size_t i = 0; i < j->reqs.size(); ++i)
+                if (j->reqs[i]) sent.push_back(i);
+        }
+        for (request* r : j->reqs)
+            if (r) items.push_back(std::move(r->item));
         j->sent = true;
         if (items.empty()) co_return;
         const std::size_t n = items.size();
@@ -290,7 +291,7 @@ private:
                                                               std::to_string(outs.size()) + " outputs for a batch of " +
                                                               std::to_string(n) + " inputs"));
         for (std::size_t k = 0; k < n; ++k) {
-            request* r = std::exchange(j->reqs[sent[k]], nullptr);
+            request* r = std::exchange(j->reqs[sent.empty() ? k : sent[k]], nullptr);
             if (!r) continue;  // cancelled after the batch was sent
             if (err) r->error = err;
             else r->out.emplace(std::move(outs[k]));

@@ -64,6 +64,26 @@
 #include "errors.hpp"
 #include "task.hpp"
 
+// Symmetric transfer is a guaranteed tail call only in optimised builds
+// without AddressSanitizer (g++ below -O2 and ASan builds grow the stack on
+// every transfer); elsewhere a yield goes through the trampoline.
+#ifndef CORIO_GENERATOR_TAIL_CALLS
+#if defined(__SANITIZE_ADDRESS__)
+#define CORIO_GENERATOR_TAIL_CALLS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORIO_GENERATOR_TAIL_CALLS 0
+#endif
+#endif
+#endif
+#ifndef CORIO_GENERATOR_TAIL_CALLS
+#if defined(__OPTIMIZE__) && (defined(__clang__) || !defined(__NO_INLINE__))
+#define CORIO_GENERATOR_TAIL_CALLS 1
+#else
+#define CORIO_GENERATOR_TAIL_CALLS 0
+#endif
+#endif
+
 namespace corio {
 
 /// A nullable reference: what next() returns for async_generator<U&>.
@@ -117,22 +137,30 @@ struct generator_promise final : promise_base {
 
     async_generator<T> get_return_object() noexcept;
 
-    /// Hands control back to the consumer through the trampoline (never a
-    /// nested resume: a long stream keeps a constant stack in every build).
+    /// Hands control back to the consumer: by symmetric transfer where that
+    /// is a guaranteed tail call (optimised builds without ASan), else
+    /// through the scheduler's trampoline. Either way a long stream keeps a
+    /// constant stack.
     struct yield_awaiter {
         bool await_ready() const noexcept { return false; }
+#if CORIO_GENERATOR_TAIL_CALLS
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
+            return h.promise().consumer;
+        }
+#else
         void await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
             generator_promise& p = h.promise();
             p.ch->sched->next_ = p.consumer;
         }
+#endif
         void await_resume() const noexcept {}
     };
     /// An lvalue yield: the body keeps its object, the consumer gets a copy.
     struct copy_yield_awaiter : yield_awaiter {
         stored copy;
-        void await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
+        auto await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
             h.promise().current = std::addressof(copy);
-            yield_awaiter::await_suspend(h);
+            return yield_awaiter::await_suspend(h);
         }
     };
 
