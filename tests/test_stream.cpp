@@ -545,6 +545,18 @@ task<std::string> finish_after(clock::duration d, std::string v) {
     if (v == "E") throw my_exc{};
     co_return v;
 }
+
+task<void> push_outcome(queue<result<std::string>>& q, clock::duration d, std::string v) {
+    std::exception_ptr err;
+    std::string r;
+    try {
+        r = co_await finish_after(d, v);
+    } catch (const my_exc&) {
+        err = std::current_exception();
+    }
+    if (err) co_await q.put(result<std::string>(err));
+    else co_await q.put(result<std::string>(std::move(r)));
+}
 }  // namespace
 
 TEST_CASE("as_completed yields each outcome in completion order; an error does not stop it") {
@@ -573,6 +585,31 @@ TEST_CASE("as_completed yields each outcome in completion order; an error does n
         auto e = as_completed(none);
         auto nothing = co_await e.next();
         CHECK(!nothing);
+    });
+}
+
+TEST_CASE("completion order by hand: children in a task group push their results into a queue") {
+    run_test([]() -> task<void> {
+        queue<result<std::string>> q;
+        std::vector<std::string> seen;
+        bool saw_error = false;
+        auto t0 = now();
+        co_await with_task_group([&](task_group& tg) -> task<void> {
+            tg.spawn(push_outcome(q, 3 * U, "c"));
+            tg.spawn(push_outcome(q, U, "a"));
+            tg.spawn(push_outcome(q, 2 * U, "E"));
+            for (int i = 0; i < 3; ++i) {
+                auto r = co_await q.get();
+                if (r.has_value()) seen.push_back(r.value());
+                else saw_error = seen.size() == 1;
+            }
+        });
+        CHECK(seen == std::vector<std::string>{"a", "c"});
+        CHECK(saw_error);  // between "a" and "c", and it did not stop the consumer
+        CHECK(since(t0) == 3 * U);
+        auto t1 = now();
+        co_await with_task_group([](task_group&) -> task<void> { co_return; });
+        CHECK(since(t1) == clock::duration::zero());
     });
 }
 
