@@ -38,6 +38,7 @@
 //   an empty handler throw std::invalid_argument.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -166,6 +167,7 @@ private:
         auto j = std::make_unique<job>();
         j->reqs = std::move(s->pending);
         s->pending = {};
+        s->pending.reserve(std::min<std::size_t>(s->max, 4096));
         j->live = std::exchange(s->pending_live, 0);
         if (j->live == 0) {
             j->reqs.clear();
