@@ -14,3 +14,6 @@
 #include "sync.hpp"
 #include "queue.hpp"
 #include "limiter.hpp"
+#include "generator.hpp"
+#include "stream.hpp"
+#include "batcher.hpp"
