@@ -15,3 +15,4 @@
 #include "queue.hpp"
 #include "limiter.hpp"
 #include "resource.hpp"
+#include "pool.hpp"
