@@ -102,12 +102,13 @@ struct context_promise final : promise_base {
     struct yield_awaiter {
         context_promise* p;
         bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<>) const noexcept {
-            // Back to whoever awaits this half, through the trampoline (as a
-            // finishing frame does).
-            p->ch->sched->next_ = p->continuation();
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<>) const noexcept {
+            // Straight back to with(). Not a trampoline hop: the stack this
+            // may nest (where symmetric transfer is no tail call) unwinds when
+            // with() finishes, which returns through the trampoline.
+            return p->continuation();
         }
-        context_exit await_resume() const noexcept { return p->how; }
+        const context_exit& await_resume() const noexcept { return p->how; }
     };
 
     yield_awaiter yield_value(T& r) {
@@ -124,10 +125,10 @@ struct context_promise final : promise_base {
     bool yielded = false;
 };
 
-/// Runs one half of a context: from its start to the co_yield, or from the
-/// co_yield to its end. Not a suspension point of its own.
-template <class T, bool Release>
-struct context_half {
+/// Runs the first half of a context: from its start to the co_yield (in
+/// the caller's scopes). Not a suspension point of its own.
+template <class T>
+struct context_enter {
     std::coroutine_handle<context_promise<T>> h;
 
     bool await_ready() const noexcept { return false; }
@@ -138,17 +139,44 @@ struct context_half {
         p.ch = chain_of(caller);
         return h;
     }
-    decltype(auto) await_resume() const {
+    T& await_resume() const {
         auto& p = h.promise();
-        if constexpr (Release) {
+        if (!p.yielded) {
             p.rethrow_if_failed();
-        } else {
-            if (!p.yielded) {
-                p.rethrow_if_failed();
-                throw invalid_state_error("corio: async_context finished without yielding its resource (a context must co_yield exactly once)");
-            }
-            return static_cast<T&>(*p.resource);
+            throw invalid_state_error(
+                "corio: async_context finished without yielding its resource (a context must co_yield exactly once)");
         }
+        return *p.resource;
+    }
+};
+
+/// Runs the second half of a context (after its co_yield) inside a shielded
+/// scope of its own: shield() without a deadline's bookkeeping.
+template <class T>
+struct context_release {
+    std::coroutine_handle<context_promise<T>> h;
+    inner_scope sc{};
+    chain* ch = nullptr;
+
+    explicit context_release(std::coroutine_handle<context_promise<T>> hh) noexcept : h(hh) { sc.shielded = true; }
+    context_release(context_release&& o) noexcept : h(o.h) { sc.shielded = true; }  // only before it is awaited
+    ~context_release() {
+        if (ch) ch->leave(&sc);  // the awaiting frame was destroyed mid-release
+    }
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+        auto& p = h.promise();
+        p.link = reinterpret_cast<std::uintptr_t>(caller.address());
+        ch = p.ch = chain_of(caller);
+        ch->enter(&sc);
+        return h;
+    }
+    void await_resume() {
+        ch->leave(&sc);
+        ch = nullptr;
+        h.promise().rethrow_if_failed();
     }
 };
 
@@ -161,15 +189,28 @@ struct context_access {
         return c.h_;
     }
     template <class T>
-    static context_half<T, false> enter(async_context<T>& c) {
+    static context_enter<T> enter(async_context<T>& c) {
         return {checked(c)};
     }
+    /// The release half, told how the body ended.
     template <class T>
-    static context_half<T, true> release(async_context<T>& c, context_exit how) {
-        c.h_.promise().how = std::move(how);
-        return {c.h_};
+    static context_release<T> release(async_context<T>& c, const context_exit& how) {
+        c.h_.promise().how = how;
+        return context_release<T>(c.h_);
+    }
+    /// The same, for a body whose outcome is in `out` (copies nothing when it returned).
+    template <class T, class Out>
+    static context_release<T> release_after(async_context<T>& c, const Out& out) {
+        if (out.failed()) c.h_.promise().how = out.how();
+        return context_release<T>(c.h_);
     }
 };
+
+inline std::vector<std::exception_ptr> one_error(std::exception_ptr e) {
+    std::vector<std::exception_ptr> v;
+    if (e) v.push_back(std::move(e));
+    return v;
+}
 
 /// The value (or exception) of a body, kept while the release runs.
 template <class R>
@@ -181,6 +222,14 @@ public:
         error_ = std::current_exception();
     }
     context_exit how() const noexcept { return context_exit(error_, cancelled_); }
+    bool failed() const noexcept { return static_cast<bool>(error_); }
+
+    /// The result when the release threw `released` (or nothing).
+    R conclude_one(std::exception_ptr& released) {
+        if (!released && !error_) [[likely]]
+            return static_cast<R&&>(*value_);
+        return conclude(one_error(std::move(released)));
+    }
 
     /// The result of the whole with(): see the header comment.
     R conclude(std::vector<std::exception_ptr> release_errors) {
@@ -209,6 +258,11 @@ template <>
 class body_outcome<void> : public body_outcome<int> {
 public:
     void conclude(std::vector<std::exception_ptr> release_errors) { raise(release_errors); }
+    void conclude_one(std::exception_ptr& released) {
+        if (!released && !failed()) [[likely]]
+            return;
+        conclude(one_error(std::move(released)));
+    }
 };
 
 template <class T>
@@ -231,12 +285,6 @@ task<void> run_body(body_outcome<R>& out, F& body, T& r) {
     } catch (...) {
         out.fail();
     }
-}
-
-inline std::vector<std::exception_ptr> one_error(std::exception_ptr e) {
-    std::vector<std::exception_ptr> v;
-    if (e) v.push_back(std::move(e));
-    return v;
 }
 
 }  // namespace detail
@@ -292,11 +340,11 @@ task<R> with(async_context<T> ctx, F body) {
     }
     std::exception_ptr released;
     try {
-        co_await shield(detail::context_access::release(ctx, out.how()));
+        co_await detail::context_access::release_after(ctx, out);
     } catch (...) {
         released = std::current_exception();
     }
-    co_return out.conclude(detail::one_error(std::move(released)));
+    co_return out.conclude_one(released);
 }
 
 /// Awaits `aw` (a value with aclose()), runs body(value), then awaits
