@@ -525,6 +525,63 @@ TEST_CASE("a resource without aclose is destroyed when closed") {
     });
 }
 
+TEST_CASE("an acquire cancelled during the health check consumes nothing: the checked resource goes idle") {
+    run_test([]() -> task<void> {
+        tracker t;
+        opts o = sized(1);
+        o.check_after = U;
+        o.check = [](res&) -> task<bool> {
+            co_await sleep(2 * U);
+            co_return true;
+        };
+        pool<res> p(make_res{&t}, o);
+        { auto c = co_await p.acquire(); }
+        co_await sleep(2 * U);
+        REQUIRE_THROWS_AS(co_await timeout(U, p.acquire()), timeout_error);
+        co_await sleep(U);  // the check ends at 2U after it started
+        CHECK(p.stats().idle == 1);
+        auto t0 = now();
+        auto c = co_await p.acquire();  // checked just now: no new check
+        CHECK(since(t0) == clock::duration::zero());
+        CHECK(c->id == 1);
+        c.release();
+        co_await p.close();
+        CHECK(t.each_closed_once());
+    });
+}
+
+TEST_CASE("a pool destroyed without close() closes its idle resources in background jobs") {
+    run_test([]() -> task<void> {
+        tracker t;
+        t.close_time = U;
+        auto p = std::make_unique<pool<res>>(make_res{&t}, sized(2));
+        {
+            auto a = co_await p->acquire();
+            auto b = co_await p->acquire();
+        }
+        p.reset();
+        CHECK(t.closes.empty());
+        co_await sleep(2 * U);
+        CHECK(t.each_closed_once());
+        CHECK(t.created == 2);
+    });
+}
+
+TEST_CASE("a pool destroyed without close() as its loop's main task ends still closes its resources") {
+    tracker t;
+    {
+        event_loop loop(run_options{.virtual_time = true});
+        auto body = [&]() -> task<void> {
+            auto p = std::make_unique<pool<res>>(make_res{&t}, sized(1));
+            { auto a = co_await p->acquire(); }
+            p.reset();  // spawns a close job: the loop cancels it and waits, its aclose is shielded
+        };
+        loop.run_until_complete(body());
+    }
+    CHECK(t.created == 1);
+    CHECK(t.each_closed_once());
+}
+
 // ------------------------------------------------------------ bad input ---
 
 TEST_CASE("bad pool options throw invalid_argument saying what was wrong") {

@@ -141,7 +141,7 @@ public:
         if (opt_.check_after < clock::duration::zero())
             throw std::invalid_argument("corio: pool check_after must not be negative");
         timed_ = opt_.max_idle_time != clock::duration::max() || opt_.max_lifetime != clock::duration::max() ||
-                 static_cast<bool>(opt_.check);
+                 static_cast<bool>(opt_.check) || opt_.min_idle > 0;
     }
     pool_state(const pool_state&) = delete;
     pool_state& operator=(const pool_state&) = delete;
@@ -234,6 +234,15 @@ private:
         pool_state* s;
         ~job_guard() { s->job_done(); }
     };
+    /// Destroys an item unless it was handed on (even when the job's frame
+    /// is destroyed before it ran, with its loop).
+    struct item_guard {
+        pool_state* s;
+        item* it;
+        ~item_guard() {
+            if (it) s->destroy(it);
+        }
+    };
     void destroy(item* it) noexcept {
         delete it;
         --alive_;
@@ -280,7 +289,7 @@ private:
     std::size_t jobs_ = 0;      // background jobs alive
     cancel_scope* reaper_ = nullptr;
     bool reaper_running_ = false;
-    bool timed_ = false;
+    bool timed_ = false;  // some option needs the clock or the slow paths
     bool closing_ = false;
     bool orphaned_ = false;
     event quiet_;  // set on every change while closing
@@ -298,7 +307,12 @@ public:
     ~pool_waiter() {
         // Only when the waiting frame is destroyed while suspended.
         if (linked) s_->cancel_waiter(this);
-        else if (state_ == state::granted) s_->pass_on(got_);
+        else if (state_ == state::granted) {
+            try {
+                s_->pass_on(got_);
+            } catch (...) {
+            }
+        }
     }
 
     bool await_ready() {
@@ -483,6 +497,7 @@ pool_item<T>* pool_state<T>::take_timed() {
         if (needs_check(it, t)) return nullptr;  // the slow path checks it
         unlink_idle(it);
         ++in_use_;
+        if (idle_count_ < opt_.min_idle) pump();
         return it;
     }
     return nullptr;
@@ -592,6 +607,7 @@ void pool_state<T>::job_done() noexcept {
 
 template <class T>
 task<void> pool_state<T>::close_now(item* it) {
+    item_guard owned{this, it};
     chain* c = co_await this_chain{};
     std::exception_ptr err;
     try {
@@ -599,6 +615,7 @@ task<void> pool_state<T>::close_now(item* it) {
     } catch (...) {
         err = std::current_exception();
     }
+    owned.it = nullptr;
     destroy(it);
     if (err) event_loop::from(*c->sched).report_unhandled(err, "corio pool: aclose()");
 }
@@ -606,6 +623,8 @@ task<void> pool_state<T>::close_now(item* it) {
 template <class T>
 task<void> pool_state<T>::close_job(item* it) {
     job_guard guard{this};
+    item_guard owned{this, it};
+    owned.it = nullptr;  // close_now owns it from here
     if constexpr (closeable<T>) co_await close_now(it);
     else destroy(it);
     pump();
@@ -617,13 +636,18 @@ task<void> pool_state<T>::create_job() {
     std::optional<T> v;
     std::exception_ptr err;
     bool cancelled = false;
-    try {
-        v.emplace(co_await factory_());
-    } catch (...) {
-        cancelled = current_exception_is_cancellation();
-        err = std::current_exception();
+    {
+        struct count_guard {
+            std::size_t& n;
+            ~count_guard() { --n; }
+        } creating{creating_};
+        try {
+            v.emplace(co_await factory_());
+        } catch (...) {
+            cancelled = current_exception_is_cancellation();
+            err = std::current_exception();
+        }
     }
-    --creating_;
     if (v) {
         auto* it = new item(std::move(*v));
         ++alive_;
@@ -639,12 +663,20 @@ task<void> pool_state<T>::create_job() {
 template <class T>
 task<void> pool_state<T>::check_job(item* it) {
     job_guard guard{this};
+    item_guard owned{this, it};
+    struct count_guard {
+        std::size_t& n;
+        ~count_guard() { --n; }
+    };
     bool ok = false;
-    try {
-        ok = co_await opt_.check(it->value);
-    } catch (...) {
+    {
+        count_guard checking{checking_};
+        try {
+            ok = co_await opt_.check(it->value);
+        } catch (...) {
+        }
     }
-    --checking_;
+    owned.it = nullptr;
     if (ok) {
         it->idle_since = now();
         place(it);
