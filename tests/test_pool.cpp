@@ -525,6 +525,30 @@ TEST_CASE("a resource without aclose is destroyed when closed") {
     });
 }
 
+TEST_CASE("discarding a resource without aclose while a task waits creates its replacement for that task") {
+    run_test([]() -> task<void> {
+        int made = 0;
+        auto f = [&]() -> task<int> {
+            co_await sleep(U);
+            co_return ++made;
+        };
+        pool<int> p(f, pool_options<int>{.max_size = 1});
+        auto a = co_await p.acquire();
+        auto waiter = [&]() -> task<int> {
+            auto l = co_await p.acquire();
+            co_return *l;
+        };
+        auto h = spawn(waiter());
+        co_await settle();
+        auto t0 = now();
+        a.discard();
+        int got = co_await h;
+        CHECK(got == 2);
+        CHECK(since(t0) == U);
+        co_await p.close();
+    });
+}
+
 TEST_CASE("an acquire cancelled during the health check consumes nothing: the checked resource goes idle") {
     run_test([]() -> task<void> {
         tracker t;

@@ -172,6 +172,7 @@ public:
         }
         if (broken) start_close(it);
         else place(it);
+        pump();  // a slot a synchronous close freed may serve a waiter
         after_change();
     }
 
@@ -183,6 +184,7 @@ public:
     void pass_on(item* it) {
         --in_use_;
         place(it);
+        pump();
         after_change();
     }
 
