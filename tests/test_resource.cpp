@@ -612,3 +612,22 @@ TEST_CASE("composes with every combinator") {
         });
     }
 }
+
+TEST_CASE("with() in a long loop of bodies that never suspend does not grow the stack") {
+    run_test([]() -> task<void> {
+        auto ctx = []() -> async_context<int> {
+            int x = 1;
+            co_yield x;
+        };
+        auto body = [](int& x) -> task<int> { co_return x; };
+        long sum = 0;
+        for (int i = 0; i < 300000; ++i) sum += co_await with(ctx(), body);
+        CHECK(sum == 300000);
+        auto st_body = [&](async_exit_stack& st) -> task<int> {
+            int& r = co_await st.enter(ctx());
+            co_return r;
+        };
+        for (int i = 0; i < 100000; ++i) sum += co_await with_exit_stack(st_body);
+        CHECK(sum == 400000);
+    });
+}

@@ -111,6 +111,17 @@ struct context_promise final : promise_base {
         const context_exit& await_resume() const noexcept { return p->how; }
     };
 
+    /// Back to whoever awaits the half that just ended, by symmetric
+    /// transfer (see yield_awaiter). A context frame is never a chain's root.
+    struct final_awaiter {
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<context_promise> h) const noexcept {
+            return h.promise().continuation();
+        }
+        void await_resume() const noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
     yield_awaiter yield_value(T& r) {
         if (yielded)
             throw invalid_state_error("corio: async_context yielded a second time; a context co_yields its resource exactly once");
