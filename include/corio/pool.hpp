@@ -45,9 +45,11 @@
 //   returns. A cancellation point (while it waits): a cancelled close leaves
 //   the pool closing; awaiting close() again finishes the job.
 // - Destroying a pool while leases are out is a programming error: a message
-//   on stderr and an assert in debug builds; without NDEBUG... see
-//   docs/design.md. Destroying an open pool with idle resources closes them
-//   in background jobs if a loop is running (destroys them otherwise).
+//   on stderr, and an assert unless NDEBUG is defined (with NDEBUG the
+//   leases stay valid and their resources are closed when returned: the
+//   pool's state outlives the pool object). Destroying an open pool with
+//   idle resources closes them in background jobs if a loop is running
+//   (destroys them otherwise).
 // - A lease used after it was returned, discarded or moved from throws
 //   invalid_state_error.
 // - Single loop: a pool is used from the thread of one event loop. It can be
