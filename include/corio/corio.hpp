@@ -17,3 +17,5 @@
 #include "generator.hpp"
 #include "stream.hpp"
 #include "batcher.hpp"
+#include "resource.hpp"
+#include "pool.hpp"
