@@ -15,3 +15,4 @@
 #include "queue.hpp"
 #include "limiter.hpp"
 #include "thread.hpp"
+#include "signal.hpp"

@@ -97,7 +97,8 @@ private:
     };
 
     void ref(int s) {
-        if (s <= 0 || s >= NSIG) throw std::invalid_argument("corio: not a signal number: " + std::to_string(s));
+        if (s <= 0 || s >= NSIG || s == SIGKILL || s == SIGSTOP)
+            throw std::invalid_argument("corio: " + std::to_string(s) + " is not a signal that can be caught");
         if (refs_.size() <= static_cast<std::size_t>(s)) refs_.resize(static_cast<std::size_t>(s) + 1, 0);
         if (refs_[static_cast<std::size_t>(s)]++ == 0) set_.add(s);
     }
