@@ -120,11 +120,13 @@ public:
         ch_->park(this);
         in_flight_ = true;
         // Publish last: from here on the pool thread owns this awaiter until
-        // it sets posted_, and nothing below touches the frame.
-        asio::post(pool, [self = this, gate = loop.remote(), token = std::move(token)]() mutable {
+        // it sets posted_, and nothing below touches the frame. Posting
+        // straight to the io_context is safe: this frame, which the loop
+        // destroys before its io_context, waits for posted_.
+        asio::post(pool, [self = this, ex = loop.get_executor(), life = loop.life(), token = std::move(token)]() mutable {
             self->value_.capture([&]() -> R { return self->call_(std::move(token)); });
-            gate->post([self, gate] {
-                if (auto* l = static_cast<event_loop*>(gate->loop)) {
+            asio::post(ex, [self, life = std::move(life)] {
+                if (event_loop* l = *life) {  // on the loop's thread: null once the loop is gone
                     self->ch_->unpark();
                     l->resume_from_handler(self->h_);
                 }
