@@ -13,15 +13,17 @@
 //   named after the task that awaits the combinator). Off, it costs one
 //   predictable branch per drain of the ready queue.
 // - dump_tasks(loop) -> the live tasks of a loop (default: the running one)
-//   as a tree: each spawned task with its name, state (pending, running,
-//   waiting: parked in an awaiter; joining: waiting for its child chains or
-//   tasks; scheduled: ready to run, or in a wait cancellation cannot cut short), whether cancellation was requested, the coroutine
-//   it runs and what it waits for, and below it the child chains of the
+//   as a tree: each spawned task with its name, its state, whether
+//   cancellation was requested, the coroutine it runs and what it waits
+//   for, and below it the child chains of the
 //   combinators it awaits and the tasks of its task groups (the async stack
 //   of structured concurrency). format_tasks() renders it as text;
 //   print_tasks() writes it to stderr. Coroutine and awaiter names come from
 //   the dynamic symbol table: link with -rdynamic (CMake: ENABLE_EXPORTS) to
-//   get them; otherwise addresses are shown.
+//   get them; otherwise addresses are shown. States: pending (not started),
+//   running, waiting (parked in an awaiter), joining (waiting for its child
+//   chains or tasks), scheduled (ready, or in a wait that cancellation cannot
+//   cut short, such as to_thread's), done, failed, cancelled.
 // - dump_tasks_on_signal(SIGQUIT) -> task<void>: spawn it, and each such
 //   signal prints the dump (Ctrl-\ in a terminal). Cancellation point.
 // - The deadlock report of run() (invalid_state_error) ends with the dump.

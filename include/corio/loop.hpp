@@ -10,7 +10,11 @@
 //   With an adopted io_context that keeps running, every handler of the loop
 //   still queued there, use_task completions included, then does nothing.
 // - Single-threaded: a loop and everything created on it are used from the
-//   thread that runs it. No locks on hot paths.
+//   thread that runs it. No locks on hot paths. The one exception is
+//   call_soon_threadsafe(f), callable from any thread (more in thread.hpp).
+// - run_options also carries thread_pool_size (thread.hpp),
+//   cancel_on_signals (signal.hpp: run() cancels main on SIGINT/SIGTERM by
+//   default) and debug / slow_step_threshold (debug.hpp; or CORIO_DEBUG=1).
 // - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
 //   until it finishes, then cancels every task still alive and waits for them,
 //   and returns main's value or rethrows its exception. With
