@@ -424,6 +424,7 @@ TEST_CASE("loop_pool: shutdown cancels and awaits every task on every loop") {
         CHECK(cleaned.load() == 7);
         for (auto& h : hs) CHECK(h.done());
         CHECK_THROWS_AS(pool.spawn(forever()), corio::invalid_state_error);
+        CHECK_THROWS_AS(pool.loop(0), corio::invalid_state_error);
     }
 }
 

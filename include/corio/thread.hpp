@@ -325,8 +325,23 @@ void remote_state<T>::finish(bool cancelled) {
     });
 }
 
+/// Ends a remote task whose frame is destroyed unfinished (its loop tore
+/// down): the joiner on the other loop gets cancelled_error instead of
+/// waiting forever.
+template <class T>
+struct remote_finish_guard {
+    remote_state<T>& st;
+    bool finished = false;
+    ~remote_finish_guard() {
+        if (finished) return;
+        st.value.fail(std::make_exception_ptr(cancelled_error{}));
+        st.finish(true);
+    }
+};
+
 template <class T>
 task<void> run_remote(task<T> t, std::shared_ptr<remote_state<T>> st) {
+    remote_finish_guard<T> guard{*st};
     bool cancelled = false;
     try {
         if constexpr (std::is_void_v<T>) {
@@ -342,6 +357,7 @@ task<void> run_remote(task<T> t, std::shared_ptr<remote_state<T>> st) {
     } catch (...) {
         st->value.fail(std::current_exception());
     }
+    guard.finished = true;
     st->finish(cancelled);
 }
 
@@ -382,6 +398,15 @@ public:
     class awaiter : detail::remote_state<T>::waiter {
     public:
         explicit awaiter(std::shared_ptr<state> s) noexcept : s_(std::move(s)) {}
+        awaiter(awaiter&& o) noexcept : s_(std::move(o.s_)) {}  // before the await starts
+        awaiter& operator=(awaiter&&) = delete;
+        ~awaiter() {
+            // Only when this loop tears down while waiting: stop the task's
+            // loop from waking a frame that is gone.
+            if (!s_ || !this->h) return;
+            std::lock_guard<std::mutex> lock(s_->m);
+            if (s_->w == this) s_->w = nullptr;
+        }
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty remote_join_handle");
             std::lock_guard<std::mutex> lock(s_->m);
@@ -518,7 +543,11 @@ public:
 
     std::size_t size() const noexcept { return slots_.size(); }
     /// Loop i (for call_soon_threadsafe, spawn_on, run_coroutine_threadsafe).
-    event_loop& loop(std::size_t i) { return *slots_.at(i).loop; }
+    event_loop& loop(std::size_t i) {
+        event_loop* l = slots_.at(i).loop.load();
+        if (!l) throw invalid_state_error("corio: loop_pool::loop() after the pool was shut down");
+        return *l;
+    }
 
     /// Starts `t` on the next loop, round-robin. Thread-safe.
     template <class T>
@@ -558,7 +587,7 @@ public:
 private:
     struct slot {
         std::thread thread;
-        event_loop* loop = nullptr;                // valid while the thread runs
+        std::atomic<event_loop*> loop{nullptr};     // valid while the thread runs
         std::shared_ptr<detail::remote_gate> gate;  // outlives the loop
         event* stop_event = nullptr;
         std::optional<detail::loop_work> keep_alive;

@@ -51,6 +51,7 @@ public:
 
     /// From now on, a signal in `sigs` that no waiter takes cancels `target`.
     void set_cancel_target(scope_node* target, const std::vector<int>& sigs) {
+        for (int s : sigs) check(s);  // all or nothing
         for (int s : sigs) ref(s);
         cancel_sigs_ = sigs;
         target_ = target;
@@ -96,9 +97,12 @@ private:
         }
     };
 
-    void ref(int s) {
+    static void check(int s) {
         if (s <= 0 || s >= NSIG || s == SIGKILL || s == SIGSTOP)
             throw std::invalid_argument("corio: " + std::to_string(s) + " is not a signal that can be caught");
+    }
+    void ref(int s) {
+        check(s);
         if (refs_.size() <= static_cast<std::size_t>(s)) refs_.resize(static_cast<std::size_t>(s) + 1, 0);
         if (refs_[static_cast<std::size_t>(s)]++ == 0) set_.add(s);
     }
