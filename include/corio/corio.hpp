@@ -19,3 +19,5 @@
 #include "batcher.hpp"
 #include "resource.hpp"
 #include "pool.hpp"
+#include "thread.hpp"
+#include "signal.hpp"

@@ -10,7 +10,11 @@
 //   With an adopted io_context that keeps running, every handler of the loop
 //   still queued there, use_task completions included, then does nothing.
 // - Single-threaded: a loop and everything created on it are used from the
-//   thread that runs it. No locks on hot paths.
+//   thread that runs it. No locks on hot paths. The one exception is
+//   call_soon_threadsafe(f), callable from any thread (more in thread.hpp).
+// - run_options also carries thread_pool_size (thread.hpp),
+//   cancel_on_signals (signal.hpp: run() cancels main on SIGINT/SIGTERM by
+//   default) and debug / slow_step_threshold (debug.hpp; or CORIO_DEBUG=1).
 // - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
 //   until it finishes, then cancels every task still alive and waits for them,
 //   and returns main's value or rethrows its exception. With
@@ -49,8 +53,15 @@
 
 #include "detail/asio_loop_registry.hpp"
 #include "detail/awaitable_traits.hpp"
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <vector>
+
 #include "detail/frame_allocator.hpp"
+#include "detail/remote_gate.hpp"
 #include "detail/scheduler.hpp"
+#include "detail/signal_hub.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 
@@ -65,6 +76,18 @@ class join_handle;
 struct run_options {
     /// The clock jumps to the next deadline whenever nothing is ready.
     bool virtual_time = false;
+    /// Threads of the shared to_thread pool, when this loop is the first to
+    /// use it (0: std::thread::hardware_concurrency()). See thread.hpp.
+    std::size_t thread_pool_size = 0;
+    /// run() / run_until_complete(): the first of these signals that no
+    /// wait_for_signal() takes cancels main; a second one ends the process
+    /// (exit status 128 + signal). Empty: leave signals alone. See signal.hpp.
+    std::vector<int> cancel_on_signals = {SIGINT, SIGTERM};
+    /// Diagnostics (also on when the environment has CORIO_DEBUG=1): warn on
+    /// stderr when one step of a task holds the loop longer than
+    /// slow_step_threshold. See debug.hpp.
+    bool debug = false;
+    std::chrono::nanoseconds slow_step_threshold = std::chrono::milliseconds(100);
 };
 
 namespace detail {
@@ -278,6 +301,30 @@ T take_result(spawn_state* s) {
     return p.take();
 }
 
+/// The name of the spawned task a frame runs in (a combinator child's frame
+/// is named after the task that awaits the combinator), or "".
+inline std::string task_name_of(std::coroutine_handle<> h) {
+    chain* c = promise_of(h).ch;
+    scope_node* s = c ? chain_root::from_chain(c) : nullptr;
+    for (; s; s = s->parent) {
+        if (s->kind == scope_kind::chain_root && static_cast<chain_root*>(s)->spawned)
+            return std::string(static_cast<spawn_state*>(s)->name());
+    }
+    return {};
+}
+
+/// Set by debug.hpp (which formats with fmt); without it, a plain fprintf.
+inline void (*slow_step_hook)(std::string_view task, std::chrono::nanoseconds took,
+                              std::chrono::nanoseconds threshold) noexcept = nullptr;
+/// Set by debug.hpp: dump_tasks() text, appended to the deadlock report.
+inline std::string (*task_dump_hook)(event_loop&) = nullptr;
+
+inline void report_slow_step(std::string_view task, std::chrono::nanoseconds took, std::chrono::nanoseconds threshold) noexcept {
+    if (slow_step_hook) return slow_step_hook(task, took, threshold);
+    std::fprintf(stderr, "corio: task '%.*s' held the loop for %.1f ms in one step (threshold %.1f ms)\n",
+                 static_cast<int>(task.size()), task.data(), took.count() / 1e6, threshold.count() / 1e6);
+}
+
 }  // namespace detail
 
 /// The event loop of the calling thread, or invalid_state_error when none runs.
@@ -292,12 +339,13 @@ public:
         : detail::scheduler(options.virtual_time),
           owned_ctx_(std::make_unique<asio::io_context>(1)),
           ctx_(*owned_ctx_),
-          timer_(ctx_) {
+          timer_(ctx_),
+          options_(std::move(options)) {
         init();
     }
     /// Adopts a user's io_context; the user may drive it with io_context::run().
     explicit event_loop(asio::io_context& ctx, run_options options = {})
-        : detail::scheduler(options.virtual_time), ctx_(ctx), timer_(ctx_) {
+        : detail::scheduler(options.virtual_time), ctx_(ctx), timer_(ctx_), options_(std::move(options)) {
         init();
     }
     event_loop(const event_loop&) = delete;
@@ -308,6 +356,7 @@ public:
         // Handlers of ours still queued in an adopted io_context (a drain, a
         // timer expiry) find the loop gone and do nothing.
         *life_ = nullptr;
+        gate_->detach();  // other threads can no longer post here
         tear_down();
         // Cached frame slabs stay for the next loop on this thread unless they
         // already sat unused for a decay period (see frame_allocator.hpp).
@@ -328,7 +377,10 @@ public:
 
     bool closed() const noexcept { return closed_; }
     /// After close(), spawn() throws invalid_state_error.
-    void close() noexcept { closed_ = true; }
+    void close() noexcept {
+        closed_ = true;
+        gate_->close();
+    }
 
     /// Starts `t` as a new task on this loop (at the loop's next turn).
     template <class T>
@@ -420,6 +472,11 @@ private:
         complete_task_ = &on_task_complete;
         life_ = std::make_shared<event_loop*>(this);
         detail::loop_registry::bind(ctx_, this);  // the loop corio::co_spawn uses for ctx_ (asio.hpp)
+        gate_ = std::make_shared<detail::remote_gate>();
+        gate_->ctx = &ctx_;
+        gate_->loop = this;
+        const char* env = std::getenv("CORIO_DEBUG");
+        debug_ = options_.debug || (env && env[0] == '1');
         request_drain_ = [](detail::scheduler* s) {
             auto* self = static_cast<event_loop*>(s);
             asio::post(self->ctx_, [life = self->life_] {
@@ -536,6 +593,8 @@ private:
 
     void drain() noexcept {
         detail::running_loop_guard g(this);
+        if (debug_) [[unlikely]] drain_timed();  // one branch per drain, not per resumption
+        else
         // A bounded batch, but not just what was queued at the start: a task
         // that a finishing task wakes runs in the same turn (otherwise every
         // spawn + join would cost an extra io_context turn and epoll_wait).
@@ -600,10 +659,12 @@ private:
         }
     }
 
-    [[noreturn]] static void throw_deadlock() {
-        throw invalid_state_error(
+    [[noreturn]] void throw_deadlock() {
+        std::string msg =
             "corio: the event loop ran out of work while a task it waits for is still suspended "
-            "(deadlock: nothing can ever wake it)");
+            "(deadlock: nothing can ever wake it)";
+        if (detail::task_dump_hook) msg += "\n" + detail::task_dump_hook(*this);  // debug.hpp's dump_tasks()
+        throw invalid_state_error(msg);
     }
 
     static constexpr std::size_t max_batch = 1024;  // resumptions per drain before I/O gets a turn
@@ -618,6 +679,66 @@ private:
     bool closed_ = false;
     std::size_t live_ = 0;
     exception_handler handler_;
+
+public:
+    /// The options this loop was made with.
+    const run_options& options() const noexcept { return options_; }
+    /// Whether slow steps are timed (run_options::debug or CORIO_DEBUG=1).
+    bool debug() const noexcept { return debug_; }
+
+    /// Thread-safe: runs `f()` on this loop's thread at its next turn (like
+    /// asyncio's call_soon_threadsafe). An exception from f goes to the
+    /// exception handler. Throws invalid_state_error once the loop is closed.
+    template <class F>
+    void call_soon_threadsafe(F f) {
+        auto call = [g = gate_, f = std::move(f)]() mutable {
+            if (auto* l = static_cast<event_loop*>(g->loop)) l->run_threadsafe_call(f);
+        };
+        if (!gate_->post_new(std::move(call)))
+            throw invalid_state_error("corio: call_soon_threadsafe on a closed or destroyed event loop");
+    }
+
+    /// corio internals: the door other threads post through (thread.hpp).
+    const std::shared_ptr<detail::remote_gate>& remote() const noexcept { return gate_; }
+    /// corio internals: the loop's signal set, made on first use (signal.hpp).
+    detail::signal_hub& signals() {
+        if (!signals_) signals_ = std::make_unique<detail::signal_hub>(ctx_);
+        return *signals_;
+    }
+
+    /// corio internals: runs a callable posted from another thread, as a loop step.
+    template <class F>
+    void run_threadsafe_call(F& f) noexcept {
+        detail::running_loop_guard g(this);
+        try {
+            f();
+        } catch (...) {
+            report_unhandled(std::current_exception(), "call_soon_threadsafe");
+        }
+        sync_timer();
+    }
+
+private:
+    /// drain() under run_options::debug: times every step and reports those
+    /// longer than slow_step_threshold, naming the task.
+    void drain_timed() noexcept {
+        for (std::size_t n = max_batch; n != 0 && !ready_.empty(); --n) {
+            void* e = ready_.pop();
+            auto bits = reinterpret_cast<std::uintptr_t>(e);
+            auto* s = (bits & 1u) ? reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}) : nullptr;
+            std::string name = s ? std::string(s->name()) : detail::task_name_of(std::coroutine_handle<>::from_address(e));
+            const auto t0 = std::chrono::steady_clock::now();
+            if (s) start_spawned(s);
+            else resume(std::coroutine_handle<>::from_address(e));
+            const auto took = std::chrono::steady_clock::now() - t0;
+            if (took > options_.slow_step_threshold) detail::report_slow_step(name, took, options_.slow_step_threshold);
+        }
+    }
+
+    run_options options_;
+    std::shared_ptr<detail::remote_gate> gate_;
+    std::unique_ptr<detail::signal_hub> signals_;  // destroyed before the io_context
+    bool debug_ = false;
 
     template <class T>
     friend class join_handle;
@@ -776,6 +897,11 @@ T event_loop::run_until_complete(task<T> main) {
     if (detail::running_loop())
         throw invalid_state_error("corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
     join_handle<T> h = spawn(std::move(main), "main");
+    detail::cancel_target_guard on_signal;  // run_options::cancel_on_signals, see signal.hpp
+    if (!options_.cancel_on_signals.empty()) {
+        signals().set_cancel_target(h.state()->root(), options_.cancel_on_signals);
+        on_signal.hub = signals_.get();
+    }
     drive([&] { return h.done(); });
     // Like asyncio.run: cancel every task still alive and wait for them.
     detail::cancel_scope_node(&root_scope_);
