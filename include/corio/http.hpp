@@ -1,0 +1,497 @@
+// corio/http.hpp: http::client, an HTTP client on libcurl driven by corio's
+// loop (an add-on: CMake target corio::http, which links CURL::libcurl; not
+// included from corio.hpp).
+//
+//   corio::http::client c;                          // on the running loop
+//   auto r = co_await c.get("http://127.0.0.1:8080/");
+//   r.raise_for_status();                           // http::status_error for >= 400
+//   std::cout << r.status << ' ' << r.headers.value_or("content-type", "?") << r.body;
+//
+// - One client = one libcurl multi handle on the loop it was created on; its
+//   sockets and its timer are driven by Asio on that loop's io_context
+//   (libcurl's multi-socket API). Connections are kept alive and reused
+//   across requests; HTTP/2 is used when a TLS server offers it (ALPN).
+//   Single-loop: a client is used from its loop's thread only; a request
+//   awaited anywhere else throws invalid_state_error.
+// - get/post/put/request return task<response>: lazy, movable until awaited,
+//   so they go into every combinator (timeout, move_on_after, shield,
+//   with_token, gather, gather_settled, race). A 404 or 500 is a response,
+//   not an exception; raise_for_status() turns status >= 400 into
+//   http::status_error.
+// - Suspends: every request, until its transfer is done. Cancellation point:
+//   in a cancelled scope the request is not started (cancelled_error). When
+//   the awaiting task is cancelled mid-transfer, the transfer is removed
+//   from the multi handle at once (its connection is closed; no libcurl
+//   callback touches the request afterwards) and cancelled_error is thrown.
+//   Other transfers of the client go on.
+// - Timeouts are corio's: options::timeout / request_options::timeout end the
+//   transfer exactly like timeout(d, c.get(u)) does, with timeout_error.
+//   connect_timeout is libcurl's (an http::error "Timeout was reached").
+// - Errors: transport failures (refused, reset, unresolvable host, malformed
+//   URL, unsupported scheme, TLS) throw http::error, a std::system_error in
+//   http::curl_category() whose message names the method, the URL and
+//   libcurl's reason. Bad arguments (an empty or malformed method, a header
+//   name or value with CR/LF, negative durations) throw std::invalid_argument.
+// - Destroying a client with transfers in flight removes them and makes each
+//   awaiting request throw invalid_state_error (a bug in the caller: keep the
+//   client alive longer than its requests).
+// - TLS certificates are verified by default (options::verify_tls); redirects
+//   are not followed unless options::follow_redirects (or the request's
+//   override) is set, up to max_redirects; response::effective_url is the
+//   final URL.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <coroutine>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "cancel.hpp"
+#include "detail/curl_multi.hpp"
+#include "errors.hpp"
+#include "loop.hpp"
+#include "task.hpp"
+
+namespace corio::http {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Response headers, in arrival order; lookups ignore the name's case.
+class headers {
+public:
+    headers() = default;
+
+    /// The first header named `name` (any case), if any.
+    std::optional<std::string_view> get(std::string_view name) const noexcept {
+        for (const auto& [k, v] : items_)
+            if (iequals(k, name)) return std::string_view(v);
+        return std::nullopt;
+    }
+    std::string_view value_or(std::string_view name, std::string_view fallback) const noexcept {
+        auto v = get(name);
+        return v ? *v : fallback;
+    }
+    bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
+    /// Every value of `name`, in order (Set-Cookie, ...).
+    std::vector<std::string_view> get_all(std::string_view name) const {
+        std::vector<std::string_view> out;
+        for (const auto& [k, v] : items_)
+            if (iequals(k, name)) out.emplace_back(v);
+        return out;
+    }
+
+    std::size_t size() const noexcept { return items_.size(); }
+    bool empty() const noexcept { return items_.empty(); }
+    auto begin() const noexcept { return items_.begin(); }
+    auto end() const noexcept { return items_.end(); }
+
+    void add(std::string name, std::string value) { items_.emplace_back(std::move(name), std::move(value)); }
+    void clear() noexcept { items_.clear(); }
+
+    static bool iequals(std::string_view a, std::string_view b) noexcept {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if (lower(a[i]) != lower(b[i])) return false;
+        return true;
+    }
+
+private:
+    static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+    header_list items_;
+};
+
+/// The error category of libcurl's CURLcode values.
+inline const std::error_category& curl_category() noexcept {
+    struct category final : std::error_category {
+        const char* name() const noexcept override { return "curl"; }
+        std::string message(int c) const override { return curl_easy_strerror(static_cast<CURLcode>(c)); }
+    };
+    static const category c;
+    return c;
+}
+
+/// The error category of HTTP status codes (status_error).
+inline const std::error_category& status_category() noexcept {
+    struct category final : std::error_category {
+        const char* name() const noexcept override { return "http status"; }
+        std::string message(int c) const override { return "HTTP status " + std::to_string(c); }
+    };
+    static const category c;
+    return c;
+}
+
+/// A request that failed: transport errors (code() in curl_category()) and,
+/// as status_error, responses with status >= 400 passed to raise_for_status().
+class error : public std::system_error {
+public:
+    error(std::error_code ec, std::string url, const std::string& what)
+        : std::system_error(ec, what), url_(std::move(url)) {}
+    const std::string& url() const noexcept { return url_; }
+
+private:
+    std::string url_;
+};
+
+class status_error : public error {
+public:
+    status_error(long status, std::string url)
+        : error(std::error_code(static_cast<int>(status), status_category()), url, "corio::http: " + url),
+          status_(status) {}
+    long status() const noexcept { return status_; }
+
+private:
+    long status_;
+};
+
+struct response {
+    long status = 0;
+    http::headers headers;
+    std::string body;
+    std::string effective_url;  // after redirects
+    std::chrono::microseconds elapsed{0};  // libcurl's total time of the transfer
+
+    bool ok() const noexcept { return status >= 200 && status < 400; }
+    /// Throws status_error when status >= 400; returns *this otherwise.
+    const response& raise_for_status() const {
+        if (status >= 400) throw status_error(status, effective_url);
+        return *this;
+    }
+};
+
+struct options {
+    /// Total time per request (corio's timeout; timeout_error). Empty: none.
+    std::optional<clock::duration> timeout{};
+    /// Time to establish a connection (libcurl's; http::error).
+    clock::duration connect_timeout = std::chrono::seconds(30);
+    std::size_t max_connections = 0;           // open at once; 0: unlimited
+    std::size_t max_connections_per_host = 0;  // 0: unlimited
+    bool http2 = true;                         // HTTP/2 over TLS when the server offers it
+    bool verify_tls = true;                    // peer certificate and host name
+    bool follow_redirects = false;
+    long max_redirects = 10;
+    std::string user_agent = "corio-http/0.1";
+    header_list default_headers{};             // sent with every request
+};
+
+struct request_options {
+    std::optional<clock::duration> timeout{};  // overrides options::timeout
+    header_list headers{};                     // added to the client's default headers
+    std::optional<bool> follow_redirects{};    // overrides options::follow_redirects
+};
+
+class client;
+
+namespace detail {
+
+using corio::detail::chain;
+using corio::detail::waiter_base;
+
+inline void check_header_text(std::string_view what, std::string_view s) {
+    if (s.find_first_of("\r\n", 0) != std::string_view::npos || s.find('\0') != std::string_view::npos)
+        throw std::invalid_argument("corio::http: " + std::string(what) + " contains CR, LF or NUL: '" + std::string(s) + "'");
+}
+
+inline void check_headers(const header_list& hs) {
+    for (const auto& [k, v] : hs) {
+        if (k.empty() || k.find_first_of(": \t") != std::string::npos)
+            throw std::invalid_argument("corio::http: invalid header name '" + k + "'");
+        check_header_text("header name", k);
+        check_header_text("value of header '" + k + "'", v);
+    }
+}
+
+inline void check_method(std::string_view m) {
+    bool ok = !m.empty() && std::all_of(m.begin(), m.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+    if (!ok) throw std::invalid_argument("corio::http: invalid HTTP method '" + std::string(m) + "'");
+}
+
+inline void check_duration(const char* what, clock::duration d) {
+    if (d < clock::duration::zero()) throw std::invalid_argument(std::string("corio::http: ") + what + " must not be negative");
+}
+
+/// An owning curl_slist.
+class slist {
+public:
+    slist() = default;
+    slist(const slist&) = delete;
+    slist& operator=(const slist&) = delete;
+    ~slist() { curl_slist_free_all(head_); }
+    void append(const std::string& line) {
+        curl_slist* n = curl_slist_append(head_, line.c_str());
+        if (!n) throw std::bad_alloc();
+        head_ = n;
+    }
+    void append(const header_list& hs) {
+        for (const auto& [k, v] : hs) append(v.empty() ? k + ";" : k + ": " + v);
+    }
+    curl_slist* get() const noexcept { return head_; }
+
+private:
+    curl_slist* head_ = nullptr;
+};
+
+/// Parses one header line from libcurl into `h` (a status line starts over:
+/// redirects and 1xx responses have headers of their own).
+inline void take_header_line(http::headers& h, std::string_view line) {
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.starts_with("HTTP/")) {
+        h.clear();
+        return;
+    }
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    h.add(std::string(line.substr(0, colon)), std::string(value));
+}
+
+/// One request in flight: its easy handle, buffers and the waiting task.
+/// Lives in the request's coroutine frame.
+struct exchange : corio::detail::curl::transfer, waiter_base {
+    exchange(corio::detail::curl::multi& m, std::string meth, std::string u, std::string b)
+        : multi(&m), method(std::move(meth)), url(std::move(u)), body(std::move(b)) {
+        easy = m.acquire_easy();
+        on_done = &exchange::done;
+    }
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
+    ~exchange() {
+        if (orphaned) {
+            curl_easy_cleanup(easy);  // the multi handle is gone
+            return;
+        }
+        multi->remove(this);
+        multi->release_easy(easy);
+    }
+
+    static void done(corio::detail::curl::transfer* t) noexcept {
+        auto* x = static_cast<exchange*>(t);
+        x->finished = true;
+        if (!x->ch) return;  // never awaited (cannot happen: added only in await_suspend)
+        x->ch->unpark();
+        x->ch->sched->schedule(x->h);
+    }
+
+    static void on_cancel(waiter_base* w) noexcept {
+        auto* x = static_cast<exchange*>(w);
+        x->multi->remove(x);
+        x->cancelled = true;
+        x->ch->sched->schedule(x->h);
+    }
+
+    static std::size_t on_body(char* p, std::size_t size, std::size_t n, void* ud) {
+        auto* x = static_cast<exchange*>(ud);
+        try {
+            x->resp.body.append(p, size * n);
+        } catch (...) {
+            return 0;  // CURLE_WRITE_ERROR
+        }
+        return size * n;
+    }
+    static std::size_t on_header(char* p, std::size_t size, std::size_t n, void* ud) {
+        auto* x = static_cast<exchange*>(ud);
+        try {
+            take_header_line(x->resp.headers, std::string_view(p, size * n));
+        } catch (...) {
+            return 0;
+        }
+        return size * n;
+    }
+
+    /// After the await: the response, or the reason there is none.
+    void check() const {
+        if (orphaned)
+            throw invalid_state_error("corio::http: the client was destroyed while " + method + " " + url +
+                                      " was in flight");
+        if (cancelled) throw cancelled_error{};
+        if (result != CURLE_OK) {
+            std::string what = "corio::http: " + method + " " + url;
+            if (errbuf[0]) what += " (" + std::string(errbuf) + ")";
+            throw error(std::error_code(static_cast<int>(result), curl_category()), url, what);
+        }
+    }
+
+    response take_response() {
+        long status = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        resp.status = status;
+        char* eff = nullptr;
+        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) resp.effective_url = eff;
+        curl_off_t us = 0;
+        if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK) resp.elapsed = std::chrono::microseconds(us);
+        return std::move(resp);
+    }
+
+    corio::detail::curl::multi* multi;
+    std::string method, url, body;
+    slist own_headers;
+    response resp;
+    chain* ch = nullptr;
+    std::coroutine_handle<> h{};
+    bool cancelled = false;
+    bool finished = false;
+    char errbuf[CURL_ERROR_SIZE] = {};
+};
+
+/// `co_await perform_awaiter{&x}`: runs x's transfer to its end.
+struct perform_awaiter {
+    exchange* x;
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        x->ch = corio::detail::chain_of(caller);
+        if (x->ch->cancel_requested()) {
+            x->cancelled = true;
+            return false;
+        }
+        x->h = caller;
+        x->notify = &exchange::on_cancel;
+        x->multi->add(x);
+        x->ch->park(x);
+        return true;
+    }
+    void await_resume() const { x->check(); }
+};
+
+inline task<void> perform(exchange& x) { co_await perform_awaiter{&x}; }
+
+}  // namespace detail
+
+/// An HTTP client: one libcurl multi handle on one corio loop.
+class client {
+public:
+    /// A client on the loop running on this thread (invalid_state_error if none).
+    explicit client(options o = {}) : client(current_loop(), std::move(o)) {}
+    client(event_loop& loop, options o) : loop_(&loop), opts_(std::move(o)) {
+        validate(opts_);
+        multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
+        base_headers_.append(opts_.default_headers);
+        base_headers_.append("Expect:");  // no 100-continue round trip for bodies
+    }
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+    /// Transfers still in flight are removed; their requests throw invalid_state_error.
+    ~client() = default;
+
+    task<response> get(std::string url, request_options o = {}) {
+        return request("GET", std::move(url), {}, {}, std::move(o));
+    }
+    task<response> post(std::string url, std::string body, request_options o = {}) {
+        return request("POST", std::move(url), std::move(body), {}, std::move(o));
+    }
+    task<response> put(std::string url, std::string body, request_options o = {}) {
+        return request("PUT", std::move(url), std::move(body), {}, std::move(o));
+    }
+    /// Any method; `headers` and `o.headers` are added to the default headers.
+    task<response> request(std::string method, std::string url, std::string body = {}, header_list headers = {},
+                           request_options o = {});
+
+    /// Transfers currently in the multi handle.
+    std::size_t active_transfers() const noexcept { return multi_->active(); }
+    const options& settings() const noexcept { return opts_; }
+    event_loop& loop() const noexcept { return *loop_; }
+
+private:
+    static void validate(const options& o) {
+        if (o.timeout) detail::check_duration("options::timeout", *o.timeout);
+        detail::check_duration("options::connect_timeout", o.connect_timeout);
+        if (o.max_redirects < 0) throw std::invalid_argument("corio::http: options::max_redirects must not be negative");
+        if (o.max_connections > LONG_MAX || o.max_connections_per_host > LONG_MAX)
+            throw std::invalid_argument("corio::http: options::max_connections is too large");
+        detail::check_header_text("options::user_agent", o.user_agent);
+        detail::check_headers(o.default_headers);
+    }
+    static corio::detail::curl::multi_settings settings(const options& o) {
+        return {static_cast<long>(o.max_connections), static_cast<long>(o.max_connections_per_host), o.http2};
+    }
+
+    void check_loop() const {
+        if (corio::detail::running_loop() != loop_)
+            throw invalid_state_error("corio::http::client: used off its loop (a client belongs to the loop it was created on)");
+    }
+
+    void setup(detail::exchange& x, const header_list& extra, const request_options& o) const;
+    void setup_method(detail::exchange& x) const;
+
+    event_loop* loop_;
+    options opts_;
+    detail::slist base_headers_;
+    std::unique_ptr<corio::detail::curl::multi> multi_;
+};
+
+inline void client::setup_method(detail::exchange& x) const {
+    CURL* e = x.easy;
+    if (x.method == "GET" && x.body.empty()) return;
+    if (x.method == "HEAD") {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    if (x.method != "GET" || !x.body.empty()) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x.body.data());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(x.body.size()));
+    }
+    if (x.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x.method.c_str());
+}
+
+inline void client::setup(detail::exchange& x, const header_list& extra, const request_options& o) const {
+    CURL* e = x.easy;
+    multi_->bind_easy(e);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<corio::detail::curl::transfer*>(&x));
+    curl_easy_setopt(e, CURLOPT_URL, x.url.c_str());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x.errbuf);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &detail::exchange::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &detail::exchange::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
+    auto connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.connect_timeout).count();
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<decltype(connect_ms)>(connect_ms, 1)));
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o.follow_redirects.value_or(opts_.follow_redirects) ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, opts_.max_redirects);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, opts_.user_agent.c_str());
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, opts_.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, opts_.verify_tls ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opts_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    if (extra.empty() && o.headers.empty()) {
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_.get());
+    } else {
+        x.own_headers.append(opts_.default_headers);
+        x.own_headers.append("Expect:");
+        x.own_headers.append(extra);
+        x.own_headers.append(o.headers);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.own_headers.get());
+    }
+    setup_method(x);
+}
+
+inline task<response> client::request(std::string method, std::string url, std::string body, header_list headers,
+                                      request_options o) {
+    check_loop();
+    detail::check_method(method);
+    detail::check_headers(headers);
+    detail::check_headers(o.headers);
+    if (o.timeout) detail::check_duration("request_options::timeout", *o.timeout);
+    detail::exchange x(*multi_, std::move(method), std::move(url), std::move(body));
+    setup(x, headers, o);
+    const std::optional<clock::duration>& limit = o.timeout ? o.timeout : opts_.timeout;
+    if (limit) co_await corio::timeout(*limit, detail::perform(x));
+    else co_await detail::perform_awaiter{&x};
+    co_return x.take_response();
+}
+
+}  // namespace corio::http
