@@ -14,3 +14,4 @@
 #include "sync.hpp"
 #include "queue.hpp"
 #include "limiter.hpp"
+#include "generator.hpp"

@@ -93,8 +93,8 @@ auto collect_tasks(R&& r) {
         for (auto&& e : r) {
             if constexpr (!std::is_lvalue_reference_v<R> && !std::is_lvalue_reference_v<decltype(e)>)
                 out.push_back(as_task(std::forward<decltype(e)>(e)));
-            else if constexpr (!std::is_lvalue_reference_v<R> && is_join_handle<std::remove_cvref_t<decltype(e)>>::value)
-                out.push_back(as_task(std::move(e)));  // the range is going away: own the handles
+            else if constexpr (!std::is_lvalue_reference_v<R> && !std::is_const_v<std::remove_reference_t<decltype(e)>>)
+                out.push_back(as_task(std::move(e)));  // the range is going away: own its elements
             else
                 out.push_back(as_task(e));
         }

@@ -125,7 +125,7 @@ private:
 class [[nodiscard]] limiter::acquire_awaiter : detail::parked, detail::wake_timer {
 public:
     acquire_awaiter(limiter& l, std::size_t n) noexcept : l_(&l), n_(n) {}
-    acquire_awaiter(const acquire_awaiter&) = delete;
+    acquire_awaiter(acquire_awaiter&&) = default;  // movable until started (parked asserts it)
     acquire_awaiter& operator=(const acquire_awaiter&) = delete;
     ~acquire_awaiter() {
         // Only when the waiting frame is destroyed while suspended.

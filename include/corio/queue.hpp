@@ -266,7 +266,7 @@ class [[nodiscard]] basic_queue<T, Store>::put_awaiter : basic_queue<T, Store>::
 public:
     put_awaiter(basic_queue& q, T&& v) noexcept(std::is_nothrow_move_constructible_v<T>)
         : q_(&q), item_(std::move(v)) {}
-    put_awaiter(const put_awaiter&) = delete;
+    put_awaiter(put_awaiter&&) = default;  // movable until started (parked asserts it)
     put_awaiter& operator=(const put_awaiter&) = delete;
     ~put_awaiter() {
         if (this->linked) q_->putters_.erase(this);
@@ -316,7 +316,7 @@ template <class T, class Store>
 class [[nodiscard]] basic_queue<T, Store>::get_awaiter : basic_queue<T, Store>::waiter {
 public:
     explicit get_awaiter(basic_queue& q) noexcept : q_(&q) {}
-    get_awaiter(const get_awaiter&) = delete;
+    get_awaiter(get_awaiter&&) = default;  // movable until started (parked asserts it)
     get_awaiter& operator=(const get_awaiter&) = delete;
     ~get_awaiter() {
         if (this->linked) {
@@ -384,7 +384,7 @@ template <class T, class Store>
 class [[nodiscard]] basic_queue<T, Store>::join_awaiter : basic_queue<T, Store>::waiter {
 public:
     explicit join_awaiter(basic_queue& q) noexcept : q_(&q) {}
-    join_awaiter(const join_awaiter&) = delete;
+    join_awaiter(join_awaiter&&) = default;  // movable until started (parked asserts it)
     join_awaiter& operator=(const join_awaiter&) = delete;
     ~join_awaiter() {
         if (this->linked) q_->joiners_.erase(this);

@@ -145,7 +145,7 @@ private:
 class [[nodiscard]] semaphore::acquire_awaiter : public detail::parked {
 public:
     explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}
-    acquire_awaiter(const acquire_awaiter&) = delete;
+    acquire_awaiter(acquire_awaiter&&) = default;  // movable until started (parked asserts it)
     acquire_awaiter& operator=(const acquire_awaiter&) = delete;
     ~acquire_awaiter() {
         // Only when the waiting frame is destroyed while suspended.

@@ -199,7 +199,7 @@ private:
 class [[nodiscard]] mutex::lock_awaiter : mutex::lock_waiter {
 public:
     explicit lock_awaiter(mutex& m) noexcept : m_(&m) {}
-    lock_awaiter(const lock_awaiter&) = delete;
+    lock_awaiter(lock_awaiter&&) = default;  // movable until started (parked asserts it)
     lock_awaiter& operator=(const lock_awaiter&) = delete;
     ~lock_awaiter() {
         if (linked) m_->waiters_.erase(this);
@@ -320,7 +320,7 @@ private:
 class [[nodiscard]] event::wait_awaiter : detail::parked {
 public:
     explicit wait_awaiter(event& e) noexcept : e_(&e) {}
-    wait_awaiter(const wait_awaiter&) = delete;
+    wait_awaiter(wait_awaiter&&) = default;  // movable until started (parked asserts it)
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() {
         if (linked) e_->waiters_.erase(this);
@@ -399,7 +399,7 @@ private:
 class [[nodiscard]] condition_variable::wait_awaiter : mutex::lock_waiter {
 public:
     wait_awaiter(condition_variable& cv, mutex::guard& g) noexcept : cv_(&cv), g_(&g) {}
-    wait_awaiter(const wait_awaiter&) = delete;
+    wait_awaiter(wait_awaiter&&) = default;  // movable until started (parked asserts it)
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() {
         // Only when the waiting frame is destroyed while suspended: if the
@@ -533,7 +533,7 @@ private:
 class [[nodiscard]] barrier::arrive_awaiter : detail::parked {
 public:
     explicit arrive_awaiter(barrier& b) noexcept : b_(&b) {}
-    arrive_awaiter(const arrive_awaiter&) = delete;
+    arrive_awaiter(arrive_awaiter&&) = default;  // movable until started (parked asserts it)
     arrive_awaiter& operator=(const arrive_awaiter&) = delete;
     ~arrive_awaiter() {
         if (linked) b_->waiters_.erase(this);

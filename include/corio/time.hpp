@@ -13,6 +13,7 @@
 //   cancellation, before suspending and again when resumed.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -60,6 +61,12 @@ public:
         deadline = is_relative ? clock::time_point(d) : until;
         owner_bits = is_relative ? relative : 0;
     }
+    /// Movable until started (into a combinator or a task); pinned once
+    /// awaited: the timer heap and the chain point at it.
+    sleep_awaiter(sleep_awaiter&& o) noexcept : wake_timer(o) {
+        assert(!o.h_ && "corio: a sleep was moved after it started (awaiters are pinned once awaited)");
+    }
+    sleep_awaiter& operator=(sleep_awaiter&&) = delete;
 
     bool await_ready() const noexcept { return false; }
 

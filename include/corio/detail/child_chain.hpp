@@ -218,10 +218,20 @@ task<await_result_t<A>> await_in_task(A a) {
     else co_return co_await std::move(a);
 }
 
+/// A move-only awaitable named by the caller (an lvalue) is awaited in place:
+/// the combinator is structured, so it outlives the await.
+template <class A>
+task<await_result_t<A&>> await_in_place(A& a) {
+    if constexpr (std::is_void_v<await_result_t<A&>>) co_await a;
+    else co_return co_await a;
+}
+
 /// Converts a combinator operand to the task<T> that runs it: a task is taken
 /// over (moved from, lvalue or not), a join_handle lvalue is observed by
 /// reference, a join_handle rvalue is moved into the observing task, any other
-/// awaitable is moved or copied into an adapter task.
+/// awaitable is moved (an rvalue) or copied (a copyable lvalue) into an
+/// adapter task; a move-only lvalue (a primitive's operation the caller
+/// named) is awaited in place.
 template <class A>
 auto as_task(A&& a) {
     using D = std::remove_cvref_t<A>;
@@ -232,6 +242,8 @@ auto as_task(A&& a) {
             return observe_handle(a);
         else
             return own_handle(D(std::move(a)));
+    } else if constexpr (std::is_lvalue_reference_v<A> && !std::is_copy_constructible_v<D>) {
+        return await_in_place(a);
     } else {
         return await_in_task<D>(std::forward<A>(a));
     }

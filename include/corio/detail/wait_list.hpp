@@ -7,6 +7,7 @@
 // inline.
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
 
@@ -69,6 +70,15 @@ private:
 struct parked : waiter_base, wait_node {
     chain* ch = nullptr;
     std::coroutine_handle<> h{};
+
+    parked() noexcept = default;
+    /// Movable until started: an operation is moved into a combinator or a
+    /// task before it is awaited. Once it has looked at its caller's chain
+    /// (or parked) it is pinned: its address is in lists and handlers.
+    parked([[maybe_unused]] parked&& o) noexcept : waiter_base(), wait_node() {
+        assert(!o.ch && !o.linked && "corio: an operation was moved after it started (awaiters are pinned once awaited)");
+    }
+    parked& operator=(parked&&) = delete;
 
     /// The start of every parking await_suspend: records the caller's chain;
     /// in a cancelled scope returns false (do not suspend: the caller throws);
