@@ -503,3 +503,119 @@ TEST_CASE("http requests compose with every combinator") {
         });
     }
 }
+
+TEST_CASE("stream gives the head first, then the body in chunks and in lines") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response s = co_await c.stream(srv.url("/lines/20/5"));
+        CHECK(s.status == 200);
+        CHECK(s.headers.value_or("content-type", "") == "application/x-ndjson");
+        CHECK(srv.requests == 1);
+        auto lines = s.lines();
+        std::vector<std::string> got;
+        while (std::optional<std::string> line = co_await lines.next()) got.push_back(std::move(*line));
+        REQUIRE(got.size() == 20);
+        CHECK(got[0] == R"({"n":0,"name":"item-0"})");
+        CHECK(got[19] == R"({"n":19,"name":"item-19"})");
+        REQUIRE_THROWS_AS(s.chunks(), corio::invalid_state_error);  // the body was taken
+
+        http::stream_response t = co_await c.stream(srv.url("/chunked/3"));
+        auto chunks = t.chunks();
+        std::string body;
+        std::size_t n = 0;
+        while (std::optional<std::string> ch = co_await chunks.next()) {
+            CHECK_FALSE(ch->empty());
+            body += *ch;
+            ++n;
+        }
+        CHECK(body == "chunk-0;chunk-1;chunk-2;");
+        CHECK(n >= 1);
+        CHECK(c.active_transfers() == 0);
+    });
+}
+
+TEST_CASE("a stream's head arrives before a body the server has not sent yet") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response s = co_await c.stream(srv.url("/stall"));
+        CHECK(s.status == 200);
+        CHECK(s.headers.value_or("content-length", "") == "1000");
+        auto chunks = s.chunks();
+        std::optional<std::string> first = co_await chunks.next();
+        REQUIRE(first.has_value());
+        CHECK(*first == "abcdefghij");
+        std::optional<std::optional<std::string>> more = co_await corio::move_on_after(30ms, chunks.next());
+        CHECK_FALSE(more.has_value());  // cut short: the transfer is removed
+        CHECK(c.active_transfers() == 0);
+    });
+}
+
+TEST_CASE("a consumer that stops reading pauses the transfer; reading again resumes it") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        constexpr std::size_t total = 64u << 20;
+        http::stream_response s = co_await c.stream(srv.url("/big/" + std::to_string(total)));
+        auto chunks = s.chunks();
+        std::optional<std::string> first = co_await chunks.next();
+        REQUIRE(first.has_value());
+        std::size_t got = first->size();
+        co_await corio::sleep(200ms);  // not reading: socket buffers fill, the server blocks
+        std::size_t sent_while_paused = srv.big_sent;
+        CHECK(sent_while_paused < total / 2);
+        co_await corio::sleep(50ms);
+        CHECK(srv.big_sent == sent_while_paused);  // the server is stuck, the client reads nothing
+        while (std::optional<std::string> ch = co_await chunks.next()) {
+            CHECK(ch->size() <= 96 * 1024);  // never more than the high-water mark plus one delivery
+            got += ch->size();
+        }
+        CHECK(got == total);
+        CHECK(srv.big_sent == total);
+    });
+}
+
+TEST_CASE("destroying a stream's generator aborts its transfer") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        {
+            http::stream_response s = co_await c.stream(srv.url("/big/" + std::to_string(64u << 20)));
+            auto chunks = s.chunks();
+            std::optional<std::string> first = co_await chunks.next();
+            REQUIRE(first.has_value());
+            CHECK(c.active_transfers() == 1);
+        }
+        CHECK(c.active_transfers() == 0);
+        bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
+        CHECK(closed);
+        {
+            http::stream_response unread = co_await c.stream(srv.url("/stall"));
+            CHECK(c.active_transfers() == 1);
+        }
+        CHECK(c.active_transfers() == 0);  // a head never iterated aborts too
+        http::response r = co_await c.get(srv.url("/hello"));
+        CHECK(r.body == "hello world");
+    });
+}
+
+TEST_CASE("a stream reports transport errors and status codes like a request") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response nf = co_await c.stream(srv.url("/nowhere"));
+        CHECK(nf.status == 404);
+        REQUIRE_THROWS_AS(nf.raise_for_status(), http::status_error);
+        http::stream_response reset = co_await c.stream(srv.url("/reset"));
+        auto chunks = reset.chunks();
+        std::size_t got = 0;
+        try {
+            while (std::optional<std::string> ch = co_await chunks.next()) got += ch->size();
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(message_of(e).find(srv.url("/reset")) != std::string::npos);
+        }
+        CHECK(got == 100);
+        std::string dead = "http://127.0.0.1:" + std::to_string(closed_port(corio::current_loop().context()));
+        REQUIRE_THROWS_AS(co_await c.stream(dead), http::error);
+        http::request_options quick{.timeout = 30ms};
+        REQUIRE_THROWS_AS(co_await c.stream(srv.url("/delay/3000"), quick), corio::timeout_error);
+        CHECK(c.active_transfers() == 0);
+    });
+}

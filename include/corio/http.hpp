@@ -46,6 +46,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <memory>
 #include <coroutine>
 #include <cstddef>
 #include <optional>
@@ -59,6 +60,7 @@
 #include "cancel.hpp"
 #include "detail/curl_multi.hpp"
 #include "errors.hpp"
+#include "generator.hpp"
 #include "loop.hpp"
 #include "task.hpp"
 
@@ -265,15 +267,17 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         : multi(&m), method(std::move(meth)), url(std::move(u)), body(std::move(b)) {
         easy = m.acquire_easy();
         on_done = &exchange::done;
+        m.adopt(this);
     }
     exchange(const exchange&) = delete;
     exchange& operator=(const exchange&) = delete;
     ~exchange() {
-        if (orphaned) {
-            curl_easy_cleanup(easy);  // the multi handle is gone
+        if (multi_gone) {
+            curl_easy_cleanup(easy);
             return;
         }
         multi->remove(this);
+        multi->disown(this);
         multi->release_easy(easy);
     }
 
@@ -369,7 +373,210 @@ struct perform_awaiter {
 
 inline task<void> perform(exchange& x) { co_await perform_awaiter{&x}; }
 
+/// A streamed request: the body is handed over in chunks as it arrives, and
+/// the transfer is paused while `high_water` bytes wait for the consumer.
+/// One task waits on it at a time (stream() for the head, then the body's
+/// generator for data).
+struct stream_exchange : exchange {
+    static constexpr std::size_t high_water = 64 * 1024;
+
+    stream_exchange(corio::detail::curl::multi& m, std::string u, bool follow)
+        : exchange(m, "GET", std::move(u), {}), follow_redirects(follow) {
+        on_done = &stream_exchange::stream_done;
+    }
+
+    void bind_callbacks() noexcept {
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &stream_exchange::on_chunk);
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &stream_exchange::on_head_line);
+    }
+
+    /// Hands the waiting task back to the scheduler (never inline).
+    void wake() noexcept {
+        if (!waiting) return;
+        waiting = false;
+        ch->unpark();
+        ch->sched->schedule(h);
+    }
+
+    static void stream_done(corio::detail::curl::transfer* t) noexcept {
+        auto* x = static_cast<stream_exchange*>(t);
+        x->finished = true;
+        x->wake();
+    }
+
+    static void on_wait_cancel(waiter_base* w) noexcept {
+        auto* x = static_cast<stream_exchange*>(w);
+        x->waiting = false;
+        x->multi->remove(x);
+        x->cancelled = true;
+        x->ch->sched->schedule(x->h);
+    }
+
+    static std::size_t on_chunk(char* p, std::size_t size, std::size_t n, void* ud) {
+        auto* x = static_cast<stream_exchange*>(ud);
+        std::size_t len = size * n;
+        if (!x->pending.empty() && x->pending.size() + len > high_water) {
+            x->paused = true;  // backpressure: libcurl keeps the data and stops reading
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        try {
+            x->pending.append(p, len);
+        } catch (...) {
+            return 0;
+        }
+        x->head_ready = true;
+        x->wake();
+        return len;
+    }
+
+    static std::size_t on_head_line(char* p, std::size_t size, std::size_t n, void* ud) {
+        auto* x = static_cast<stream_exchange*>(ud);
+        std::string_view line(p, size * n);
+        try {
+            take_header_line(x->resp.headers, line);
+        } catch (...) {
+            return 0;
+        }
+        if (line == "\r\n" || line == "\n") x->head_ended();
+        return size * n;
+    }
+
+    /// The end of one header block: the final head unless libcurl goes on
+    /// to another response (1xx, or a redirect it follows).
+    void head_ended() noexcept {
+        long code = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code < 200) return;
+        if (follow_redirects && code / 100 == 3 && resp.headers.contains("location")) return;
+        head_ready = true;
+        wake();
+    }
+
+    /// Takes what arrived so far and lets a paused transfer go on.
+    std::string take_pending() {
+        std::string out = std::move(pending);
+        pending.clear();
+        if (paused && !multi_gone) {
+            paused = false;
+            multi->unpause(this);  // may deliver more into `pending` at once
+        }
+        return out;
+    }
+
+    std::string pending;
+    bool follow_redirects;
+    bool head_ready = false;
+    bool paused = false;
+    bool waiting = false;
+    bool started = false;
+};
+
+/// `co_await stream_wait{x, for_head}`: until the head arrived (for_head) or
+/// body data is pending, or the transfer finished. Starts the transfer on
+/// first use.
+struct stream_wait {
+    stream_exchange* x;
+    bool for_head;
+
+    bool ready() const noexcept { return x->finished || (for_head ? x->head_ready : !x->pending.empty()); }
+    bool await_ready() const noexcept { return x->started && ready(); }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> caller) {
+        x->ch = corio::detail::chain_of(caller);
+        if (x->ch->cancel_requested()) {
+            x->cancelled = true;
+            if (x->started) x->multi->remove(x);
+            return false;
+        }
+        if (!x->started) {
+            x->started = true;
+            x->multi->add(x);
+        }
+        x->h = caller;
+        x->notify = &stream_exchange::on_wait_cancel;
+        x->waiting = true;
+        x->ch->park(x);
+        return true;
+    }
+    void await_resume() const {
+        if (x->orphaned || x->cancelled) x->check();
+    }
+};
+
+inline task<void> wait_head(stream_exchange& x) { co_await stream_wait{&x, true}; }
+
+/// The body's chunks as they arrive; owns the transfer (destroying the
+/// generator aborts it).
+inline async_generator<std::string> stream_chunks(std::unique_ptr<stream_exchange> x) {
+    for (;;) {
+        if (!x->pending.empty()) {
+            co_yield x->take_pending();
+            continue;
+        }
+        if (x->finished) {
+            x->check();
+            co_return;
+        }
+        co_await stream_wait{x.get(), false};
+    }
+}
+
+/// Splits chunks into text lines (without "\n" or "\r\n"); a last line
+/// without a newline is yielded too.
+inline async_generator<std::string> stream_lines(async_generator<std::string> chunks) {
+    std::string buf;
+    while (std::optional<std::string> c = co_await chunks.next()) {
+        buf += *c;
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+            std::size_t end = nl > start && buf[nl - 1] == '\r' ? nl - 1 : nl;
+            co_yield buf.substr(start, end - start);
+        }
+        buf.erase(0, start);
+    }
+    if (!buf.empty()) {
+        if (buf.back() == '\r') buf.pop_back();
+        co_yield std::move(buf);
+    }
+}
+
 }  // namespace detail
+
+/// The head of a streamed response, and its body to pull (chunks() or
+/// lines(), once). Move-only. Destroying it (or the generator it handed
+/// out) aborts an unfinished transfer.
+class stream_response {
+public:
+    long status = 0;
+    http::headers headers;
+    std::string effective_url;
+
+    stream_response(stream_response&&) noexcept = default;
+    stream_response& operator=(stream_response&&) noexcept = default;
+
+    bool ok() const noexcept { return status >= 200 && status < 400; }
+    const stream_response& raise_for_status() const {
+        if (status >= 400) throw status_error(status, effective_url);
+        return *this;
+    }
+
+    /// The body as it arrives, in chunks (no empty chunk). The generator
+    /// owns the transfer; a consumer that stops pulling pauses it.
+    async_generator<std::string> chunks() { return detail::stream_chunks(take("chunks()")); }
+    /// The body as text lines, without their line ends.
+    async_generator<std::string> lines() { return detail::stream_lines(chunks()); }
+
+private:
+    friend class client;
+    explicit stream_response(std::unique_ptr<detail::stream_exchange> x) : x_(std::move(x)) {}
+
+    std::unique_ptr<detail::stream_exchange> take(const char* what) {
+        if (!x_) throw invalid_state_error(std::string("corio::http: stream_response::") + what + ": the body was already taken");
+        return std::move(x_);
+    }
+
+    std::unique_ptr<detail::stream_exchange> x_;
+};
 
 /// An HTTP client: one libcurl multi handle on one corio loop.
 class client {
@@ -399,6 +606,11 @@ public:
     /// Any method; `headers` and `o.headers` are added to the default headers.
     task<response> request(std::string method, std::string url, std::string body = {}, header_list headers = {},
                            request_options o = {});
+
+    /// GET `url` and return once the response head arrived; the body is then
+    /// pulled from the stream_response (chunks() or lines()). A timeout
+    /// (request_options or options) bounds the wait for the head only.
+    task<stream_response> stream(std::string url, request_options o = {});
 
     /// Transfers currently in the multi handle.
     std::size_t active_transfers() const noexcept { return multi_->active(); }
@@ -492,6 +704,29 @@ inline task<response> client::request(std::string method, std::string url, std::
     if (limit) co_await corio::timeout(*limit, detail::perform(x));
     else co_await detail::perform_awaiter{&x};
     co_return x.take_response();
+}
+
+inline task<stream_response> client::stream(std::string url, request_options o) {
+    check_loop();
+    detail::check_headers(o.headers);
+    if (o.timeout) detail::check_duration("request_options::timeout", *o.timeout);
+    auto x = std::make_unique<detail::stream_exchange>(*multi_, std::move(url),
+                                                       o.follow_redirects.value_or(opts_.follow_redirects));
+    setup(*x, {}, o);
+    x->bind_callbacks();
+    const std::optional<clock::duration>& limit = o.timeout ? o.timeout : opts_.timeout;
+    if (limit) co_await corio::timeout(*limit, detail::wait_head(*x));
+    else co_await detail::stream_wait{x.get(), true};
+    if (!x->head_ready) x->check();  // failed before a head arrived
+    stream_response r(std::move(x));
+    detail::stream_exchange& s = *r.x_;
+    long status = 0;
+    curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &status);
+    char* eff = nullptr;
+    if (curl_easy_getinfo(s.easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) r.effective_url = eff;
+    r.status = status;
+    r.headers = s.resp.headers;
+    co_return r;
 }
 
 }  // namespace corio::http

@@ -16,7 +16,8 @@
 //   (asserted): transfers are removed only from corio code (cancellation,
 //   destruction) or after curl_multi_info_read reported them done.
 // - A transfer is linked in `active_` exactly while it is added to the multi
-//   handle. Its completion hook runs after it was removed, and only schedules
+//   handle, and in `alive_` from its construction to its destruction (a
+//   multi that dies first marks each `multi_gone`). Its completion hook runs after it was removed, and only schedules
 //   (never resumes a coroutine inline).
 // - The timer is re-armed only when libcurl's deadline moves earlier than the
 //   armed one (arming costs two timerfd_settime calls); a timer that fires
@@ -56,9 +57,12 @@ struct transfer {
     CURL* easy = nullptr;
     CURLcode result = CURLE_OK;
     bool added = false;     // linked in the multi handle and in active_
-    bool orphaned = false;  // the client died while it was in flight
-    transfer* prev = nullptr;
+    bool orphaned = false;    // the client died while it was in flight
+    bool multi_gone = false;  // the multi handle is gone: the easy handle is ours to clean up
+    transfer* prev = nullptr;  // in multi::active_
     transfer* next = nullptr;
+    transfer* alive_prev = nullptr;  // in multi::alive_
+    transfer* alive_next = nullptr;
     /// Called once the transfer was removed from the multi handle (done,
     /// or orphaned by the client's destruction). Must not resume inline.
     void (*on_done)(transfer*) noexcept = nullptr;
@@ -90,6 +94,7 @@ public:
 
     ~multi() {
         orphan_all();
+        for (transfer* t = alive_; t; t = t->alive_next) t->multi_gone = true;
         *life_ = nullptr;
         closing_ = true;
         timer_.cancel();
@@ -132,6 +137,21 @@ public:
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     }
 
+    /// Tracks a transfer object for its whole life (finished ones too), so
+    /// the multi can tell each that it is gone.
+    void adopt(transfer* t) noexcept {
+        t->alive_prev = nullptr;
+        t->alive_next = alive_;
+        if (alive_) alive_->alive_prev = t;
+        alive_ = t;
+    }
+    void disown(transfer* t) noexcept {
+        if (t->alive_prev) t->alive_prev->alive_next = t->alive_next;
+        else alive_ = t->alive_next;
+        if (t->alive_next) t->alive_next->alive_prev = t->alive_prev;
+        t->alive_prev = t->alive_next = nullptr;
+    }
+
     /// Starts `t` (its easy handle fully set up). libcurl may call the timer
     /// callback from here; the transfer begins at the next turn.
     void add(transfer* t) {
@@ -149,6 +169,16 @@ public:
         assert(!in_action_ && "corio::http: a transfer was removed from inside a libcurl callback");
         unlink(t);
         curl_multi_remove_handle(m_, t->easy);
+    }
+
+    /// Resumes a transfer paused by its write callback. libcurl may deliver
+    /// the held data from here and finish transfers: their messages are read.
+    void unpause(transfer* t) noexcept {
+        if (!t->added) return;
+        in_action_ = true;
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+        in_action_ = false;
+        drain_messages();
     }
 
 private:
@@ -356,6 +386,7 @@ private:
     std::vector<sock_ptr> socks_;  // by fd
     std::vector<CURL*> easy_pool_;
     transfer* active_ = nullptr;
+    transfer* alive_ = nullptr;
     std::size_t active_count_ = 0;
     std::chrono::steady_clock::time_point deadline_{};
     std::chrono::steady_clock::time_point armed_at_{};
