@@ -134,20 +134,24 @@ inline const std::error_category& status_category() noexcept {
 
 /// A request that failed: transport errors (code() in curl_category()) and,
 /// as status_error, responses with status >= 400 passed to raise_for_status().
+/// what() is the whole message: "corio::http: GET <url>: <libcurl's reason>".
 class error : public std::system_error {
 public:
-    error(std::error_code ec, std::string url, const std::string& what)
-        : std::system_error(ec, what), url_(std::move(url)) {}
+    error(std::error_code ec, std::string url, std::string message)
+        : std::system_error(ec), url_(std::move(url)), message_(std::move(message)) {}
     const std::string& url() const noexcept { return url_; }
+    const char* what() const noexcept override { return message_.c_str(); }
 
 private:
     std::string url_;
+    std::string message_;
 };
 
 class status_error : public error {
 public:
     status_error(long status, std::string url)
-        : error(std::error_code(static_cast<int>(status), status_category()), url, "corio::http: " + url),
+        : error(std::error_code(static_cast<int>(status), status_category()), url,
+                "corio::http: " + url + ": HTTP status " + std::to_string(status)),
           status_(status) {}
     long status() const noexcept { return status_; }
 
@@ -322,9 +326,12 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
                                       " was in flight");
         if (cancelled) throw cancelled_error{};
         if (result != CURLE_OK) {
-            std::string what = "corio::http: " + method + " " + url;
-            if (errbuf[0]) what += " (" + std::string(errbuf) + ")";
-            throw error(std::error_code(static_cast<int>(result), curl_category()), url, what);
+            std::string reason = curl_easy_strerror(result);
+            std::string what = "corio::http: " + method + " " + url + ": ";
+            if (!errbuf[0]) what += reason;
+            else if (std::string_view(errbuf).find(reason) != std::string_view::npos) what += errbuf;
+            else what += std::string(errbuf) + " (" + reason + ")";
+            throw error(std::error_code(static_cast<int>(result), curl_category()), url, std::move(what));
         }
     }
 
