@@ -5,8 +5,10 @@
 // - Every socket libcurl asks us to watch (CURLMOPT_SOCKETFUNCTION) gets a
 //   watched_socket: a posix::stream_descriptor assigned the fd without owning
 //   it. It is released (deregistered from the reactor, never closed) when
-//   libcurl says CURL_POLL_REMOVE or closes the fd (CURLOPT_CLOSESOCKETFUNCTION),
-//   whichever comes first; libcurl alone closes its fds.
+//   libcurl closes the fd (CURLOPT_CLOSESOCKETFUNCTION); a connection libcurl
+//   opened through CURLOPT_OPENSOCKETFUNCTION stays registered while it idles
+//   in libcurl's cache (CURL_POLL_REMOVE only clears what it wants), any other
+//   fd is released at CURL_POLL_REMOVE. libcurl alone closes its fds.
 // - At most one read wait and one write wait are pending per socket; a wait's
 //   handler holds the watched_socket alive and does nothing once it is
 //   released or its multi is gone.
@@ -25,8 +27,10 @@
 #pragma once
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
@@ -87,6 +91,12 @@ public:
         curl_multi_setopt(m_, CURLMOPT_TIMERDATA, this);
         curl_multi_setopt(m_, CURLMOPT_MAX_TOTAL_CONNECTIONS, s.max_connections);
         curl_multi_setopt(m_, CURLMOPT_MAX_HOST_CONNECTIONS, s.max_connections_per_host);
+        // The connection cache (open connections, busy or idle). libcurl's
+        // default follows the number of transfers added at the moment, which
+        // under corio dips between a transfer's end and its task's next
+        // request: connections would be closed and reopened.
+        long cache = s.max_connections ? s.max_connections : std::max(256L, 4 * s.max_connections_per_host);
+        curl_multi_setopt(m_, CURLMOPT_MAXCONNECTS, cache);
         curl_multi_setopt(m_, CURLMOPT_PIPELINING, s.multiplex ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     }
     multi(const multi&) = delete;
@@ -132,6 +142,8 @@ public:
 
     /// Options every easy handle of this multi needs (after a reset).
     void bind_easy(CURL* e) noexcept {
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &multi::on_open);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
         curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &multi::on_close);
         curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -188,6 +200,7 @@ private:
         multi* owner;
         curl_socket_t fd;
         int want = 0;  // CURL_POLL_IN / OUT / INOUT
+        bool connection = false;  // opened through on_open: libcurl closes it through on_close
         bool reading = false;
         bool writing = false;
     };
@@ -247,7 +260,12 @@ private:
         auto* self = static_cast<multi*>(userp);
         if (self->closing_) return 0;
         if (what == CURL_POLL_REMOVE) {
-            self->forget(fd);
+            // A connection going idle into libcurl's cache stays registered
+            // with the reactor (no epoll_ctl pair per request); on_close
+            // releases it. Other fds (a resolver's) are released now.
+            sock_ptr* p = self->slot(fd);
+            if (p && *p && (*p)->connection) (*p)->want = 0;
+            else self->forget(fd);
             return 0;
         }
         try {
@@ -262,6 +280,24 @@ private:
             return -1;  // libcurl fails the transfer
         }
         return 0;
+    }
+
+    static curl_socket_t on_open(void* clientp, curlsocktype, curl_sockaddr* addr) {
+        auto* self = static_cast<multi*>(clientp);
+        curl_socket_t fd = ::socket(addr->family, addr->socktype, addr->protocol);
+        if (fd == CURL_SOCKET_BAD) return fd;
+        try {
+            sock_ptr& p = *self->slot(fd);
+            if (p) self->forget(fd);  // a stale entry for a reused fd number
+            p = std::make_shared<watched_socket>(self->ctx_, self, fd);
+            p->sd.assign(fd);
+            p->connection = true;
+        } catch (...) {
+            self->forget(fd);
+            ::close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        return fd;
     }
 
     static int on_close(void* clientp, curl_socket_t fd) {
