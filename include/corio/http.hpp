@@ -269,7 +269,7 @@ inline void take_header_line(http::headers& h, std::string_view line) {
 struct exchange : corio::detail::curl::transfer, waiter_base {
     exchange(corio::detail::curl::multi& m, std::string meth, std::string u, std::string b)
         : multi(&m), method(std::move(meth)), url(std::move(u)), body(std::move(b)) {
-        easy = m.acquire_easy();
+        easy = m.acquire_easy(fresh);
         on_done = &exchange::done;
         m.adopt(this);
     }
@@ -303,6 +303,7 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
     static std::size_t on_body(char* p, std::size_t size, std::size_t n, void* ud) {
         auto* x = static_cast<exchange*>(ud);
         try {
+            if (x->resp.body.empty()) x->reserve_body();
             x->resp.body.append(p, size * n);
         } catch (...) {
             return 0;  // CURLE_WRITE_ERROR
@@ -317,6 +318,13 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
             return 0;
         }
         return size * n;
+    }
+
+    /// One allocation for a body of announced length (up to 64 MiB).
+    void reserve_body() {
+        curl_off_t len = -1;
+        if (curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) == CURLE_OK && len > 0)
+            resp.body.reserve(static_cast<std::size_t>(std::min<curl_off_t>(len, curl_off_t{64} << 20)));
     }
 
     /// After the await: the response, or the reason there is none.
@@ -354,6 +362,7 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
     std::coroutine_handle<> h{};
     bool cancelled = false;
     bool finished = false;
+    bool fresh = false;  // a new easy handle: the client's fixed options are not set yet
     char errbuf[CURL_ERROR_SIZE] = {};
 };
 
@@ -645,6 +654,7 @@ private:
 
     void setup(detail::exchange& x, const header_list& extra, const request_options& o) const;
     void setup_method(detail::exchange& x) const;
+    void setup_fixed(CURL* e) const;
 
     event_loop* loop_;
     options opts_;
@@ -654,38 +664,43 @@ private:
 
 inline void client::setup_method(detail::exchange& x) const {
     CURL* e = x.easy;
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);  // clears what a pooled handle's last request set
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
     if (x.method == "GET" && x.body.empty()) return;
     if (x.method == "HEAD") {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
         return;
     }
-    if (x.method != "GET" || !x.body.empty()) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x.body.data());
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(x.body.size()));
-    }
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(x.body.size()));
     if (x.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x.method.c_str());
 }
 
-inline void client::setup(detail::exchange& x, const header_list& extra, const request_options& o) const {
-    CURL* e = x.easy;
+/// The options that are the same for every request of this client.
+inline void client::setup_fixed(CURL* e) const {
     multi_->bind_easy(e);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<corio::detail::curl::transfer*>(&x));
-    curl_easy_setopt(e, CURLOPT_URL, x.url.c_str());
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x.errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &detail::exchange::on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &detail::exchange::on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
     auto connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.connect_timeout).count();
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<decltype(connect_ms)>(connect_ms, 1)));
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o.follow_redirects.value_or(opts_.follow_redirects) ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, opts_.max_redirects);
     curl_easy_setopt(e, CURLOPT_USERAGENT, opts_.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, opts_.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, opts_.verify_tls ? 2L : 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opts_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+}
+
+inline void client::setup(detail::exchange& x, const header_list& extra, const request_options& o) const {
+    CURL* e = x.easy;
+    if (x.fresh) setup_fixed(e);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<corio::detail::curl::transfer*>(&x));
+    curl_easy_setopt(e, CURLOPT_URL, x.url.c_str());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x.errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &detail::exchange::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &detail::exchange::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o.follow_redirects.value_or(opts_.follow_redirects) ? 1L : 0L);
     if (extra.empty() && o.headers.empty()) {
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_.get());
     } else {

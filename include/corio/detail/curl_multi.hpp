@@ -117,19 +117,25 @@ public:
     asio::io_context& context() noexcept { return ctx_; }
     std::size_t active() const noexcept { return active_count_; }
 
-    /// An easy handle from the pool (reset), or a new one.
-    CURL* acquire_easy() {
+    /// An easy handle from the pool, or a new one (`fresh`). A pooled handle
+    /// keeps the options of its last request: the client sets the ones that
+    /// differ between requests every time, the others only on a fresh handle
+    /// (curl_easy_reset and setting 20 options again cost more than a
+    /// request's own work in libcurl).
+    CURL* acquire_easy(bool& fresh) {
         if (!easy_pool_.empty()) {
             CURL* e = easy_pool_.back();
             easy_pool_.pop_back();
+            fresh = false;
             return e;
         }
         CURL* e = curl_easy_init();
         if (!e) throw std::bad_alloc();
+        fresh = true;
         return e;
     }
     void release_easy(CURL* e) noexcept {
-        curl_easy_reset(e);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
         if (easy_pool_.size() < 256) {
             try {
                 easy_pool_.push_back(e);
