@@ -292,6 +292,13 @@ TEST_CASE("POST and PUT send their body and headers; request() takes any method"
         http::response g = co_await c.request("PATCH", srv.url("/echo"), "delta", hs);
         CHECK(g.body == "PATCH\ndelta");
         CHECK(g.headers.value_or("X-Method", "") == "PATCH");
+        http::response head = co_await c.request("HEAD", srv.url("/hello"));
+        CHECK(head.status == 200);
+        CHECK(head.headers.value_or("content-length", "") == "11");
+        CHECK(head.body.empty());
+        http::response back = co_await c.get(srv.url("/echo"));  // a pooled handle forgets the last method
+        CHECK(back.body == "GET\n");
+        CHECK(srv.accepted == 1);
     });
 }
 

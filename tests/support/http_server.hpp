@@ -26,6 +26,7 @@
 //   /headers          200, one line "lowercase-name: value" per request header
 //   /close            200 "bye", then closes the connection
 //   anything else     404 "not found"
+// A HEAD request to any path gets the head of /hello.
 #pragma once
 
 #include <algorithm>
@@ -188,6 +189,10 @@ private:
     corio::task<bool> serve_one(tcp::socket& s, std::string& buf) {
         http_request r = co_await read_request(s, buf);
         const std::string& p = r.path;
+        if (r.method == "HEAD") {  // the head /hello would have, no body
+            co_await write(s, head(200, "Content-Length: 11\r\n\r\n"));
+            co_return true;
+        }
         if (p == "/hello") co_await respond(s, 200, "hello world");
         else if (p.starts_with("/bytes/")) co_await respond(s, 200, letters(number_after(p, "/bytes/")));
         else if (p.starts_with("/status/")) {
