@@ -35,6 +35,13 @@
 // - Destroying a client with transfers in flight removes them and makes each
 //   awaiting request throw invalid_state_error (a bug in the caller: keep the
 //   client alive longer than its requests).
+// - stream(url) returns a stream_response once the response head arrived
+//   (status, headers); its chunks() or lines() is an async_generator of the
+//   body as it arrives, which owns the transfer: a consumer that stops
+//   pulling pauses it (libcurl stops reading once 64 KiB wait), destroying
+//   the generator (or the stream_response whose body was never taken) aborts
+//   it. Pulling is a cancellation point; a cancelled pull aborts the
+//   transfer. A timeout option bounds the wait for the head only.
 // - TLS certificates are verified by default (options::verify_tls); redirects
 //   are not followed unless options::follow_redirects (or the request's
 //   override) is set, up to max_redirects; response::effective_url is the
