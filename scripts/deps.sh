@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what corio's build, tests and examples need, if it is missing.
 #
-#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt
+#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl
 #                              (+ Google Benchmark and python3, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
 #   scripts/deps.sh --check    only report what is missing (exit 1 if any)
@@ -42,6 +42,9 @@ have_cmd ninja                  || required+=(ninja-build)
 have_header asio.hpp            || required+=(libasio-dev)
 have_header catch2/catch.hpp catch2/catch_all.hpp || required+=(catch2)
 have_header fmt/format.h        || required+=(libfmt-dev)
+# corio::http; Debian puts curl.h under the multiarch include dir
+{ have_header curl/curl.h || compgen -G '/usr/include/*/curl/curl.h' >/dev/null; } ||
+  required+=(libcurl4-openssl-dev)
 have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
 have_cmd python3                || optional+=(python3)
 

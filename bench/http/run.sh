@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# bench/http/run.sh: HTTP client throughput against a local nginx, in one run.
+#
+#   bench/http/run.sh [--pages=N] [--reps=R] [--no-build]
+#
+# Starts nginx (Debian nginx-light; 1 worker, keep-alive, access log off) on a
+# free 127.0.0.1 port, with its config and a docroot of 5,000 files of
+# 0.5-32 KiB (sizes fixed by a seed) in a temporary directory, and stops it
+# and removes the directory at the end, whatever happens. Then it measures,
+# each R times (default 3; the best pages/s is kept, with that run's
+# latencies):
+#   wrk          1 thread, 64 connections, 5 s (the machine's ceiling)
+#   curl_multi   a plain C program on libcurl's multi interface, 64 in flight
+#   corio        examples/fetch_with_limit: semaphore(64) + gather on http::client
+#   aiohttp      the same pattern in Python (asyncio + aiohttp)
+#   httpx        the same pattern in Python (asyncio + httpx.AsyncClient)
+# The clients fetch N pages (default 20,000) round-robin over the files, and
+# it prints pages/s, p50/p99 latency and the ratios corio/curl_multi,
+# corio/aiohttp, corio/httpx. Python is /usr/bin/python3 (Debian's
+# python3-aiohttp and python3-httpx). corio is built -O2 in build/bench-http
+# (CXX picks the compiler); --no-build reuses it.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+here="$root/bench/http"
+build="${BENCH_BUILD_DIR:-$root/build/bench-http}"
+pages=20000
+reps=3
+do_build=1
+for arg in "$@"; do
+  case "$arg" in
+    --pages=*) pages="${arg#--pages=}" ;;
+    --reps=*) reps="${arg#--reps=}" ;;
+    --no-build) do_build=0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+python=/usr/bin/python3
+conc=64
+files=5000
+
+for tool in nginx wrk cc; do
+  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
+    { echo "run.sh: $tool not found (Debian: nginx-light wrk gcc)" >&2; exit 1; }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+# ------------------------------------------------------------------ build ---
+if (( do_build )); then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" -DCORIO_BUILD_TESTS=OFF -DCORIO_BUILD_EXAMPLES=ON \
+    -DCORIO_BUILD_BENCH=OFF -DCORIO_INSTALL=OFF ${CXX:+-DCMAKE_CXX_COMPILER=$CXX} >/dev/null
+  cmake --build "$build" --target fetch_with_limit -j1 >/dev/null
+  mkdir -p "$build/bench-http"
+  cc -O2 -o "$build/bench-http/curl_multi" "$here/curl_multi.c" $(pkg-config --cflags --libs libcurl 2>/dev/null || echo -lcurl)
+fi
+corio_bin="$build/examples/fetch_with_limit"
+curl_bin="$build/bench-http/curl_multi"
+
+# ------------------------------------------------------------------ nginx ---
+tmp=$(mktemp -d /tmp/corio-bench-http.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+  if [[ -f "$tmp/nginx.pid" ]]; then
+    kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do [[ -f "$tmp/nginx.pid" ]] || break; sleep 0.1; done
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$python" - "$tmp/www" "$files" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(root)
+rng = random.Random(20251201)
+for i in range(n):
+    size = rng.randint(512, 32 * 1024)
+    with open(os.path.join(root, f"f{i}"), "wb") as f:
+        f.write(bytes(rng.getrandbits(8) for _ in range(64)) * (size // 64) + b"x" * (size % 64))
+PY
+chmod -R a+rX "$tmp/www"
+port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$tmp/temp"
+cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  client_body_temp_path $tmp/temp/body;
+  proxy_temp_path $tmp/temp/proxy;
+  fastcgi_temp_path $tmp/temp/fastcgi;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$port;
+    root $tmp/www;
+  }
+}
+CONF
+"$nginx_bin" -e "$tmp/error.log" -p "$tmp" -c "$tmp/nginx.conf"
+for _ in $(seq 50); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/f0" 2>/dev/null && break
+  "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/f0')" 2>/dev/null && break
+  sleep 0.1
+done
+prefix="http://127.0.0.1:$port/f"
+
+# ---------------------------------------------------------------- measure ---
+cat > "$tmp/rotate.lua" <<LUA
+local i = 0
+request = function()
+  i = (i + 1) % $files
+  return wrk.format("GET", "/f" .. i)
+end
+LUA
+
+# wrk's latency "1.23ms" / "456.00us" / "1.01s" -> ms
+to_ms() { "$python" -c "import sys; v=sys.argv[1]; u=v.lstrip('0123456789.'); x=float(v[:len(v)-len(u)]); print(x*{'us':1e-3,'ms':1,'s':1e3}[u])" "$1"; }
+
+run_wrk() {
+  local out
+  out=$(wrk -t1 -c$conc -d5s --latency -s "$tmp/rotate.lua" "http://127.0.0.1:$port/")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  echo "pages_per_s=${rps%.*} p50_ms=$p50 p99_ms=$p99"
+}
+run_curl() { "$curl_bin" "$prefix" "$pages" "$conc" "$files"; }
+run_corio() { "$corio_bin" "$prefix" "$pages" "$conc" "$files"; }
+run_aiohttp() { "$python" "$here/fetch_with_limit_aiohttp.py" "$prefix" "$pages" "$conc" "$files"; }
+run_httpx() { "$python" "$here/fetch_with_limit_httpx.py" "$prefix" "$pages" "$conc" "$files"; }
+
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+declare -A best
+for name in wrk curl corio aiohttp httpx; do
+  for ((r = 0; r < reps; r++)); do
+    line=$("run_$name")
+    echo "$name: $line" >&2
+    if [[ -z "${best[$name]:-}" ]] || (( $(field pages_per_s "$line") > $(field pages_per_s "${best[$name]}") )); then
+      best[$name]=$line
+    fi
+  done
+done
+
+# ----------------------------------------------------------------- report ---
+echo
+echo "HTTP GET of $pages pages (0.5-32 KiB, $files files) from nginx on 127.0.0.1, $conc in flight; best of $reps"
+printf '%-12s %10s %9s %9s\n' client pages/s p50_ms p99_ms
+for name in wrk curl corio aiohttp httpx; do
+  l=${best[$name]}
+  printf '%-12s %10s %9.3f %9.3f\n' "$name" "$(field pages_per_s "$l")" "$(field p50_ms "$l")" "$(field p99_ms "$l")"
+done
+ratio() { "$python" -c "print(f'{$1/$2:.2f}')"; }
+c=$(field pages_per_s "${best[corio]}")
+echo
+echo "corio / curl_multi  = $(ratio "$c" "$(field pages_per_s "${best[curl]}")")x   (target >= 0.9)"
+echo "corio / aiohttp     = $(ratio "$c" "$(field pages_per_s "${best[aiohttp]}")")x   (target >= 4)"
+echo "corio / httpx       = $(ratio "$c" "$(field pages_per_s "${best[httpx]}")")x"
+echo "corio / wrk         = $(ratio "$c" "$(field pages_per_s "${best[wrk]}")")x"
+echo "p99 corio / aiohttp = $(ratio "$(field p99_ms "${best[corio]}")" "$(field p99_ms "${best[aiohttp]}")")   (target < 1)"

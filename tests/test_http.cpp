@@ -1,0 +1,627 @@
+// Tests for corio/http.hpp: http::client on libcurl, against the local test
+// server of support/http_server.hpp (127.0.0.1 only; nothing here touches the
+// internet). These run in real time: libcurl's sockets are real.
+// corio-tsan: one case uses the client from another thread's loop
+#include <corio/http.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/corio_test.hpp"
+#include "support/http_server.hpp"
+
+using namespace std::chrono_literals;
+using corio::task;
+using corio_test::http_server;
+using corio_test::with_http_server;
+namespace http = corio::http;
+
+namespace {
+
+/// Runs body(server) on a fresh real-time loop with the test server up.
+template <class F>
+void run_http(F body) {
+    corio_test::run_test([&] { return with_http_server(body); }, 0, /*virtual_time=*/false);
+}
+
+/// Polls `pred` every 2 ms for up to `limit`; true once it holds.
+template <class P>
+task<bool> eventually(P pred, std::chrono::milliseconds limit = 2000ms) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) co_return false;
+        co_await corio::sleep(2ms);
+    }
+    co_return true;
+}
+
+/// A 127.0.0.1 port nobody listens on.
+unsigned short closed_port(asio::io_context& ctx) {
+    asio::ip::tcp::acceptor a(ctx, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    return a.local_endpoint().port();
+}
+
+std::string message_of(const std::exception& e) { return e.what(); }
+
+}  // namespace
+
+TEST_CASE("GET returns the status, headers with case-insensitive lookup, and the body") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::response r = co_await c.get(srv.url("/hello"));
+        CHECK(r.status == 200);
+        CHECK(r.body == "hello world");
+        CHECK(r.headers.get("content-length") == std::optional<std::string_view>("11"));
+        CHECK(r.headers.get("Content-Length") == std::optional<std::string_view>("11"));
+        CHECK(r.headers.value_or("CONTENT-LENGTH", "?") == "11");
+        CHECK_FALSE(r.headers.contains("x-missing"));
+        CHECK(r.effective_url == srv.url("/hello"));
+        CHECK(r.elapsed > std::chrono::microseconds(0));
+        CHECK(r.ok());
+        CHECK(&r.raise_for_status() == &r);
+    });
+}
+
+TEST_CASE("a 404 or a 500 is a response; raise_for_status throws status_error for >= 400") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::response nf = co_await c.get(srv.url("/nowhere"));
+        CHECK(nf.status == 404);
+        CHECK(nf.body == "not found");
+        CHECK_FALSE(nf.ok());
+        try {
+            nf.raise_for_status();
+            FAIL("no status_error");
+        } catch (const http::status_error& e) {
+            CHECK(e.status() == 404);
+            CHECK(e.url() == srv.url("/nowhere"));
+            CHECK(message_of(e) == "corio::http: " + srv.url("/nowhere") + ": HTTP status 404");
+        }
+        http::response ise = co_await c.get(srv.url("/status/500"));
+        CHECK(ise.status == 500);
+        CHECK_THROWS_AS(ise.raise_for_status(), http::error);  // status_error is an http::error
+        http::response fine = co_await c.get(srv.url("/status/204"));
+        CHECK(fine.status == 204);
+        CHECK_NOTHROW(fine.raise_for_status());
+    });
+}
+
+TEST_CASE("chunked and large bodies arrive whole") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::response r = co_await c.get(srv.url("/chunked/5"));
+        CHECK(r.body == "chunk-0;chunk-1;chunk-2;chunk-3;chunk-4;");
+        CHECK(r.headers.value_or("transfer-encoding", "") == "chunked");
+        http::response big = co_await c.get(srv.url("/bytes/1000000"));
+        REQUIRE(big.body.size() == 1000000);
+        CHECK(big.body[0] == 'a');
+        CHECK(big.body[999999] == static_cast<char>('a' + 999999 % 26));
+    });
+}
+
+TEST_CASE("1,000 sequential GETs to one host reuse a kept-alive connection") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        for (int i = 0; i < 1000; ++i) {
+            http::response r = co_await c.get(srv.url("/hello"));
+            REQUIRE(r.status == 200);
+        }
+        CHECK(srv.requests == 1000);
+        CHECK(srv.accepted <= 2);
+    });
+}
+
+TEST_CASE("64 concurrent GETs open at most max_connections_per_host connections") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c(http::options{.max_connections_per_host = 4});
+        std::vector<task<http::response>> reqs;
+        for (int i = 0; i < 64; ++i) reqs.push_back(c.get(srv.url("/bytes/" + std::to_string(100 + i))));
+        std::vector<http::response> rs = co_await corio::gather(std::move(reqs));
+        for (std::size_t i = 0; i < rs.size(); ++i) CHECK(rs[i].body.size() == 100 + i);
+        CHECK(srv.max_open <= 4);
+        CHECK(srv.accepted <= 4);
+        CHECK(srv.requests == 64);
+    });
+}
+
+TEST_CASE("max_connections caps the connections of the whole client") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c(http::options{.max_connections = 2});
+        std::vector<task<http::response>> reqs;
+        for (int i = 0; i < 20; ++i) reqs.push_back(c.get(srv.url("/delay/5")));
+        std::vector<http::response> rs = co_await corio::gather(std::move(reqs));
+        CHECK(rs.size() == 20);
+        CHECK(srv.max_open <= 2);
+    });
+}
+
+TEST_CASE("timeout around a GET throws timeout_error at the deadline and closes the transfer") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        auto t0 = std::chrono::steady_clock::now();
+        REQUIRE_THROWS_AS(co_await corio::timeout(100ms, c.get(srv.url("/stall"))), corio::timeout_error);
+        auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= 100ms);
+        CHECK(took < 1500ms);
+        CHECK(c.active_transfers() == 0);
+        CHECK(srv.stalled == 1);
+        bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
+        CHECK(closed);  // the server saw the connection closed
+        co_await corio::sleep(50ms);  // nothing of the old transfer fires later (ASan would see it)
+        http::response again = co_await c.get(srv.url("/hello"));
+        CHECK(again.body == "hello world");
+    });
+}
+
+TEST_CASE("a per-request or client-wide timeout option ends the transfer with timeout_error") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::request_options quick{.timeout = 50ms};
+        REQUIRE_THROWS_AS(co_await c.get(srv.url("/delay/3000"), quick), corio::timeout_error);
+        CHECK(c.active_transfers() == 0);
+        http::client strict(http::options{.timeout = 50ms});
+        REQUIRE_THROWS_AS(co_await strict.get(srv.url("/stall")), corio::timeout_error);
+        CHECK(strict.active_transfers() == 0);
+        http::request_options relaxed{.timeout = 5s};
+        http::response r = co_await strict.get(srv.url("/delay/100"), relaxed);  // the request's own wins
+        CHECK(r.body == "waited 100");
+        bool closed = co_await eventually([&] { return srv.peer_closed >= 1; });
+        CHECK(closed);
+    });
+}
+
+TEST_CASE("cancelling a request mid-body removes its transfer at once and nothing resumes later") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        bool resumed_after = false;
+        auto h = corio::spawn([](http::client& c, std::string url, bool& flag) -> task<void> {
+            co_await c.get(url);
+            flag = true;  // never reached
+        }(c, srv.url("/stall"), resumed_after));
+        bool stalled = co_await eventually([&] { return srv.stalled == 1; });
+        REQUIRE(stalled);
+        CHECK(c.active_transfers() == 1);
+        h.cancel();
+        CHECK(c.active_transfers() == 0);  // removed at the cancel, not later
+        bool was_cancelled = co_await corio_test::ended_cancelled(h);
+        CHECK(was_cancelled);
+        bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
+        CHECK(closed);
+        co_await corio::sleep(30ms);
+        CHECK_FALSE(resumed_after);
+    });
+}
+
+TEST_CASE("a request in an already cancelled scope is not started") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        corio::cancel_scope scope;
+        scope.cancel();
+        std::optional<http::response> r = co_await scope.run(c.get(srv.url("/hello")));
+        CHECK_FALSE(r.has_value());
+        CHECK(srv.requests == 0);
+        CHECK(c.active_transfers() == 0);
+    });
+}
+
+TEST_CASE("connection refused is an http::error naming the URL and libcurl's reason; others go on") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        std::string dead = "http://127.0.0.1:" + std::to_string(closed_port(corio::current_loop().context())) + "/x";
+        auto ok = c.get(srv.url("/delay/50"));
+        auto bad = c.get(dead);
+        auto rs = co_await corio::gather_settled(std::move(ok), std::move(bad));
+        CHECK(std::get<0>(rs).value().body == "waited 50");
+        try {
+            std::get<1>(rs).value();
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code() == std::error_code(CURLE_COULDNT_CONNECT, http::curl_category()));
+            CHECK(e.url() == dead);
+            CHECK(message_of(e).starts_with("corio::http: GET " + dead + ": "));
+            CHECK(message_of(e).find("Couldn't connect to server") != std::string::npos);
+            const std::system_error& se = e;  // http::error is a std::system_error
+            CHECK(se.code().category().name() == std::string("curl"));
+        }
+    });
+}
+
+TEST_CASE("a connection reset mid-body is an http::error") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        try {
+            co_await c.get(srv.url("/reset"));
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code().category() == http::curl_category());
+            CHECK(message_of(e).find(srv.url("/reset")) != std::string::npos);
+        }
+        http::response r = co_await c.get(srv.url("/hello"));  // the client still works
+        CHECK(r.status == 200);
+    });
+}
+
+TEST_CASE("an unresolvable host is an http::error") {
+    run_http([](http_server&) -> task<void> {
+        http::client c;
+        try {
+            co_await c.get("http://no-such-host.invalid/");
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code() == std::error_code(CURLE_COULDNT_RESOLVE_HOST, http::curl_category()));
+            CHECK(message_of(e).find("no-such-host.invalid") != std::string::npos);
+        }
+    });
+}
+
+TEST_CASE("cancelling a task in the middle of gather of 100 GETs removes every unfinished transfer") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c(http::options{.max_connections_per_host = 8});
+        auto many = [&]() -> task<std::vector<http::response>> {
+            std::vector<task<http::response>> reqs;
+            for (int i = 0; i < 100; ++i) reqs.push_back(c.get(srv.url(i % 2 ? "/hello" : "/stall")));
+            co_return co_await corio::gather(std::move(reqs));
+        };
+        auto h = corio::spawn(many());
+        bool some = co_await eventually([&] { return srv.stalled >= 4; });
+        REQUIRE(some);
+        CHECK(c.active_transfers() > 0);
+        h.cancel();
+        bool was_cancelled = co_await corio_test::ended_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(c.active_transfers() == 0);  // gather returned only after every transfer was removed
+        http::response r = co_await c.get(srv.url("/hello"));  // usable again
+        CHECK(r.body == "hello world");
+    });
+}
+
+TEST_CASE("POST and PUT send their body and headers; request() takes any method") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::response p = co_await c.post(srv.url("/echo"), "name=corio");
+        CHECK(p.body == "POST\nname=corio");
+        std::string large(100000, 'z');
+        http::response u = co_await c.put(srv.url("/echo"), large);
+        CHECK(u.body == "PUT\n" + large);
+        http::header_list hs{{"X-Trace", "abc"}, {"Content-Type", "text/plain"}};
+        http::response d = co_await c.request("DELETE", srv.url("/echo"), "", hs);
+        CHECK(d.body == "DELETE\n");
+        CHECK(d.headers.value_or("x-echo-trace", "") == "abc");
+        http::response g = co_await c.request("PATCH", srv.url("/echo"), "delta", hs);
+        CHECK(g.body == "PATCH\ndelta");
+        CHECK(g.headers.value_or("X-Method", "") == "PATCH");
+        http::response head = co_await c.request("HEAD", srv.url("/hello"));
+        CHECK(head.status == 200);
+        CHECK(head.headers.value_or("content-length", "") == "11");
+        CHECK(head.body.empty());
+        http::response back = co_await c.get(srv.url("/echo"));  // a pooled handle forgets the last method
+        CHECK(back.body == "GET\n");
+        CHECK(srv.accepted == 1);
+    });
+}
+
+TEST_CASE("redirects are followed only when asked, up to max_redirects, and the final URL is reported") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client plain;
+        http::response r = co_await plain.get(srv.url("/redirect/2"));
+        CHECK(r.status == 302);
+        CHECK(r.headers.value_or("location", "") == "/redirect/1");
+        http::request_options follow{.follow_redirects = true};
+        http::response f = co_await plain.get(srv.url("/redirect/2"), follow);
+        CHECK(f.status == 200);
+        CHECK(f.body == "arrived");
+        CHECK(f.effective_url == srv.url("/redirect/0"));
+        CHECK_FALSE(f.headers.contains("location"));  // the final response's headers only
+        http::client limited(http::options{.follow_redirects = true, .max_redirects = 2});
+        http::response two = co_await limited.get(srv.url("/redirect/2"));
+        CHECK(two.body == "arrived");
+        try {
+            co_await limited.get(srv.url("/redirect/3"));
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code() == std::error_code(CURLE_TOO_MANY_REDIRECTS, http::curl_category()));
+        }
+    });
+}
+
+TEST_CASE("the user agent and the default headers go with every request") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c(http::options{.user_agent = "corio-test/1", .default_headers = {{"X-Team", "core"}}});
+        http::response r = co_await c.get(srv.url("/headers"));
+        CHECK(r.body.find("user-agent: corio-test/1\n") != std::string::npos);
+        CHECK(r.body.find("x-team: core\n") != std::string::npos);
+        http::request_options more{.headers = {{"X-Extra", "1"}}};
+        http::response m = co_await c.get(srv.url("/headers"), more);
+        CHECK(m.body.find("x-team: core\n") != std::string::npos);
+        CHECK(m.body.find("x-extra: 1\n") != std::string::npos);
+    });
+}
+
+TEST_CASE("bad input gets a clear error: malformed URL, unsupported scheme, bad method or header") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        try {
+            co_await c.get("http://[::1/oops");
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code() == std::error_code(CURLE_URL_MALFORMAT, http::curl_category()));
+            CHECK(message_of(e).find("http://[::1/oops") != std::string::npos);
+        }
+        try {
+            co_await c.get("ftp://127.0.0.1/file");
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(e.code() == std::error_code(CURLE_UNSUPPORTED_PROTOCOL, http::curl_category()));
+            CHECK(message_of(e).find("ftp") != std::string::npos);
+        }
+        try {
+            co_await c.request("GET /x", srv.url("/hello"));
+            FAIL("no error");
+        } catch (const std::invalid_argument& e) {
+            CHECK(message_of(e) == "corio::http: invalid HTTP method 'GET /x'");
+        }
+        http::header_list injected{{"X-A", "1\r\nX-B: 2"}};
+        REQUIRE_THROWS_AS(co_await c.request("GET", srv.url("/hello"), "", injected), std::invalid_argument);
+        http::header_list badname{{"X A", "1"}};
+        REQUIRE_THROWS_WITH(co_await c.request("GET", srv.url("/hello"), "", badname),
+                            "corio::http: invalid header name 'X A'");
+        http::request_options negative{.timeout = -1s};
+        REQUIRE_THROWS_WITH(co_await c.get(srv.url("/hello"), negative),
+                            "corio::http: request_options::timeout must not be negative");
+        CHECK_THROWS_WITH(http::client(http::options{.connect_timeout = -1s}),
+                          "corio::http: options::connect_timeout must not be negative");
+        CHECK(srv.requests == 0);
+    });
+}
+
+TEST_CASE("a client needs a running loop and is used on its own loop only") {
+    CHECK_THROWS_WITH(http::client(), Catch::Matchers::Contains("no event loop running"));
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        std::string error;
+        std::thread other([&] {
+            try {
+                corio::run(c.get(srv.url("/hello")));
+            } catch (const corio::invalid_state_error& e) {
+                error = e.what();
+            }
+        });
+        other.join();
+        CHECK(error.find("used off its loop") != std::string::npos);
+        CHECK(srv.requests == 0);
+        http::response r = co_await c.get(srv.url("/hello"));
+        CHECK(r.status == 200);
+    });
+}
+
+TEST_CASE("destroying the client with transfers in flight fails their requests with invalid_state_error") {
+    run_http([](http_server& srv) -> task<void> {
+        auto c = std::make_unique<http::client>();
+        auto h = corio::spawn(c->get(srv.url("/stall")));
+        bool stalled = co_await eventually([&] { return srv.stalled == 1; });
+        REQUIRE(stalled);
+        c.reset();
+        try {
+            co_await h;
+            FAIL("no error");
+        } catch (const corio::invalid_state_error& e) {
+            CHECK(message_of(e).find("destroyed while GET " + srv.url("/stall")) != std::string::npos);
+        }
+        bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
+        CHECK(closed);
+    });
+}
+
+TEST_CASE("http requests compose with every combinator") {
+    SECTION("timeout and timeout_at: the value when in time") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            http::response r = co_await corio::timeout(5s, c.get(srv.url("/hello")));
+            CHECK(r.status == 200);
+            http::response a = co_await corio::timeout_at(corio::now() + 5s, c.get(srv.url("/hello")));
+            CHECK(a.body == "hello world");
+            REQUIRE_THROWS_AS(co_await corio::timeout_at(corio::now() + 30ms, c.get(srv.url("/stall"))),
+                              corio::timeout_error);
+            CHECK(c.active_transfers() == 0);
+        });
+    }
+    SECTION("move_on_after: empty when cut short, the response otherwise") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            std::optional<http::response> slow = co_await corio::move_on_after(30ms, c.get(srv.url("/delay/3000")));
+            CHECK_FALSE(slow.has_value());
+            CHECK(c.active_transfers() == 0);
+            std::optional<http::response> fast = co_await corio::move_on_after(5s, c.get(srv.url("/hello")));
+            REQUIRE(fast.has_value());
+            CHECK(fast->body == "hello world");
+        });
+    }
+    SECTION("shield: the request completes although the caller's scope is cancelled") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            corio::cancel_scope scope;
+            std::optional<http::response> got;
+            auto inner = [&]() -> task<void> {
+                auto r = co_await corio::shield(c.get(srv.url("/delay/50")));
+                got.emplace(std::move(r));
+                co_await corio::sleep(1s);  // the cancellation shows at the next suspension
+            };
+            auto canceller = [&]() -> task<void> {
+                co_await corio::sleep(10ms);
+                scope.cancel();
+            };
+            auto h = corio::spawn(canceller());
+            bool done = co_await scope.run(inner());
+            co_await h;
+            CHECK_FALSE(done);
+            REQUIRE(got.has_value());
+            CHECK(got->body == "waited 50");
+        });
+    }
+    SECTION("with_token: a fired token cancels the transfer") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            corio::cancellation_source src;
+            auto fire = [&]() -> task<void> {
+                co_await corio::sleep(20ms);
+                src.cancel();
+            };
+            auto h = corio::spawn(fire());
+            REQUIRE_THROWS_AS(co_await corio::with_token(src.token(), c.get(srv.url("/stall"))), corio::cancelled_error);
+            co_await h;
+            CHECK(c.active_transfers() == 0);
+        });
+    }
+    SECTION("race: the first response wins, the slower transfer is removed") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            auto v = co_await corio::race(c.get(srv.url("/stall")), c.get(srv.url("/hello")));
+            CHECK(v.index() == 1);
+            CHECK(std::get<1>(v).body == "hello world");
+            CHECK(c.active_transfers() == 0);
+        });
+    }
+    SECTION("gather: responses in order; the first error cancels the rest") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            auto [a, b] = co_await corio::gather(c.get(srv.url("/bytes/3")), c.get(srv.url("/chunked/1")));
+            CHECK(a.body == "abc");
+            CHECK(b.body == "chunk-0;");
+            std::string dead = "http://127.0.0.1:" + std::to_string(closed_port(corio::current_loop().context()));
+            REQUIRE_THROWS_AS(co_await corio::gather(c.get(srv.url("/stall")), c.get(dead)), http::error);
+            CHECK(c.active_transfers() == 0);
+        });
+    }
+    SECTION("gather_settled: every outcome, errors included") {
+        run_http([](http_server& srv) -> task<void> {
+            http::client c;
+            std::vector<task<http::response>> reqs;
+            reqs.push_back(c.get(srv.url("/hello")));
+            reqs.push_back(c.get(srv.url("/status/404")));
+            reqs.push_back(c.get("http://[broken"));
+            std::vector<corio::result<http::response>> rs = co_await corio::gather_settled(std::move(reqs));
+            REQUIRE(rs.size() == 3);
+            CHECK(rs[0].value().body == "hello world");
+            CHECK(rs[1].value().status == 404);
+            CHECK_THROWS_AS(rs[2].value(), http::error);
+        });
+    }
+}
+
+TEST_CASE("stream gives the head first, then the body in chunks and in lines") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response s = co_await c.stream(srv.url("/lines/20/5"));
+        CHECK(s.status == 200);
+        CHECK(s.headers.value_or("content-type", "") == "application/x-ndjson");
+        CHECK(srv.requests == 1);
+        auto lines = s.lines();
+        std::vector<std::string> got;
+        while (std::optional<std::string> line = co_await lines.next()) got.push_back(std::move(*line));
+        REQUIRE(got.size() == 20);
+        CHECK(got[0] == R"({"n":0,"name":"item-0"})");
+        CHECK(got[19] == R"({"n":19,"name":"item-19"})");
+        REQUIRE_THROWS_AS(s.chunks(), corio::invalid_state_error);  // the body was taken
+
+        http::stream_response t = co_await c.stream(srv.url("/chunked/3"));
+        auto chunks = t.chunks();
+        std::string body;
+        std::size_t n = 0;
+        while (std::optional<std::string> ch = co_await chunks.next()) {
+            CHECK_FALSE(ch->empty());
+            body += *ch;
+            ++n;
+        }
+        CHECK(body == "chunk-0;chunk-1;chunk-2;");
+        CHECK(n >= 1);
+        CHECK(c.active_transfers() == 0);
+    });
+}
+
+TEST_CASE("a stream's head arrives before a body the server has not sent yet") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response s = co_await c.stream(srv.url("/stall"));
+        CHECK(s.status == 200);
+        CHECK(s.headers.value_or("content-length", "") == "1000");
+        auto chunks = s.chunks();
+        std::optional<std::string> first = co_await chunks.next();
+        REQUIRE(first.has_value());
+        CHECK(*first == "abcdefghij");
+        std::optional<std::optional<std::string>> more = co_await corio::move_on_after(30ms, chunks.next());
+        CHECK_FALSE(more.has_value());  // cut short: the transfer is removed
+        CHECK(c.active_transfers() == 0);
+    });
+}
+
+TEST_CASE("a consumer that stops reading pauses the transfer; reading again resumes it") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        constexpr std::size_t total = 64u << 20;
+        http::stream_response s = co_await c.stream(srv.url("/big/" + std::to_string(total)));
+        auto chunks = s.chunks();
+        std::optional<std::string> first = co_await chunks.next();
+        REQUIRE(first.has_value());
+        std::size_t got = first->size();
+        co_await corio::sleep(200ms);  // not reading: socket buffers fill, the server blocks
+        std::size_t sent_while_paused = srv.big_sent;
+        CHECK(sent_while_paused < total / 2);
+        co_await corio::sleep(50ms);
+        CHECK(srv.big_sent == sent_while_paused);  // the server is stuck, the client reads nothing
+        while (std::optional<std::string> ch = co_await chunks.next()) {
+            CHECK(ch->size() <= 96 * 1024);  // never more than the high-water mark plus one delivery
+            got += ch->size();
+        }
+        CHECK(got == total);
+        CHECK(srv.big_sent == total);
+    });
+}
+
+TEST_CASE("destroying a stream's generator aborts its transfer") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        {
+            http::stream_response s = co_await c.stream(srv.url("/big/" + std::to_string(64u << 20)));
+            auto chunks = s.chunks();
+            std::optional<std::string> first = co_await chunks.next();
+            REQUIRE(first.has_value());
+            CHECK(c.active_transfers() == 1);
+        }
+        CHECK(c.active_transfers() == 0);
+        bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
+        CHECK(closed);
+        {
+            http::stream_response unread = co_await c.stream(srv.url("/stall"));
+            CHECK(c.active_transfers() == 1);
+        }
+        CHECK(c.active_transfers() == 0);  // a head never iterated aborts too
+        http::response r = co_await c.get(srv.url("/hello"));
+        CHECK(r.body == "hello world");
+    });
+}
+
+TEST_CASE("a stream reports transport errors and status codes like a request") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        http::stream_response nf = co_await c.stream(srv.url("/nowhere"));
+        CHECK(nf.status == 404);
+        REQUIRE_THROWS_AS(nf.raise_for_status(), http::status_error);
+        http::stream_response reset = co_await c.stream(srv.url("/reset"));
+        auto chunks = reset.chunks();
+        std::size_t got = 0;
+        try {
+            while (std::optional<std::string> ch = co_await chunks.next()) got += ch->size();
+            FAIL("no error");
+        } catch (const http::error& e) {
+            CHECK(message_of(e).find(srv.url("/reset")) != std::string::npos);
+        }
+        CHECK(got == 100);
+        std::string dead = "http://127.0.0.1:" + std::to_string(closed_port(corio::current_loop().context()));
+        REQUIRE_THROWS_AS(co_await c.stream(dead), http::error);
+        http::request_options quick{.timeout = 30ms};
+        REQUIRE_THROWS_AS(co_await c.stream(srv.url("/delay/3000"), quick), corio::timeout_error);
+        CHECK(c.active_transfers() == 0);
+    });
+}
