@@ -577,12 +577,15 @@ public:
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
-            check_loop(s_);
-            return s_->finished();
+            // Even a finished task goes through await_suspend (which then does
+            // not suspend): that is where the awaiter's loop is known.
+            return false;
         }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             ch_ = detail::chain_of(caller);
+            check_loop(s_, ch_);
+            if (s_->finished()) return false;
             if (ch_->cancel_requested()) {
                 cancelled_ = true;
                 return false;
@@ -602,14 +605,14 @@ public:
     private:
         /// A task is awaited only from a task of its own loop: another loop
         /// would never be woken by it (and its frame could go first).
-        static void check_loop(const detail::spawn_state* s) {
+        static void check_loop(const detail::spawn_state* s, const detail::chain* awaiting) {
+            if (s->ch.sched == awaiting->sched) [[likely]]
+                return;
             if (!s->ch.sched)
                 throw invalid_state_error("corio: co_await on a join_handle whose event loop was destroyed");
-            event_loop* l = detail::running_loop();
-            if (!l || &l->core() != s->ch.sched)
-                throw invalid_state_error(
-                    "corio: co_await on a join_handle of another event loop (a task can only await tasks "
-                    "spawned on the loop it runs on)");
+            throw invalid_state_error(
+                "corio: co_await on a join_handle of another event loop (a task can only await tasks "
+                "spawned on the loop it runs on)");
         }
         static void on_done(detail::observer* o) noexcept {
             auto* self = static_cast<awaiter*>(o);
