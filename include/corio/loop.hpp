@@ -6,9 +6,18 @@
 //   one posted handler at a time, in bounded batches, so I/O is never starved
 //   and corio runs under whoever calls io_context::run().
 // - Destroying a loop destroys the frames of tasks still alive (their
-//   destructors run; an Asio object in such a frame cancels its operations).
-//   With an adopted io_context that keeps running, every handler of the loop
-//   still queued there, use_task completions included, then does nothing.
+//   destructors run; an Asio object in such a frame cancels its operations),
+//   task-group children included, deepest first. With an adopted io_context
+//   that keeps running, every handler of the loop still queued there,
+//   use_task completions included, then does nothing.
+// - A join_handle may outlive its loop: it can still be queried, moved and
+//   dropped. A task destroyed with the loop reads as cancelled; an error no
+//   one took is reported by the loop when it is destroyed (nobody can await
+//   it any more); name() is then empty. Awaiting such a handle throws
+//   invalid_state_error. Nothing else the loop creates outlives it (frames,
+//   scopes and task groups die with it).
+// - Awaiting a join_handle from a task of another loop throws
+//   invalid_state_error at the await.
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths.
 // - run(main, options) is asyncio.run: it makes a loop, runs `main` as a task
