@@ -6,9 +6,18 @@
 //   one posted handler at a time, in bounded batches, so I/O is never starved
 //   and corio runs under whoever calls io_context::run().
 // - Destroying a loop destroys the frames of tasks still alive (their
-//   destructors run; an Asio object in such a frame cancels its operations).
-//   With an adopted io_context that keeps running, every handler of the loop
-//   still queued there, use_task completions included, then does nothing.
+//   destructors run; an Asio object in such a frame cancels its operations),
+//   task-group children included, deepest first. With an adopted io_context
+//   that keeps running, every handler of the loop still queued there,
+//   use_task completions included, then does nothing.
+// - A join_handle may outlive its loop: it can still be queried, moved and
+//   dropped. A task destroyed with the loop reads as cancelled; an error no
+//   one took is reported by the loop when it is destroyed (nobody can await
+//   it any more); name() is then empty. Awaiting such a handle throws
+//   invalid_state_error. Nothing else the loop creates outlives it (frames,
+//   scopes and task groups die with it).
+// - Awaiting a join_handle from a task of another loop throws
+//   invalid_state_error at the await.
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths. The one exception is
 //   call_soon_threadsafe(f), callable from any thread (more in thread.hpp).
@@ -784,12 +793,15 @@ public:
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
-            check_loop(s_);
-            return s_->finished();
+            // Even a finished task goes through await_suspend (which then does
+            // not suspend): that is where the awaiter's loop is known.
+            return false;
         }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             ch_ = detail::chain_of(caller);
+            check_loop(s_, ch_);
+            if (s_->finished()) return false;
             if (ch_->cancel_requested()) {
                 cancelled_ = true;
                 return false;
@@ -809,14 +821,14 @@ public:
     private:
         /// A task is awaited only from a task of its own loop: another loop
         /// would never be woken by it (and its frame could go first).
-        static void check_loop(const detail::spawn_state* s) {
+        static void check_loop(const detail::spawn_state* s, const detail::chain* awaiting) {
+            if (s->ch.sched == awaiting->sched) [[likely]]
+                return;
             if (!s->ch.sched)
                 throw invalid_state_error("corio: co_await on a join_handle whose event loop was destroyed");
-            event_loop* l = detail::running_loop();
-            if (!l || &l->core() != s->ch.sched)
-                throw invalid_state_error(
-                    "corio: co_await on a join_handle of another event loop (a task can only await tasks "
-                    "spawned on the loop it runs on)");
+            throw invalid_state_error(
+                "corio: co_await on a join_handle of another event loop (a task can only await tasks "
+                "spawned on the loop it runs on)");
         }
         static void on_done(detail::observer* o) noexcept {
             auto* self = static_cast<awaiter*>(o);
