@@ -414,7 +414,7 @@ TEST_CASE("destroying the client with transfers in flight fails their requests w
     });
 }
 
-TEST_CASE("http requests compose with every combinator") {
+TEST_CASE("an http request composes with every combinator") {
     SECTION("timeout and timeout_at: the value when in time") {
         run_http([](http_server& srv) -> task<void> {
             http::client c;

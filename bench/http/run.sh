@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # bench/http/run.sh: HTTP client throughput against a local nginx, in one run.
 #
-#   bench/http/run.sh [--pages=N] [--reps=R] [--no-build]
+#   bench/http/run.sh [--pages=N] [--reps=R] [--python-reps=P] [--no-build]
 #
 # Starts nginx (Debian nginx-light; 1 worker, keep-alive, access log off) on a
 # free 127.0.0.1 port, with its config and a docroot of 5,000 files of
 # 0.5-32 KiB (sizes fixed by a seed) in a temporary directory, and stops it
 # and removes the directory at the end, whatever happens. Then it measures,
-# each R times (default 3; the best pages/s is kept, with that run's
-# latencies):
+# each R times (default 3; the Python peers P times, default 1: httpx takes
+# minutes; the best pages/s is kept, with that run's latencies):
 #   wrk          1 thread, 64 connections, 5 s (the machine's ceiling)
 #   curl_multi   a plain C program on libcurl's multi interface, 64 in flight
 #   corio        examples/fetch_with_limit: semaphore(64) + gather on http::client
@@ -26,11 +26,13 @@ here="$root/bench/http"
 build="${BENCH_BUILD_DIR:-$root/build/bench-http}"
 pages=20000
 reps=3
+py_reps=1
 do_build=1
 for arg in "$@"; do
   case "$arg" in
     --pages=*) pages="${arg#--pages=}" ;;
     --reps=*) reps="${arg#--reps=}" ;;
+    --python-reps=*) py_reps="${arg#--python-reps=}" ;;
     --no-build) do_build=0 ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
@@ -141,7 +143,9 @@ run_httpx() { "$python" "$here/fetch_with_limit_httpx.py" "$prefix" "$pages" "$c
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 declare -A best
 for name in wrk curl corio aiohttp httpx; do
-  for ((r = 0; r < reps; r++)); do
+  n=$reps
+  [[ $name == aiohttp || $name == httpx ]] && n=$py_reps
+  for ((r = 0; r < n; r++)); do
     line=$("run_$name")
     echo "$name: $line" >&2
     if [[ -z "${best[$name]:-}" ]] || (( $(field pages_per_s "$line") > $(field pages_per_s "${best[$name]}") )); then
