@@ -293,14 +293,18 @@ void print_table(summary& s, const crawler& c, const config& cfg, const std::str
     auto row = [](std::string_view k, const std::string& v) { fmt::print("  {:<16} {}\n", k, v); };
     row("fetched", fmt::format("{} pages", s.fetched));
     row("timed out", fmt::format("{} pages (after their retries)", s.timed_out));
-    row("failed", fmt::format("{} pages (HTTP errors, resets)", s.failed));
+    row("failed", fmt::format("{} pages (HTTP errors, resets, refused)", s.failed));
     row("retried", fmt::format("{} requests", s.retried));
     if (s.cancelled || s.done < cfg.pages)
         row("not done", fmt::format("{} pages (interrupted)", cfg.pages - s.fetched - s.timed_out - s.failed));
     row("bytes", fmt::format("{} ({} bytes)", mib(s.bytes), s.bytes));
-    row("latency p50", fmt::format("{:.2f} ms", percentile(s.latency_ms, 0.50)));
-    row("latency p90", fmt::format("{:.2f} ms", percentile(s.latency_ms, 0.90)));
-    row("latency p99", fmt::format("{:.2f} ms", percentile(s.latency_ms, 0.99)));
+    auto latency = [&](double q) {
+        return s.latency_ms.empty() ? std::string("- (no page fetched)")
+                                    : fmt::format("{:.2f} ms", percentile(s.latency_ms, q));
+    };
+    row("latency p50", latency(0.50));
+    row("latency p90", latency(0.90));
+    row("latency p99", latency(0.99));
     row("throughput", fmt::format("{:.0f} pages/s, {}/s ({:.2f} s)", static_cast<double>(s.done - s.cancelled) / secs,
                                   mib(static_cast<std::size_t>(static_cast<double>(s.bytes) / secs)), secs));
     row("peak in flight", fmt::format("{} (limit {})", c.peak_in_flight(), cfg.concurrency));
