@@ -353,5 +353,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!cfg) return 0;
-    return corio::run(crawl(std::move(*cfg)));
+    try {
+        return corio::run(crawl(std::move(*cfg)));
+    } catch (const corio::cancelled_error&) {  // a second Ctrl-C: run() cancelled everything
+        return 130;
+    }
 }
