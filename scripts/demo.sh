@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds and runs corio's flagship demo (examples/demo.cpp). Installs missing
-# packages first.
+# Builds and runs corio's flagship demo, examples/crawl.cpp: an embedded web
+# site on 127.0.0.1 crawled with corio::http under a concurrency limit, a rate
+# limit, timeouts and retries, ending with a summary table (`--help` lists its
+# options). Installs missing packages first.
 #
-#   ./scripts/demo.sh [arguments for the demo]
+#   ./scripts/demo.sh [arguments for crawl, e.g. --pages 5000 --concurrency 64]
 #
 # Environment: CXX (default g++), BUILD_DIR (default build/demo), CMAKE_ARGS.
 set -euo pipefail
@@ -34,7 +36,7 @@ cmake -S . -B "$build_dir" "${generator[@]}" \
   -DCORIO_BUILD_BENCH=OFF \
   -DCORIO_WARNINGS_AS_ERRORS=OFF \
   "${extra[@]}" >/dev/null
-cmake --build "$build_dir" --target demo --parallel 2
+cmake --build "$build_dir" --target crawl --parallel 2
 
-echo "== $build_dir/examples/demo $*"
-exec "$build_dir/examples/demo" "$@"
+echo "== $build_dir/examples/crawl $*"
+exec "$build_dir/examples/crawl" "$@"
