@@ -45,7 +45,9 @@
 // `name`, `pending<Row>(f, t0)` and `ready<Row>(f, t0)` and add it to
 // `combinators`.
 //
-// corio-tsan: the to_thread row runs its functions on the thread pool
+// Not a ThreadSanitizer file: the to_thread row crosses threads, but what it
+// exercises there is covered by test_thread under TSan, and the matrix is the
+// suite's heaviest build.
 #include <atomic>
 #include <chrono>
 #include <optional>
