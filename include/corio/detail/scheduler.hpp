@@ -36,19 +36,15 @@
 #include <string>
 #include <unordered_map>
 
+#include "clock.hpp"
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
+#include "wakeable.hpp"
 
 namespace corio::detail {
 
 class scheduler;
 struct chain;
-
-/// A suspension that cancellation can interrupt. notify is called on the
-/// loop thread when the chain's scope is cancelled: it must unlink the waiter
-/// from whatever it waits on and arrange for the chain to resume (and then
-/// throw cancelled_error), never resume inline.
-using waiter_base = wakeable;
 
 enum class scope_kind : unsigned char {
     loop_root,   // the loop's root scope: no chain of its own
