@@ -68,9 +68,13 @@
 #include <vector>
 
 #include "detail/frame_allocator.hpp"
+#include "detail/observer.hpp"
 #include "detail/remote_gate.hpp"
+#include "detail/running_loop.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/signal_hub.hpp"
+#include "detail/spawn_state.hpp"
+#include "detail/to_task.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 
@@ -100,227 +104,6 @@ struct run_options {
 };
 
 namespace detail {
-
-// ------------------------------------------------- what entry points take ---
-// Every entry point (run, spawn, task_group::spawn, the combinators) takes
-// (a) any awaitable, or (b) a callable returning one: corio invokes it inside
-// a task that keeps the callable (a lambda and its captures) alive for as
-// long as the coroutine it returned runs.
-
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
-
-template <class A>
-concept awaitable_object = requires(A&& a) { get_awaiter(static_cast<A&&>(a)).await_ready(); };
-
-/// A callable corio invokes itself (never an awaitable that happens to be callable).
-template <class F>
-concept awaitable_factory =
-    !awaitable_object<F> && std::is_invocable_v<std::decay_t<F>&> && awaitable_object<std::invoke_result_t<std::decay_t<F>&>>;
-
-template <class A>
-task<await_result_t<A>> await_in_task(A a) {
-    static_assert(std::is_move_constructible_v<A>,
-                  "corio: this awaitable cannot be moved into a combinator or task; wrap it in a task, "
-                  "e.g. [&]() -> corio::task<T> { co_return co_await aw; }");
-    if constexpr (std::is_void_v<await_result_t<A>>) co_await std::move(a);
-    else co_return co_await std::move(a);
-}
-
-/// Calls `f` and awaits what it returns; `f` lives in this frame meanwhile.
-template <class F, class R = await_result_t<std::invoke_result_t<F&>>>
-task<R> call_in_task(F f) {
-    if constexpr (std::is_void_v<R>) co_await f();
-    else co_return co_await f();
-}
-
-/// Anything an entry point takes, as the task<T> that runs it.
-template <class A>
-auto to_task(A&& a) {
-    using D = std::remove_cvref_t<A>;
-    if constexpr (is_task<D>::value) return D(std::move(a));
-    else if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
-    else {
-        static_assert(awaitable_object<A>, "corio: expected an awaitable or a callable returning one");
-        static_assert(!std::is_lvalue_reference_v<A> || std::is_copy_constructible_v<D>,
-                      "corio: a named operation cannot be copied into a task; pass std::move(op), or the call "
-                      "itself (spawn(q.get()))");
-        return await_in_task<D>(std::forward<A>(a));
-    }
-}
-
-template <class A>
-using to_task_t = decltype(to_task(std::declval<A>()));
-
-/// A combinator operand: a callable becomes the task that calls it; an
-/// awaitable is passed on as it is (an lvalue stays a reference).
-template <class A>
-decltype(auto) as_operand(A&& a) {
-    if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
-    else return static_cast<A&&>(a);
-}
-
-template <class A>
-using operand_t = decltype(as_operand(std::declval<A>()));
-
-}  // namespace detail
-
-namespace detail {
-
-inline thread_local event_loop* tls_running_loop = nullptr;
-
-[[gnu::noinline]] inline event_loop* running_loop() noexcept { return tls_running_loop; }
-[[gnu::noinline]] inline event_loop* exchange_running_loop(event_loop* l) noexcept {
-    return std::exchange(tls_running_loop, l);
-}
-
-/// Marks `loop` as the one running on this thread for the guard's lifetime.
-class running_loop_guard {
-public:
-    explicit running_loop_guard(event_loop* loop) noexcept : prev_(exchange_running_loop(loop)) {}
-    ~running_loop_guard() { exchange_running_loop(prev_); }
-    running_loop_guard(const running_loop_guard&) = delete;
-    running_loop_guard& operator=(const running_loop_guard&) = delete;
-
-private:
-    event_loop* prev_;
-};
-
-/// Something to notify when a spawned task finishes (an awaiting join, a
-/// wait(), a task group). The list's head is the task frame's
-/// promise_base::link, whose bit 0 marks the frame as a chain's outermost:
-/// every link of the list carries that bit, so unlinking through `pprev`
-/// keeps it wherever it writes.
-struct observer {
-    static constexpr std::uintptr_t tag = promise_base::root_bit;
-    // `next` stays the first member: notify_observers walks back through pprev.
-
-    std::uintptr_t next = tag;  // tagged link to the next observer (tag alone: none)
-    std::uintptr_t* pprev = nullptr;
-    void (*fn)(observer*) noexcept = nullptr;
-
-    static observer* at(std::uintptr_t link) noexcept { return reinterpret_cast<observer*>(link & ~tag); }
-    std::uintptr_t as_link() noexcept { return reinterpret_cast<std::uintptr_t>(this) | tag; }
-
-    void unlink() noexcept {
-        if (!pprev) return;
-        *pprev = next;
-        if (observer* n = at(next)) n->pprev = pprev;
-        next = tag;
-        pprev = nullptr;
-    }
-};
-
-/// The task context of a spawned task: its root scope, its chain and its
-/// outermost frame (a chain_root), whose promise keeps the result until the
-/// handle lets go and, until the task finishes, the list of observers (in
-/// the continuation slot an outermost frame does not use). Owned jointly by
-/// the running task and the join_handle (refs). Kept small on purpose (a
-/// million sleeping tasks pay for every byte): 72 bytes, names in a side table.
-struct spawn_state : chain_root, pooled {
-    spawn_state() noexcept { spawned = true; }
-
-    bool finished() const noexcept { return status >= task_status::done; }
-    scope_node* root() noexcept { return this; }
-
-    /// The frame's promise (found from the frame: see promise_of).
-    promise_base& promise() const noexcept {
-        return promise_of(frame);
-    }
-
-    /// Adds `o` to the observers notified when the task finishes (only while
-    /// it has not finished: the list lives in the running frame).
-    void add_observer(observer* o) noexcept {
-        std::uintptr_t& head = promise().link;
-        o->next = head;
-        o->pprev = &head;
-        if (observer* first = observer::at(head)) first->pprev = &o->next;
-        head = o->as_link();
-    }
-
-    /// Unlinks and calls every observer, oldest first, so joiners resume in
-    /// the order they began to wait. An observer's fn only schedules (nothing
-    /// runs inline), but it may unlink other observers of this task: a task
-    /// group's observer cancels the group's scope, whose waiters (a joiner of
-    /// this very task, a wait() over it) unlink themselves. So the next
-    /// observer is taken from the list as it is after each call, never from a
-    /// pointer fetched before it: an unlinked observer is never called, and
-    /// none behind it is skipped.
-    void notify_observers() noexcept {
-        std::uintptr_t& head = promise().link;
-        observer* o = oldest_observer(head);
-        while (o) {
-            observer* newer = newer_observer(o, head);
-            o->unlink();
-            o->fn(o);
-            // Still linked: nothing older is left, it is the oldest. Unlinked
-            // by fn: find the oldest again (rare: only after a cancellation).
-            o = newer && newer->pprev ? newer : oldest_observer(head);
-        }
-    }
-
-    static observer* oldest_observer(std::uintptr_t head) noexcept {
-        observer* o = observer::at(head);
-        if (o)
-            while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
-        return o;
-    }
-    /// The observer linked just before `o` (newer), or null. `next` is an
-    /// observer's first member: a pprev that is not the head points into it.
-    static observer* newer_observer(observer* o, std::uintptr_t& head) noexcept {
-        return o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
-    }
-
-    /// Drops one reference; the last one frees the task. Safe after the
-    /// loop is gone: the loop then detached it (ch.sched null, no name).
-    void release() noexcept {
-        if (--refs != 0) return;
-        unlink();  // from the loop's list of held, finished tasks
-        if (frame) frame.destroy();
-        if (named) ch.sched->task_names_.erase(this);
-        delete this;
-    }
-
-    std::string_view name() const noexcept {
-        if (!named) return {};
-        auto it = ch.sched->task_names_.find(this);
-        return it == ch.sched->task_names_.end() ? std::string_view() : std::string_view(it->second);
-    }
-
-    static spawn_state* from_chain(chain* c) noexcept { return static_cast<spawn_state*>(chain_root::from_chain(c)); }
-    static spawn_state* from_root(scope_node* s) noexcept { return static_cast<spawn_state*>(s); }
-};
-
-// A million sleeping tasks pay for every byte: keep it at 72 on 64-bit targets.
-static_assert(sizeof(void*) != 8 || sizeof(spawn_state) == 72, "corio: spawn_state grew");
-static_assert(alignof(spawn_state) <= 8, "corio: pooled objects use 8-byte size classes");
-
-inline void* tag_start(spawn_state* s) noexcept {
-    return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(s) | 1u);
-}
-
-template <class T>
-T take_result(spawn_state* s) {
-    if (s->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
-    s->result_taken = true;
-    if (s->status == task_status::cancelled && !s->frame) throw cancelled_error{};
-    auto& p = static_cast<task_promise<T>&>(s->promise());
-    return p.take();
-}
-
-/// The name of the spawned task a frame runs in (a combinator child's frame
-/// is named after the task that awaits the combinator), or "".
-inline std::string task_name_of(std::coroutine_handle<> h) {
-    chain* c = promise_of(h).ch;
-    scope_node* s = c ? chain_root::from_chain(c) : nullptr;
-    for (; s; s = s->parent) {
-        if (s->kind == scope_kind::chain_root && static_cast<chain_root*>(s)->spawned)
-            return std::string(static_cast<spawn_state*>(s)->name());
-    }
-    return {};
-}
 
 /// Set by debug.hpp (which formats with fmt); without it, a plain fprintf.
 inline void (*slow_step_hook)(std::string_view task, std::chrono::nanoseconds took,
@@ -471,7 +254,7 @@ public:
 
     /// corio internals: resumes `h` from an Asio completion handler.
     void resume_from_handler(std::coroutine_handle<> h) noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         resume(h);
         sync_timer();
     }
@@ -601,7 +384,7 @@ private:
     }
 
     void drain() noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         if (debug_) [[unlikely]] drain_timed();  // one branch per drain, not per resumption
         else
         // A bounded batch, but not just what was queued at the start: a task
@@ -641,7 +424,7 @@ private:
             event_loop* l = *life;
             if (ec == asio::error::operation_aborted || !l) return;
             l->armed_ = false;
-            detail::running_loop_guard g(l);
+            detail::running_loop_guard g(l, l);
             l->fire_due_timers(clock::now());
             l->sync_timer();
         });
@@ -650,7 +433,7 @@ private:
     /// Drives the io_context until `done()`; throws when nothing can make progress.
     template <class Pred>
     void drive(Pred done) {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         while (!done()) {
             if (ctx_.stopped()) ctx_.restart();
             if (virtual_time_) {
@@ -718,7 +501,7 @@ public:
     /// corio internals: runs a callable posted from another thread, as a loop step.
     template <class F>
     void run_threadsafe_call(F& f) noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         try {
             f();
         } catch (...) {
@@ -867,19 +650,6 @@ private:
 
     detail::spawn_state* s_ = nullptr;
 };
-
-namespace detail {
-/// The chain (task) running right now on this thread's loop, or null outside
-/// any task (e.g. while a loop tears down). Every frame a scheduler resumes is
-/// a corio task frame, whose promise sits where a promise_base would.
-inline chain* running_chain() noexcept {
-    event_loop* l = running_loop();
-    if (!l) return nullptr;
-    std::coroutine_handle<> h = l->core().running_;
-    if (!h) return nullptr;
-    return promise_of(h).ch;
-}
-}  // namespace detail
 
 /// Returns the memory this thread keeps for reuse (empty frame slabs) to the
 /// system now. Without it, that memory goes back once a running loop has not

@@ -32,11 +32,20 @@
 #include <variant>
 
 #include "../errors.hpp"
-#include "../loop.hpp"
-#include "../result.hpp"
-#include "../task.hpp"
 #include "awaitable_traits.hpp"
+#include "promise.hpp"
 #include "scheduler.hpp"
+#include "task_promise.hpp"
+#include "to_task.hpp"
+
+namespace corio {
+// Public types the adapters below name; their headers (loop.hpp, result.hpp)
+// define them before any of these templates is instantiated.
+template <class T>
+class join_handle;
+template <class T>
+class result;
+}  // namespace corio
 
 namespace corio::detail {
 
