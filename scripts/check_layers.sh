@@ -5,9 +5,26 @@
 # one; exits 0 (silently) when the rule holds.
 #
 #   ./scripts/check_layers.sh [include directory, default include/corio]
+#   ./scripts/check_layers.sh --self-test   (shows the check catches a violation)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [[ "${1:-}" == --self-test ]]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/corio/detail"
+  printf '#include "../errors.hpp"\n#include "ok.hpp"\n#include <vector>\n' > "$tmp/corio/detail/ok.hpp"
+  "$0" "$tmp/corio" || { echo "check_layers self-test: a clean tree was rejected" >&2; exit 1; }
+  printf '#include "ok.hpp"\n#include "../loop.hpp"\n' > "$tmp/corio/detail/bad.hpp"
+  if out=$("$0" "$tmp/corio"); then
+    echo "check_layers self-test: an include of ../loop.hpp was not caught" >&2; exit 1
+  fi
+  grep -q 'detail/bad.hpp:2: includes "../loop.hpp"' <<<"$out" ||
+    { echo "check_layers self-test: the report does not name the include: $out" >&2; exit 1; }
+  echo "check_layers self-test: ok"
+  exit 0
+fi
 inc="${1:-$root/include/corio}"
 [[ -d "$inc/detail" ]] || { echo "check_layers: no detail/ directory under $inc" >&2; exit 2; }
 
