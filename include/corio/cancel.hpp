@@ -224,7 +224,7 @@ task<R> run_with_token(cancellation_token tok, A aw) {
     if (tok.cancelled()) {
         cancel_scope_node(&rec);
     }
-    auto ex = event_loop::from(*ch->sched).get_executor();
+    auto ex = detail::loop_access::loop_of(*ch->sched).get_executor();
     cancellation_registration reg(tok, [link, ex] {
         asio::post(ex, [link] {
             if (link->scope) cancel_scope_node(link->scope);

@@ -157,7 +157,7 @@ inline void dump_chain_root(scheduler& sched, chain_root* r, std::size_t depth, 
 /// The live tasks of `loop`, as a tree in depth-first order. Call on the loop's thread.
 inline std::vector<task_dump> dump_tasks(event_loop& loop) {
     std::vector<task_dump> out;
-    detail::scheduler& sched = loop.core();
+    detail::scheduler& sched = detail::loop_access::core(loop);
     detail::dump_children(sched, &sched.root_scope_, 0, out);
     return out;
 }

@@ -85,6 +85,9 @@ using clock = detail::clock;
 class event_loop;
 template <class T>
 class join_handle;
+namespace detail {
+struct loop_access;
+}  // namespace detail
 
 struct run_options {
     /// The clock jumps to the next deadline whenever nothing is ready.
@@ -177,7 +180,7 @@ public:
     /// Starts `t` as a new task on this loop (at the loop's next turn).
     template <class T>
     join_handle<T> spawn(task<T> t, std::string_view name = {}) {
-        return join_handle<T>(start(std::move(t), name, &root_scope_));
+        return join_handle<T>(start(std::move(t), name, &root_scope_));  // a friend of join_handle
     }
     /// Spawns any awaitable, or a callable returning one (invoked inside the
     /// task, which keeps it alive: `spawn([&]() -> task<void> {...})` is safe).
@@ -220,11 +223,15 @@ public:
                      task_name.data(), what.c_str());
     }
 
-    /// corio internals: the scheduler core (used by awaitables and combinators).
+private:
+    // corio internals, reached through detail::loop_access (below join_handle).
+    friend struct detail::loop_access;
+
+    /// The scheduler core (used by awaitables and combinators).
     detail::scheduler& core() noexcept { return *this; }
     static event_loop& from(detail::scheduler& s) noexcept { return static_cast<event_loop&>(s); }
 
-    /// corio internals: starts a task whose root scope lives under `parent`.
+    /// Starts a task whose root scope lives under `parent`.
     template <class T>
     detail::spawn_state* start(task<T> t, std::string_view name, detail::scope_node* parent) {
         if (closed_) throw invalid_state_error("corio: spawn on a closed event loop");
@@ -248,18 +255,17 @@ public:
         return s;
     }
 
-    /// corio internals: null once this loop is destroyed (for handlers that
+    /// Null once this loop is destroyed (for handlers that
     /// may outlive it in an adopted io_context).
     const std::shared_ptr<event_loop*>& life() const noexcept { return life_; }
 
-    /// corio internals: resumes `h` from an Asio completion handler.
+    /// Resumes `h` from an Asio completion handler.
     void resume_from_handler(std::coroutine_handle<> h) noexcept {
         detail::running_loop_guard g(this, this);
         resume(h);
         sync_timer();
     }
 
-private:
     void init() {
         complete_task_ = &on_task_complete;
         life_ = std::make_shared<event_loop*>(this);
@@ -490,15 +496,16 @@ public:
             throw invalid_state_error("corio: call_soon_threadsafe on a closed or destroyed event loop");
     }
 
-    /// corio internals: the door other threads post through (thread.hpp).
+private:
+    /// The door other threads post through (thread.hpp).
     const std::shared_ptr<detail::remote_gate>& remote() const noexcept { return gate_; }
-    /// corio internals: the loop's signal set, made on first use (signal.hpp).
+    /// The loop's signal set, made on first use (signal.hpp).
     detail::signal_hub& signals() {
         if (!signals_) signals_ = std::make_unique<detail::signal_hub>(ctx_);
         return *signals_;
     }
 
-    /// corio internals: runs a callable posted from another thread, as a loop step.
+    /// Runs a callable posted from another thread, as a loop step.
     template <class F>
     void run_threadsafe_call(F& f) noexcept {
         detail::running_loop_guard g(this, this);
@@ -510,7 +517,6 @@ public:
         sync_timer();
     }
 
-private:
     /// drain() under run_options::debug: times every step and reports those
     /// longer than slow_step_threshold, naming the task.
     void drain_timed() noexcept {
@@ -542,7 +548,6 @@ template <class T>
 class join_handle {
 public:
     join_handle() noexcept = default;
-    explicit join_handle(detail::spawn_state* s) noexcept : s_(s) {}
     join_handle(join_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     join_handle& operator=(join_handle&& o) noexcept {
         if (this != &o) {
@@ -633,10 +638,13 @@ public:
     awaiter operator co_await() & noexcept { return awaiter(s_); }
     awaiter operator co_await() && noexcept { return awaiter(s_); }
 
-    /// corio internals.
-    detail::spawn_state* state() const noexcept { return s_; }
-
 private:
+    friend class event_loop;
+    friend struct detail::loop_access;
+    explicit join_handle(detail::spawn_state* s) noexcept : s_(s) {}
+    /// The spawned task's context (reached through detail::loop_access).
+    detail::spawn_state* task_context() const noexcept { return s_; }
+
     void reset() noexcept {
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
@@ -650,6 +658,38 @@ private:
 
     detail::spawn_state* s_ = nullptr;
 };
+
+namespace detail {
+/// The one door to the internals of event_loop and join_handle (private
+/// members, one friend: Asio's awaitable.hpp style). Awaitables, combinators
+/// and the other corio headers go through it; user code has no business here.
+struct loop_access {
+    /// The scheduler core of a loop, and the loop of a scheduler core.
+    static scheduler& core(event_loop& l) noexcept { return l.core(); }
+    static event_loop& loop_of(scheduler& s) noexcept { return event_loop::from(s); }
+    /// Starts `t` as a spawned task whose root scope lives under `parent`.
+    template <class T>
+    static spawn_state* start(event_loop& l, task<T> t, std::string_view name, scope_node* parent) {
+        return l.start(std::move(t), name, parent);
+    }
+    /// The handle of a task start() returned (takes over the reference start() left for it).
+    template <class T>
+    static join_handle<T> make_handle(spawn_state* s) noexcept { return join_handle<T>(s); }
+    template <class T>
+    static spawn_state* task_context(const join_handle<T>& h) noexcept { return h.task_context(); }
+    /// Null once the loop is destroyed (for handlers that may outlive it).
+    static const std::shared_ptr<event_loop*>& life(const event_loop& l) noexcept { return l.life(); }
+    /// Resumes `h` from an Asio completion handler, as a step of the loop.
+    static void resume_from_handler(event_loop& l, std::coroutine_handle<> h) noexcept { l.resume_from_handler(h); }
+    /// The door other threads post through (thread.hpp).
+    static const std::shared_ptr<remote_gate>& remote(const event_loop& l) noexcept { return l.remote(); }
+    /// The loop's signal set, made on first use (signal.hpp).
+    static signal_hub& signals(event_loop& l) { return l.signals(); }
+    /// Runs a callable posted from another thread, as a step of the loop.
+    template <class F>
+    static void run_threadsafe_call(event_loop& l, F& f) noexcept { l.run_threadsafe_call(f); }
+};
+}  // namespace detail
 
 /// Returns the memory this thread keeps for reuse (empty frame slabs) to the
 /// system now. Without it, that memory goes back once a running loop has not
@@ -681,7 +721,7 @@ T event_loop::run_until_complete(task<T> main) {
     join_handle<T> h = spawn(std::move(main), "main");
     detail::cancel_target_guard on_signal;  // run_options::cancel_on_signals, see signal.hpp
     if (!options_.cancel_on_signals.empty()) {
-        signals().set_cancel_target(h.state()->root(), options_.cancel_on_signals);
+        signals().set_cancel_target(h.task_context()->root(), options_.cancel_on_signals);
         on_signal.hub = signals_.get();
     }
     drive([&] { return h.done(); });
@@ -689,7 +729,7 @@ T event_loop::run_until_complete(task<T> main) {
     detail::cancel_scope_node(&root_scope_);
     drive([&] { return live_ == 0; });
     root_scope_.cancel_called = false;
-    return detail::take_result<T>(h.state());
+    return detail::take_result<T>(h.task_context());
 }
 
 /// asyncio.run: runs `main` on a new event loop until it finishes, cancels
