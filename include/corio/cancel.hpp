@@ -76,7 +76,7 @@ public:
     /// Cancels the scope (level-triggered). Before run(): it starts cancelled.
     /// After it finished: no effect. Idempotent. Call on the loop's thread.
     void cancel() noexcept {
-        if (rec_.state() == detail::scope_record::phase::finished) return;
+        if (rec_.current_phase() == detail::scope_record::phase::finished) return;
         detail::cancel_scope_node(&rec_);
     }
 
@@ -90,8 +90,8 @@ public:
     bool cancel_called() const noexcept { return rec_.cancel_called; }
     /// The scope absorbed a cancellation at its boundary.
     bool cancelled_caught() const noexcept { return rec_.cancelled_caught; }
-    bool running() const noexcept { return rec_.state() == detail::scope_record::phase::running; }
-    bool finished() const noexcept { return rec_.state() == detail::scope_record::phase::finished; }
+    bool running() const noexcept { return rec_.current_phase() == detail::scope_record::phase::running; }
+    bool finished() const noexcept { return rec_.current_phase() == detail::scope_record::phase::finished; }
 
 private:
     detail::scope_record rec_;

@@ -354,7 +354,7 @@ private:
 
     static void on_task_complete(detail::chain_root* r) noexcept {
         auto* s = static_cast<detail::spawn_state*>(r);
-        switch (s->promise().state()) {
+        switch (s->promise().finished_as()) {
             case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
             case detail::outcome::error: s->status = detail::task_status::failed; break;
             default: s->status = detail::task_status::done; break;

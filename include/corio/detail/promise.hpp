@@ -72,7 +72,7 @@ struct promise_base {
     /// How a finished body ended. (Only meaningful once it finished: a frame
     /// that has not finished reads as `value`.) No separate field: every
     /// frame would pay for it.
-    outcome state() const noexcept {
+    outcome finished_as() const noexcept {
         if (!error) return outcome::value;
         return error == shared_cancellation() ? outcome::cancelled : outcome::error;
     }
@@ -130,7 +130,8 @@ inline promise_base& promise_of(std::coroutine_handle<> frame) noexcept {
 template <class P>
 chain* chain_of(std::coroutine_handle<P> h) noexcept {
     static_assert(corio_promise<P>,
-                  "corio awaitables can only be awaited from a corio coroutine (corio::task, corio::async_generator)");
+                  "corio: this awaitable can only be awaited from a corio coroutine (the body of a "
+                  "corio::task, corio::async_generator or corio::async_context)");
     return h.promise().ch;
 }
 

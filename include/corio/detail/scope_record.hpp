@@ -41,8 +41,8 @@ struct scope_record : deadline_scope {
     /// operand first, so scopes nested inside have left already.
     ~scope_record() { leave(); }
 
-    phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
-    void set_state(phase p) noexcept {
+    phase current_phase() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
+    void set_phase(phase p) noexcept {
         owner_bits = static_cast<std::uint8_t>((owner_bits & ~phase_mask) | static_cast<std::uint8_t>(p));
     }
 
@@ -50,8 +50,8 @@ struct scope_record : deadline_scope {
     /// from the loop clock now; an expired one cancels at once (the operand
     /// may still complete if it never suspends).
     void enter(chain* ch) {
-        if (state() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
-        set_state(phase::running);
+        if (current_phase() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
+        set_phase(phase::running);
         ch->enter(this);
         const bool relative = owner_bits & relative_flag;
         if (!relative && deadline == clock::time_point::max()) return;
@@ -61,11 +61,11 @@ struct scope_record : deadline_scope {
     }
 
     void leave() noexcept {
-        if (state() != phase::running) return;
+        if (current_phase() != phase::running) return;
         chain* c = own_chain();
         c->sched->remove_timer(this);
         c->leave(this);
-        set_state(phase::finished);
+        set_phase(phase::finished);
     }
 
     /// The cancellation now propagating belongs to this scope (R2). O(1) for
@@ -90,9 +90,9 @@ struct scope_record : deadline_scope {
     }
 
     void reschedule(clock::time_point tp) {
-        if (state() == phase::finished)
+        if (current_phase() == phase::finished)
             throw invalid_state_error("corio: cancel_scope::reschedule() on a scope that has already finished");
-        if (state() != phase::running) {
+        if (current_phase() != phase::running) {
             deadline = tp;
             return;
         }
