@@ -74,6 +74,7 @@
 #include "detail/scheduler.hpp"
 #include "detail/signal_hub.hpp"
 #include "detail/spawn_state.hpp"
+#include "detail/task_tree.hpp"
 #include "detail/to_task.hpp"
 #include "errors.hpp"
 #include "task.hpp"
@@ -111,8 +112,6 @@ namespace detail {
 /// Set by debug.hpp (which formats with fmt); without it, a plain fprintf.
 inline void (*slow_step_hook)(std::string_view task, std::chrono::nanoseconds took,
                               std::chrono::nanoseconds threshold) noexcept = nullptr;
-/// Set by debug.hpp: dump_tasks() text, appended to the deadlock report.
-inline std::string (*task_dump_hook)(event_loop&) = nullptr;
 
 inline void report_slow_step(std::string_view task, std::chrono::nanoseconds took, std::chrono::nanoseconds threshold) noexcept {
     if (slow_step_hook) return slow_step_hook(task, took, threshold);
@@ -203,8 +202,22 @@ public:
 
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
 
-    /// Reports an error nobody can receive (a detached task that failed).
+    /// Reports an error nobody can receive (a detached task that failed) to
+    /// the exception handler, or else as a line on stderr.
     void report_unhandled(std::exception_ptr e, std::string_view task_name) noexcept {
+        report_error(e, task_name, nullptr);
+    }
+
+private:
+    // corio internals, reached through detail::loop_access (below join_handle).
+    friend struct detail::loop_access;
+
+    /// A spawned task's error nobody took. The handler gets the task's name
+    /// ("" when unnamed); the stderr line names an unnamed task by the
+    /// coroutine it runs.
+    void report_task_error(const detail::spawn_state* s) noexcept { report_error(s->promise().error, s->name(), s); }
+
+    void report_error(std::exception_ptr e, std::string_view task_name, const detail::spawn_state* s) noexcept {
         if (handler_) {
             try {
                 handler_(e, task_name);
@@ -212,20 +225,14 @@ public:
             }
             return;
         }
-        std::string what = "unknown exception";
         try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            what = ex.what();
+            const std::string who = s ? detail::task_label(s) : "task '" + std::string(task_name) + "'";
+            const std::string what = detail::exception_message(e);
+            std::fprintf(stderr, "corio: unhandled exception in %s: %s\n", who.c_str(), what.c_str());
         } catch (...) {
+            std::fputs("corio: unhandled exception (out of memory while describing it)\n", stderr);
         }
-        std::fprintf(stderr, "corio: unhandled exception in task '%.*s': %s\n", static_cast<int>(task_name.size()),
-                     task_name.data(), what.c_str());
     }
-
-private:
-    // corio internals, reached through detail::loop_access (below join_handle).
-    friend struct detail::loop_access;
 
     /// The scheduler core (used by awaitables and combinators).
     detail::scheduler& core() noexcept { return *this; }
@@ -342,7 +349,7 @@ private:
     void detach_from_loop(detail::spawn_state* s) noexcept {
         // A state its loop detached (ch.sched null) has nothing left to report.
         if (s->ch.sched && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
-            report_unhandled(s->promise().error, s->name());
+            report_task_error(s);
             s->error_observed = true;
         }
         if (s->named) {
@@ -368,7 +375,7 @@ private:
         s->unlink();
         --live_;
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
-            report_unhandled(s->promise().error, s->name());
+            report_task_error(s);
         // A handle still holds it: the loop keeps track of it (its scope links
         // are free now), so that a loop destroyed first can detach it.
         if (s->refs > 1) s->link_under(&held_);
@@ -460,8 +467,8 @@ private:
     [[noreturn]] void throw_deadlock() {
         std::string msg =
             "corio: the event loop ran out of work while a task it waits for is still suspended "
-            "(deadlock: nothing can ever wake it)";
-        if (detail::task_dump_hook) msg += "\n" + detail::task_dump_hook(*this);  // debug.hpp's dump_tasks()
+            "(deadlock: nothing can ever wake it)\n";
+        msg += detail::format_task_lines(detail::collect_tasks(*this));  // what each task is suspended in
         throw invalid_state_error(msg);
     }
 
@@ -649,7 +656,7 @@ private:
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
         if (s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
-            event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name());
+            event_loop::from(*s->ch.sched).report_task_error(s);
             s->result_taken = true;
         }
         s->detached = true;
