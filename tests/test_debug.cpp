@@ -245,11 +245,11 @@ TEST_CASE("an unobserved error that is no std::exception is reported with its ty
 }
 
 TEST_CASE("the deadlock report names what each suspended task awaits, without debug hooks' help") {
+    corio::event never;  // outlives the loop: both tasks' frames still wait on it when it is torn down
     std::string msg;
     try {
         corio::run(
-            []() -> task<void> {
-                corio::event never;
+            [&]() -> task<void> {
                 auto stuck = corio::spawn([&]() -> task<void> { co_await never.wait(); }, "stuck");
                 co_await stuck;
             },

@@ -262,10 +262,10 @@ TEST_CASE("run: a main that can never be woken is reported, not hung") {
 }
 
 TEST_CASE("run: the deadlock report lists every suspended task, its state and what it awaits") {
-    std::string msg = message_of([] {
+    corio::event never;  // outlives the loop: both tasks' frames still wait on it when it is torn down
+    std::string msg = message_of([&] {
         corio::run(
-            []() -> task<void> {
-                corio::event never;
+            [&]() -> task<void> {
                 auto stuck = corio::spawn([&]() -> task<void> { co_await never.wait(); }, "stuck");
                 co_await stuck;
             },
