@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "detail/child_chain.hpp"
+#include "detail/recycled_array.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "loop.hpp"

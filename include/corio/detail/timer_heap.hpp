@@ -23,7 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "frame_allocator.hpp"
+#include "big_array.hpp"
 
 namespace corio::detail {
 
