@@ -60,6 +60,7 @@
 
 #include "detail/child_chain.hpp"
 #include "detail/recycled_array.hpp"
+#include "detail/wait_list.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
@@ -311,8 +312,7 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        if (!begin_park(caller, ch_)) {
             cancelled_ = true;
             return false;
         }
@@ -333,11 +333,9 @@ public:
             nodes_[i].fn = &on_done;
             states_[i]->add_observer(&nodes_[i]);
         }
-        h_ = caller;
-        notify = &on_notify;
         deadline = due;
         if (due != clock::time_point::max()) sched.add_timer(this);
-        ch_->park(this);
+        finish_park(ch_, this, &on_notify, h_, caller);
         return true;
     }
 

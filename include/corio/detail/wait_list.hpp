@@ -23,6 +23,29 @@ struct wait_node : list_hook<> {};
 /// Intrusive doubly linked FIFO of waiters; owns nothing and never allocates.
 using wait_list = intrusive_list<wait_node>;
 
+/// The one parking prologue, in two steps because most awaiters do work
+/// between them that may throw (once parked, nothing may throw: a stale
+/// waiter would be notified). parked::park_on runs both for a waiter on a
+/// wait_list; any other awaiter calls them itself.
+///
+/// Step one: the caller's chain into `ch`; false in a cancelled scope (do not
+/// suspend: the awaiter throws cancelled_error from await_resume).
+template <class P>
+bool begin_park(std::coroutine_handle<P> caller, chain*& ch) {
+    ch = caller.promise().ch;
+    return !ch->cancel_requested();
+}
+
+/// Step two: the chain is parked on `w` until it is woken (which resumes
+/// `caller`, remembered in `h`) or its scope is cancelled (which calls
+/// `on_cancel`, see waiter_base).
+inline void finish_park(chain* ch, waiter_base* w, void (*on_cancel)(waiter_base*) noexcept,
+                        std::coroutine_handle<>& h, std::coroutine_handle<> caller) noexcept {
+    h = caller;
+    w->notify = on_cancel;
+    ch->park(w);
+}
+
 /// The common part of a parked waiter: the chain and the coroutine to resume.
 struct parked : waiter_base, wait_node {
     chain* ch = nullptr;
@@ -42,12 +65,9 @@ struct parked : waiter_base, wait_node {
     /// otherwise links this waiter into `list` and parks the chain on it.
     template <class P>
     bool park_on(std::coroutine_handle<P> caller, wait_list& list, void (*on_cancel)(waiter_base*) noexcept) {
-        ch = caller.promise().ch;
-        if (ch->cancel_requested()) return false;
-        h = caller;
-        notify = on_cancel;
+        if (!begin_park(caller, ch)) return false;
         list.push_back(this);
-        ch->park(this);
+        finish_park(ch, this, on_cancel, h, caller);
         return true;
     }
 
