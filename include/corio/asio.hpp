@@ -98,6 +98,7 @@
 #include <asio/awaitable.hpp>
 #endif
 
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
 #include "task.hpp"
@@ -180,14 +181,11 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        if (!begin_park(caller, ch_)) {
             cancelled_ = true;
             return false;
         }
-        h_ = caller;
-        notify = &on_cancel;
-        ch_->park(this);
+        finish_park(ch_, this, &on_cancel, h_, caller);
         initiating_ = true;
         event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         std::apply([&](auto&&... a) { std::move(init_)(handler{this, detail::loop_access::life(loop), loop.get_executor()}, std::move(a)...); },
@@ -374,12 +372,10 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        if (!begin_park(caller, ch_)) {
             cancelled_ = true;
             return false;
         }
-        h_ = caller;
         link_t* link = take_awaitable_link();
         link->target = this;
         asio::cancellation_slot slot = link->signal.slot();
@@ -388,8 +384,7 @@ public:
             asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link), E(loop.get_executor()), slot,
                                                      asio::cancellation_state(slot));
             link_ = link;  // the entry frame owns it now
-            notify = &on_cancel;
-            ch_->park(this);
+            finish_park(ch_, this, &on_cancel, h_, caller);
             launching_ = true;
             thread.launch();  // runs the awaitable until it first suspends (or ends)
         } catch (...) {

@@ -66,6 +66,7 @@
 
 #include "cancel.hpp"
 #include "detail/curl_multi.hpp"
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "generator.hpp"
 #include "loop.hpp"
@@ -380,15 +381,12 @@ struct perform_awaiter {
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        x->ch = corio::detail::chain_of(caller);
-        if (x->ch->cancel_requested()) {
+        if (!corio::detail::begin_park(caller, x->ch)) {
             x->cancelled = true;
             return false;
         }
-        x->h = caller;
-        x->notify = &exchange::on_cancel;
         x->multi->add(x);
-        x->ch->park(x);
+        corio::detail::finish_park(x->ch, x, &exchange::on_cancel, x->h, caller);
         return true;
     }
     void await_resume() const { x->check(); }
@@ -505,8 +503,7 @@ struct stream_wait {
     bool await_ready() const noexcept { return x->started && ready(); }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        x->ch = corio::detail::chain_of(caller);
-        if (x->ch->cancel_requested()) {
+        if (!corio::detail::begin_park(caller, x->ch)) {
             x->cancelled = true;
             if (x->started) x->multi->remove(x);
             return false;
@@ -515,10 +512,8 @@ struct stream_wait {
             x->started = true;
             x->multi->add(x);
         }
-        x->h = caller;
-        x->notify = &stream_exchange::on_wait_cancel;
         x->waiting = true;
-        x->ch->park(x);
+        corio::detail::finish_park(x->ch, x, &stream_exchange::on_wait_cancel, x->h, caller);
         return true;
     }
     void await_resume() const {

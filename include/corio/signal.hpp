@@ -64,8 +64,7 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch = chain_of(caller);
-        if (ch->cancel_requested()) {
+        if (!begin_park(caller, ch)) {
             cancelled_ = true;
             return false;
         }
@@ -73,9 +72,7 @@ public:
         hub_ = &detail::loop_access::signals(loop);
         hub_->add_waiter(this);
         work_.emplace(loop.get_executor());
-        h = caller;
-        notify = &on_cancel;
-        ch->park(this);
+        finish_park(ch, this, &on_cancel, h, caller);
         return true;
     }
 

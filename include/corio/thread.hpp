@@ -55,6 +55,7 @@
 
 #include "detail/remote_gate.hpp"
 #include "detail/thread_pool.hpp"
+#include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
 #include "sync.hpp"
@@ -105,8 +106,7 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        if (!begin_park(caller, ch_)) {
             cancelled_ = true;
             return false;
         }
@@ -115,9 +115,7 @@ public:
         std::stop_token token;
         if constexpr (Stoppable) token = stop_.get_token();
         work_.emplace(loop.get_executor());
-        h_ = caller;
-        notify = &on_cancel;
-        ch_->park(this);
+        finish_park(ch_, this, &on_cancel, h_, caller);
         in_flight_ = true;
         // Publish last: from here on the pool thread owns this awaiter until
         // it sets posted_, and nothing below touches the frame. Posting
@@ -182,8 +180,7 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch_ = chain_of(caller);
-        if (ch_->cancel_requested()) {
+        if (!begin_park(caller, ch_)) {
             cancelled_ = true;
             return false;
         }
@@ -191,9 +188,7 @@ public:
         asio::thread_pool& pool = pool_registry().get(loop.options().thread_pool_size);
         st_ = std::make_shared<state>(state{std::move(*f_), {}, {}, this});
         work_.emplace(loop.get_executor());
-        h_ = caller;
-        notify = &on_cancel;
-        ch_->park(this);
+        finish_park(ch_, this, &on_cancel, h_, caller);
         asio::post(pool, [st = st_, gate = detail::loop_access::remote(loop)] {
             st->value.capture([&]() -> R {
                 if constexpr (Stoppable) return std::move(st->f)(st->stop.get_token());
@@ -415,19 +410,16 @@ public:
         }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
-            this->ch = detail::chain_of(caller);
-            if (this->ch->cancel_requested()) {
+            if (!detail::begin_park(caller, this->ch)) {
                 cancelled_ = true;
                 return false;
             }
             event_loop& loop = detail::loop_access::loop_of(*this->ch->sched);
             this->gate = detail::loop_access::remote(loop);
-            this->h = caller;
-            this->notify = &on_cancel;
             std::lock_guard<std::mutex> lock(s_->m);
             if (s_->done) return false;
             work_.emplace(loop.get_executor());
-            this->ch->park(this);
+            detail::finish_park(this->ch, this, &on_cancel, this->h, caller);
             s_->w = this;
             return true;
         }

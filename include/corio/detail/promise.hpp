@@ -4,8 +4,8 @@
 // - A frame is the chain's outermost exactly when root_bit is set in its
 //   `link`; otherwise `link` is the awaiting frame (0 until awaited).
 // - The outermost frame's final suspension hands the chain to its owner
-//   (scheduler::complete_task_ for a spawned task, complete_child_ for a
-//   combinator child) and touches nothing after; any other frame stores its
+//   (scheduler::complete_task for a spawned task, the child's own
+//   child_owner for a combinator child: child_root::report_done) and touches nothing after; any other frame stores its
 //   continuation in the scheduler's trampoline slot (scheduler::next_).
 // - A body that ended with cancelled_error stores the one shared cancellation
 //   exception (shared_cancellation): finished_as() recognises a cancellation
@@ -95,8 +95,8 @@ struct promise_base {
             // The chain's outermost frame: its owner decides (and may destroy
             // this frame: touch nothing after).
             chain_root* r = chain_root::from_chain(c);
-            if (r->spawned) c->sched->complete_task_(r);
-            else c->sched->complete_child_(r);
+            if (r->spawned) c->sched->complete_task(r);
+            else static_cast<child_root*>(r)->report_done();
         }
         void await_resume() noexcept {}
     };

@@ -23,8 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "big_array.hpp"
 #include "clock.hpp"
-#include "frame_allocator.hpp"
 #include "wakeable.hpp"
 
 namespace corio::detail {
