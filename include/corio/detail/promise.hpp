@@ -104,7 +104,7 @@ struct promise_base {
 
     void unhandled_exception() noexcept {
         // Every cancelled frame shares one exception object: a million tasks
-        // cancelled at once do not keep a million of them alive (and state()
+        // cancelled at once do not keep a million of them alive (and finished_as()
         // recognises a cancellation by that identity).
         error = current_exception_is_cancellation() ? shared_cancellation() : std::current_exception();
     }
