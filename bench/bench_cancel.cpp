@@ -45,6 +45,8 @@
 
 #include <corio/corio.hpp>
 
+#include "common.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -59,10 +61,7 @@ std::uint64_t status_kb(const char* key) {
 }
 double rss_mib() { return static_cast<double>(status_kb("VmRSS")) / 1024.0; }
 
-void result(const char* w, const char* impl, const char* metric, double v) {
-    fmt::print("RESULT {} {} {} {}\n", w, impl, metric, v);
-    std::fflush(stdout);
-}
+using corio_bench::result;
 
 corio::task<int> leaf(int i) { co_return i; }
 

@@ -87,6 +87,8 @@
 
 #include <fmt/core.h>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -217,11 +219,7 @@ struct measurement {
     double allocs_per_op() const { return per_op(new_calls + aligned_calls + mmap_calls); }
 };
 
-std::int64_t thread_cpu_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+std::int64_t thread_cpu_ns() { return static_cast<std::int64_t>(corio_bench::thread_cpu_ns()); }
 
 struct probe {
     clock_type::time_point t0{};
@@ -330,8 +328,7 @@ struct result_store {
         if (std::find(workloads.begin(), workloads.end(), w) == workloads.end())
             workloads.push_back(w);
         data[w][impl][metric] = v;
-        fmt::print("RESULT {} {} {} {}\n", w, impl, metric, v);
-        std::fflush(stdout);
+        corio_bench::result(w, impl, metric, v);
     }
     std::optional<double> get(const std::string& w, const std::string& impl,
                               const std::string& metric) const {
@@ -714,24 +711,20 @@ int rss_child(const std::string& impl, std::uint64_t n) {
     rep.after = vm_rss_bytes();
     const double dn = static_cast<double>(n);
     const auto growth = static_cast<double>(rep.peak) - static_cast<double>(rep.base);
-    fmt::print("RESULT rss_sleepers {} n {}\n", impl, n);
-    fmt::print("RESULT rss_sleepers {} started {}\n", impl, rep.started);
-    fmt::print("RESULT rss_sleepers {} finished {}\n", impl, rep.finished);
-    fmt::print("RESULT rss_sleepers {} rss_base_mib {}\n", impl, static_cast<double>(rep.base) / mib);
-    fmt::print("RESULT rss_sleepers {} rss_peak_mib {}\n", impl, static_cast<double>(rep.peak) / mib);
-    fmt::print("RESULT rss_sleepers {} hwm_live_mib {}\n", impl, static_cast<double>(rep.hwm_live) / mib);
-    fmt::print("RESULT rss_sleepers {} hwm_mib {}\n", impl, static_cast<double>(rep.hwm) / mib);
-    fmt::print("RESULT rss_sleepers {} rss_after_mib {}\n", impl, static_cast<double>(rep.after) / mib);
-    fmt::print("RESULT rss_sleepers {} bytes_per_task {}\n", impl, growth / dn);
-    fmt::print("RESULT rss_sleepers {} handle_bytes {}\n", impl, static_cast<double>(handle_bytes));
-    fmt::print("RESULT rss_sleepers {} spawn_ns_per_task {}\n", impl,
-               static_cast<double>(rep.spawn_ns) / dn);
-    fmt::print("RESULT rss_sleepers {} teardown_ns_per_task {}\n", impl,
-               static_cast<double>(rep.teardown_ns) / dn);
-    fmt::print("RESULT rss_sleepers {} spawn_cpu_ns_per_task {}\n", impl,
-               static_cast<double>(rep.spawn_cpu_ns) / dn);
-    fmt::print("RESULT rss_sleepers {} teardown_cpu_ns_per_task {}\n", impl,
-               static_cast<double>(rep.teardown_cpu_ns) / dn);
+    corio_bench::result("rss_sleepers", impl, "n", static_cast<double>(n));
+    corio_bench::result("rss_sleepers", impl, "started", static_cast<double>(rep.started));
+    corio_bench::result("rss_sleepers", impl, "finished", static_cast<double>(rep.finished));
+    corio_bench::result("rss_sleepers", impl, "rss_base_mib", static_cast<double>(rep.base) / mib);
+    corio_bench::result("rss_sleepers", impl, "rss_peak_mib", static_cast<double>(rep.peak) / mib);
+    corio_bench::result("rss_sleepers", impl, "hwm_live_mib", static_cast<double>(rep.hwm_live) / mib);
+    corio_bench::result("rss_sleepers", impl, "hwm_mib", static_cast<double>(rep.hwm) / mib);
+    corio_bench::result("rss_sleepers", impl, "rss_after_mib", static_cast<double>(rep.after) / mib);
+    corio_bench::result("rss_sleepers", impl, "bytes_per_task", static_cast<double>(growth / dn));
+    corio_bench::result("rss_sleepers", impl, "handle_bytes", static_cast<double>(handle_bytes));
+    corio_bench::result("rss_sleepers", impl, "spawn_ns_per_task", static_cast<double>(rep.spawn_ns) / dn);
+    corio_bench::result("rss_sleepers", impl, "teardown_ns_per_task", static_cast<double>(rep.teardown_ns) / dn);
+    corio_bench::result("rss_sleepers", impl, "spawn_cpu_ns_per_task", static_cast<double>(rep.spawn_cpu_ns) / dn);
+    corio_bench::result("rss_sleepers", impl, "teardown_cpu_ns_per_task", static_cast<double>(rep.teardown_cpu_ns) / dn);
     std::fflush(stdout);
     return 0;
 }
@@ -805,11 +798,7 @@ void rss_in_child(result_store& rs, const options& o, const std::string& impl, s
 // ---------------------------------------------------------------------------
 
 bool selected(const options& o, const std::string& workload, const std::string& impl) {
-    if (o.filters.empty()) return true;
-    const std::string key = workload + ":" + impl;
-    for (const auto& f : o.filters)
-        if (key.find(f) != std::string::npos) return true;
-    return false;
+    return corio_bench::selected(o.filters, workload + ":" + impl);
 }
 
 void print_table(const result_store& rs) {

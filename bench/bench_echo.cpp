@@ -69,6 +69,8 @@
 
 #include <corio/corio.hpp>
 
+#include "common.hpp"
+
 using asio::ip::tcp;
 using steady = std::chrono::steady_clock;
 
@@ -171,11 +173,7 @@ struct echo_result {
     double server_cpu_ns = 0;  // server thread CPU time per round trip
 };
 
-double thread_cpu_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
+using corio_bench::thread_cpu_ns;
 
 /// Drives `conns` connections against `port`; the server runs elsewhere.
 echo_result run_client(unsigned short port, const options& o) {
@@ -336,13 +334,12 @@ void bench_await(const char* name, std::uint64_t n, int reps) {
         fmt::print(stderr, "{}: checksums differ ({} vs {})\n", name, cc, ac);
         std::exit(1);
     }
-    std::sort(c.begin(), c.end());
-    std::sort(a.begin(), a.end());
-    double cm = c[c.size() / 2], am = a[a.size() / 2];
+    auto [cm, cmin] = corio_bench::summarize(c);
+    auto [am, amin] = corio_bench::summarize(a);
     fmt::print("{}: N = {}, median of {}: corio {:.1f} ns/op (min {:.1f}), asio {:.1f} ns/op (min {:.1f}), corio/asio {:.2f}\n",
-               name, n, reps, cm, c.front(), am, a.front(), cm / am);
-    fmt::print("RESULT {} corio ns_per_op {:.2f}\n", name, cm);
-    fmt::print("RESULT {} asio ns_per_op {:.2f}\n", name, am);
+               name, n, reps, cm, cmin, am, amin, cm / am);
+    corio_bench::result(name, "corio", "ns_per_op", cm, 2);
+    corio_bench::result(name, "asio", "ns_per_op", am, 2);
     std::fflush(stdout);
 }
 

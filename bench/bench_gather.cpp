@@ -60,6 +60,8 @@
 
 #include <fmt/core.h>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -77,7 +79,6 @@
 
 namespace {
 
-using steady = std::chrono::steady_clock;
 
 struct measurement {
     double ns_per_op = 0;      // wall clock
@@ -85,22 +86,12 @@ struct measurement {
     std::int64_t check = 0;
 };
 
-double thread_cpu_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
 struct probe {
-    steady::time_point t0;
-    double c0 = 0;
-    void begin() {
-        t0 = steady::now();
-        c0 = thread_cpu_ns();
-    }
+    corio_bench::stopwatch sw;
+    void begin() { sw.restart(); }
     measurement end(std::uint64_t n, std::int64_t check) const {
-        double cpu = thread_cpu_ns() - c0;
-        auto ns = std::chrono::duration<double, std::nano>(steady::now() - t0).count();
+        double cpu = sw.cpu_ns();
+        double ns = sw.wall_ns();
         return {ns / static_cast<double>(n), cpu / static_cast<double>(n), check};
     }
 };
@@ -118,9 +109,8 @@ stats repeat(int reps, F f) {
         v.push_back(m.ns_per_op);
         c.push_back(m.cpu_ns_per_op);
     }
-    std::sort(v.begin(), v.end());
-    std::sort(c.begin(), c.end());
-    return {v[v.size() / 2], v.front(), c[c.size() / 2]};
+    auto wall = corio_bench::summarize(std::move(v));
+    return {wall.median, wall.min, corio_bench::median(std::move(c))};
 }
 
 std::map<std::string, double>* results_table() {
@@ -131,8 +121,8 @@ std::map<std::string, double>* results_table() {
 void report(const std::string& workload, const std::string& impl, stats s) {
     fmt::print("  {:<18} {:<22} {:>10.1f} ns/op (min {:.1f}), cpu {:.1f} ns/op\n", workload, impl, s.median, s.min,
                s.cpu_median);
-    fmt::print("RESULT {} {} ns_per_op {:.2f}\n", workload, impl, s.median);
-    fmt::print("RESULT {} {} cpu_ns_per_op {:.2f}\n", workload, impl, s.cpu_median);
+    corio_bench::result(workload, impl, "ns_per_op", s.median, 2);
+    corio_bench::result(workload, impl, "cpu_ns_per_op", s.cpu_median, 2);
     (*results_table())[workload + "/" + impl] = s.median;
     (*results_table())[workload + "/" + impl + "/cpu"] = s.cpu_median;
     std::fflush(stdout);
@@ -403,9 +393,9 @@ int main(int argc, char** argv) {
         double beyond = per_child - static_cast<double>(frame[0]);
         fmt::print("  task_group_100k rss: frame {} B/child, peak {:.0f} B/child, beyond the frame {:.0f} B/child\n",
                    frame[0], per_child, beyond);
-        fmt::print("RESULT task_group_100k corio frame_bytes {}\n", frame[0]);
-        fmt::print("RESULT task_group_100k corio peak_bytes_per_child {:.0f}\n", per_child);
-        fmt::print("RESULT task_group_100k corio rss_bytes_per_child_beyond_frame {:.0f}\n", beyond);
+        corio_bench::result("task_group_100k", "corio", "frame_bytes", static_cast<double>(frame[0]));
+        corio_bench::result("task_group_100k", "corio", "peak_bytes_per_child", per_child, 0);
+        corio_bench::result("task_group_100k", "corio", "rss_bytes_per_child_beyond_frame", beyond, 0);
     }
 
     auto& t = *results_table();

@@ -31,6 +31,8 @@
 #include <corio/pool.hpp>
 #include <corio/resource.hpp>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -43,7 +45,6 @@
 
 namespace {
 
-using bench_clock = std::chrono::steady_clock;
 
 struct options {
     long div = 1;
@@ -51,11 +52,7 @@ struct options {
     std::vector<std::string> filters;
 };
 
-bool selected(const options& o, const std::string& name) {
-    if (o.filters.empty()) return true;
-    return std::any_of(o.filters.begin(), o.filters.end(),
-                       [&](const std::string& f) { return name.find(f) != std::string::npos; });
-}
+bool selected(const options& o, const std::string& name) { return corio_bench::selected(o.filters, name); }
 
 struct sample {
     double ns = 0;
@@ -63,22 +60,11 @@ struct sample {
     double cpu_ns = 0;
 };
 
-/// This thread's CPU time: on a shared machine wall time also counts the
-/// time other processes held the core.
-double thread_cpu_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
-/// Wall and CPU clocks started together.
+/// Wall and CPU clocks started together (CPU time: on a shared machine wall
+/// time also counts the time other processes held the core).
 struct stopwatch {
-    bench_clock::time_point wall = bench_clock::now();
-    double cpu = thread_cpu_ns();
-    sample stop(std::int64_t check) const {
-        return sample{std::chrono::duration<double, std::nano>(bench_clock::now() - wall).count(), check,
-                      thread_cpu_ns() - cpu};
-    }
+    corio_bench::stopwatch sw;
+    sample stop(std::int64_t check) const { return sample{sw.wall_ns(), check, sw.cpu_ns()}; }
 };
 
 void report(const options& o, const char* workload, long n_ops, std::int64_t want,
@@ -96,15 +82,12 @@ void report(const options& o, const char* workload, long n_ops, std::int64_t wan
         per_op.push_back(s.ns / static_cast<double>(n_ops));
         cpu_per_op.push_back(s.cpu_ns / static_cast<double>(n_ops));
     }
-    std::sort(per_op.begin(), per_op.end());
-    std::sort(cpu_per_op.begin(), cpu_per_op.end());
-    double med = per_op[per_op.size() / 2];
-    std::printf("# %-16s corio  n=%-10ld median %9.2f ns/op  min %9.2f  cpu min %9.2f ns/op\n", workload, n_ops, med,
-                per_op.front(), cpu_per_op.front());
-    std::printf("RESULT %s corio ns_per_op %.3f\n", workload, med);
-    std::printf("RESULT %s corio ns_per_op_min %.3f\n", workload, per_op.front());
-    std::printf("RESULT %s corio cpu_ns_per_op_min %.3f\n", workload, cpu_per_op.front());
-    std::fflush(stdout);
+    auto wall = corio_bench::summarize(per_op), cpu = corio_bench::summarize(cpu_per_op);
+    std::printf("# %-16s corio  n=%-10ld median %9.2f ns/op  min %9.2f  cpu min %9.2f ns/op\n", workload, n_ops,
+                wall.median, wall.min, cpu.min);
+    corio_bench::result(workload, "corio", "ns_per_op", wall.median, 3);
+    corio_bench::result(workload, "corio", "ns_per_op_min", wall.min, 3);
+    corio_bench::result(workload, "corio", "cpu_ns_per_op_min", cpu.min, 3);
 }
 
 corio::task<int> ready_body(int& x) { co_return x; }

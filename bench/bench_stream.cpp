@@ -25,6 +25,8 @@
 
 #include <fmt/core.h>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -40,9 +42,7 @@ namespace {
 /// machine, where wall time counts the time other processes had the core.
 struct steady {
     static std::chrono::nanoseconds now() noexcept {
-        timespec ts{};
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+        return std::chrono::nanoseconds(static_cast<std::int64_t>(corio_bench::thread_cpu_ns()));
     }
 };
 
@@ -112,10 +112,9 @@ void measure(const char* name, int reps, F f) {
     std::vector<double> r;
     corio::run(f());  // warm-up
     for (int i = 0; i < reps; ++i) r.push_back(corio::run(f()));
-    std::sort(r.begin(), r.end());
-    double med = r[r.size() / 2];
-    fmt::print("{:<16} {:>10.2f} ns/op (min {:.2f})\n", name, med, r.front());
-    fmt::print("RESULT {} corio ns_per_op {:.2f} min {:.2f}\n", name, med, r.front());
+    auto [med, min] = corio_bench::summarize(r);
+    fmt::print("{:<16} {:>10.2f} ns/op (min {:.2f})\n", name, med, min);
+    fmt::print("RESULT {} corio ns_per_op {:.2f} min {:.2f}\n", name, med, min);
 }
 
 }  // namespace

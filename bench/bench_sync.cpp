@@ -38,6 +38,8 @@
 #include <corio/queue.hpp>
 #include <corio/semaphore.hpp>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -50,7 +52,8 @@
 
 namespace {
 
-using bench_clock = std::chrono::steady_clock;
+using corio_bench::bench_clock;
+using corio_bench::ns_since;
 
 struct options {
     long div = 1;
@@ -58,11 +61,7 @@ struct options {
     std::vector<std::string> filters;
 };
 
-bool selected(const options& o, const std::string& name) {
-    if (o.filters.empty()) return true;
-    return std::any_of(o.filters.begin(), o.filters.end(),
-                       [&](const std::string& f) { return name.find(f) != std::string::npos; });
-}
+bool selected(const options& o, const std::string& name) { return corio_bench::selected(o.filters, name); }
 
 /// One timed repetition: returns {elapsed nanoseconds, checksum}.
 struct sample {
@@ -84,15 +83,7 @@ void report(const options& o, const char* workload, const char* impl, long n, st
         }
         per_op.push_back(s.ns / static_cast<double>(n));
     }
-    std::sort(per_op.begin(), per_op.end());
-    double med = per_op[per_op.size() / 2];
-    std::printf("# %-16s %-6s n=%-10ld median %9.2f ns/op  min %9.2f\n", workload, impl, n, med, per_op.front());
-    std::printf("RESULT %s %s ns_per_op %.3f\n", workload, impl, med);
-    std::fflush(stdout);
-}
-
-double since_ns(bench_clock::time_point t0) {
-    return std::chrono::duration<double, std::nano>(bench_clock::now() - t0).count();
+    corio_bench::report_ns_per_op(workload, impl, n, corio_bench::summarize(per_op));
 }
 
 // ------------------------------------------------------------------ corio ---
@@ -105,7 +96,7 @@ corio::task<sample> sem_uncontended(long n) {
         auto p = co_await s.acquire();
         acc += s.available();  // 0 while held
     }
-    double ns = since_ns(t0);
+    double ns = ns_since(t0);
     co_return sample{ns, acc + s.available()};
 }
 
@@ -127,7 +118,7 @@ corio::task<sample> sem_contended(long tasks) {
     for (long i = 0; i < tasks; ++i) hs.push_back(corio::spawn(sem_worker(s, 100)));
     std::int64_t sum = 0;
     for (auto& h : hs) sum += co_await h;
-    double ns = since_ns(t0);
+    double ns = ns_since(t0);
     co_return sample{ns, sum};
 }
 
@@ -148,7 +139,7 @@ corio::task<sample> queue_pc(long n) {
     auto c = corio::spawn(q_consumer(q, n));
     co_await p;
     std::int64_t sum = co_await c;
-    double ns = since_ns(t0);
+    double ns = ns_since(t0);
     co_return sample{ns, sum};
 }
 
@@ -172,7 +163,7 @@ sample asio_queue_pc(long n) {
     asio::co_spawn(ctx, ch_consumer(ch, n, sum), asio::detached);
     auto t0 = bench_clock::now();
     ctx.run();
-    return sample{since_ns(t0), sum};
+    return sample{ns_since(t0), sum};
 }
 
 }  // namespace

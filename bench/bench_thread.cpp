@@ -40,6 +40,8 @@
 #include <asio/thread_pool.hpp>
 #include <corio/corio.hpp>
 
+#include "common.hpp"
+
 namespace {
 
 using steady = std::chrono::steady_clock;
@@ -49,24 +51,14 @@ struct options {
     bool quick = false;
     std::vector<std::string> filters;
     bool wants(const std::string& name) const {
-        if (filters.empty()) return true;
-        for (const auto& f : filters)
-            if (name.find(f) != std::string::npos) return true;
-        return false;
+        return corio_bench::selected(filters, name);
     }
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
+using corio_bench::median;
 
 void report(const char* workload, const char* impl, std::size_t n, const std::vector<double>& ns) {
-    double med = median(ns);
-    double mn = *std::min_element(ns.begin(), ns.end());
-    std::printf("# %-20s %-10s n=%-8zu median %10.1f ns/op  min %10.1f\n", workload, impl, n, med, mn);
-    std::printf("RESULT %s %s ns_per_op %.3f\n", workload, impl, med);
-    std::fflush(stdout);
+    corio_bench::report_ns_per_op(workload, impl, static_cast<long long>(n), corio_bench::summarize(ns));
 }
 
 [[gnu::noinline]] void empty_fn() noexcept { asm volatile(""); }

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 build=${BENCH_BUILD_DIR:-$root/build/bench}
 cxx=${CXX:-g++}
 python=${PYTHON:-python3}
@@ -50,23 +52,11 @@ done
 # ------------------------------------------------------------------ build ---
 exe=$build/bench/bench_core
 if (( do_build )); then
-  if [[ -x $root/scripts/deps.sh ]]; then
-    "$root/scripts/deps.sh"
-  fi
+  corio_deps
   if [[ -f $root/CMakeLists.txt ]]; then
-    # A build dir configured with another compiler is reconfigured from scratch.
-    cxx_path=$(command -v "$cxx" || true)
-    if [[ -f $build/CMakeCache.txt ]] &&
-       ! grep -qx "CMAKE_CXX_COMPILER:[A-Z]*=\(${cxx}\|${cxx_path}\)" "$build/CMakeCache.txt"; then
-      echo "run.sh: $build was configured with another compiler; reconfiguring" >&2
-      rm -f "$build/CMakeCache.txt"
-      rm -rf "$build/CMakeFiles"
-    fi
-    gen=()
-    if [[ ! -f $build/CMakeCache.txt && -z ${CMAKE_GENERATOR:-} ]] && command -v ninja >/dev/null; then
-      gen=(-G Ninja)
-    fi
-    cmake -S "$root" -B "$build" "${gen[@]}" \
+    # A build dir configured with another compiler or generator starts afresh.
+    corio_fresh_build_dir "$build" "$cxx" cache-only
+    cmake -S "$root" -B "$build" "${generator[@]}" \
       -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CXX_COMPILER="$cxx" \
       -DCORIO_BUILD_BENCH=ON -DCORIO_BUILD_TESTS=OFF -DCORIO_BUILD_EXAMPLES=OFF \

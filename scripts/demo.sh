@@ -9,25 +9,15 @@
 # Environment: CXX (default g++), BUILD_DIR (default build/demo), CMAKE_ARGS.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$corio_root"
 
-deps_args=()
-[[ "${CXX:-g++}" == *clang* ]] && deps_args+=(--clang)
-"$root/scripts/deps.sh" "${deps_args[@]}"
-
+corio_deps
 export CXX="${CXX:-g++}"
 build_dir="${BUILD_DIR:-build/demo}"
-
-generator=()
-command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-if [[ -f "$build_dir/CMakeCache.txt" ]] &&
-   ! grep -q "^CMAKE_GENERATOR:INTERNAL=${generator[1]:-Unix Makefiles}\$" "$build_dir/CMakeCache.txt"; then
-  rm -rf "$build_dir"
-fi
-
-# shellcheck disable=SC2206
-extra=(${CMAKE_ARGS:-})
+corio_fresh_build_dir "$build_dir" "$CXX"
+corio_extra_args
 
 cmake -S . -B "$build_dir" "${generator[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
@@ -36,7 +26,7 @@ cmake -S . -B "$build_dir" "${generator[@]}" \
   -DCORIO_BUILD_BENCH=OFF \
   -DCORIO_WARNINGS_AS_ERRORS=OFF \
   "${extra[@]}" >/dev/null
-cmake --build "$build_dir" --target crawl --parallel 2
+cmake --build "$build_dir" --target crawl --parallel "$(corio_jobs)"
 
 echo "== $build_dir/examples/crawl $*"
 exec "$build_dir/examples/crawl" "$@"

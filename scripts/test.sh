@@ -18,38 +18,17 @@
 # Unoptimised code is covered by the Debug + ASan/UBSan stage of .ci/run.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$corio_root"
 
-deps_args=()
-[[ "${CXX:-g++}" == *clang* ]] && deps_args+=(--clang)
-"$root/scripts/deps.sh" "${deps_args[@]}"
-
+corio_deps
 export CXX="${CXX:-g++}"
 build_dir="${BUILD_DIR:-build/test}"
 build_type="${BUILD_TYPE:-RelWithDebInfo}"
-if [[ -n "${JOBS:-}" ]]; then
-  jobs=$JOBS
-else
-  jobs=$(nproc 2>/dev/null || echo 2)
-  (( jobs > 2 )) && jobs=2   # the project's machines have 2 cores
-fi
-
-generator=()
-command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-# A build dir configured with another generator or compiler is not reused.
-cache="$build_dir/CMakeCache.txt"
-if [[ -f "$cache" ]]; then
-  cxx_path=$(command -v "$CXX" || echo "$CXX")
-  if ! grep -qx "CMAKE_GENERATOR:INTERNAL=${generator[1]:-Unix Makefiles}" "$cache" ||
-     ! grep -qx "CMAKE_CXX_COMPILER:[A-Z]*=$cxx_path" "$cache"; then
-    echo "test.sh: $build_dir was configured with another generator or compiler; wiping it" >&2
-    rm -rf "$build_dir"
-  fi
-fi
-
-# shellcheck disable=SC2206  # CMAKE_ARGS is meant to be word-split
-extra=(${CMAKE_ARGS:-})
+jobs=$(corio_jobs)
+corio_fresh_build_dir "$build_dir" "$CXX"
+corio_extra_args
 
 echo "== configure $build_dir (CXX=$CXX, $build_type)"
 cmake -S . -B "$build_dir" "${generator[@]}" \

@@ -1,5 +1,6 @@
-// Tests for corio/cancel.hpp: SEMANTICS.md "Timeouts" (26-43) and
-// "Cancellation" (44-49, 51-52), tokens, thread-safe cancellation and misuse.
+// Tests for corio/cancel.hpp: timeouts (expiry, nesting, rescheduling, what a
+// timeout converts and what it lets through), cancellation (delivery at
+// suspensions, shields, idempotence), tokens, thread-safe cancellation and misuse.
 // corio-tsan: the token tests cancel from another thread.
 #include <corio/cancel.hpp>
 
@@ -42,7 +43,7 @@ task<int> immediate(int v) { co_return v; }
 
 // ---------------------------------------------------------------- Timeouts
 
-CORIO_TEST_CASE("case 26: basic expiry") {
+CORIO_TEST_CASE("timeout and a deadline scope expire after exactly their duration") {
     auto start = corio::now();
     REQUIRE_THROWS_AS(co_await corio::timeout(U, sleep_forever()), corio::timeout_error);
     CHECK(corio::now() - start == U);
@@ -57,7 +58,7 @@ CORIO_TEST_CASE("case 26: basic expiry") {
     co_await no_leak();  // the caller is not cancelled
 }
 
-CORIO_TEST_CASE("case 27: a std::exception handler does not catch the cancellation") {
+CORIO_TEST_CASE("timeout: a std::exception handler does not catch the cancellation") {
     auto op = []() -> task<std::string> {
         try {
             co_await corio::sleep(forever);
@@ -70,7 +71,7 @@ CORIO_TEST_CASE("case 27: a std::exception handler does not catch the cancellati
     static_assert(!std::is_base_of_v<std::exception, corio::cancelled_error>);
 }
 
-CORIO_TEST_CASE("case 28: not expired, no deadline, saturating deadlines") {
+CORIO_TEST_CASE("timeout: an operand that finishes in time, no deadline, saturating deadlines") {
     auto start = corio::now();
     co_await corio::timeout(10 * U, corio::sleep(U));
     CHECK(corio::now() - start == U);
@@ -93,7 +94,7 @@ CORIO_TEST_CASE("case 28: not expired, no deadline, saturating deadlines") {
     CHECK(w == 5);
 }
 
-CORIO_TEST_CASE("case 29: zero, negative or past deadline fires at the first suspension") {
+CORIO_TEST_CASE("timeout: a zero, negative or past deadline fires at the first suspension") {
     auto op = []() -> task<int> {
         co_await corio::yield_now();
         co_return 1;
@@ -105,7 +106,7 @@ CORIO_TEST_CASE("case 29: zero, negative or past deadline fires at the first sus
     CHECK_FALSE(r.has_value());
 }
 
-CORIO_TEST_CASE("case 30: a past deadline around an op that never suspends") {
+CORIO_TEST_CASE("timeout: a past deadline around an op that never suspends") {
     int v = co_await corio::timeout(0ms, immediate(3));
     CHECK(v == 3);
     cancel_scope s{corio::now()};
@@ -117,7 +118,7 @@ CORIO_TEST_CASE("case 30: a past deadline around an op that never suspends") {
     co_await no_leak();  // the cancellation did not stay armed
 }
 
-CORIO_TEST_CASE("case 31: same deadline nested: the outer wins") {
+CORIO_TEST_CASE("timeout: nested scopes with the same deadline: the outer one converts") {
     auto start = corio::now();
     auto deadline = corio::now() + U;
     bool inner_saw_timeout = false;
@@ -146,7 +147,7 @@ CORIO_TEST_CASE("case 31: same deadline nested: the outer wins") {
     CHECK_FALSE(inner.cancelled_caught());
 }
 
-CORIO_TEST_CASE("case 32: the outer expires first") {
+CORIO_TEST_CASE("timeout: nested, the outer expires first") {
     auto start = corio::now();
     cancel_scope inner{corio::now() + forever};
     auto body = [&]() -> task<void> {
@@ -159,7 +160,7 @@ CORIO_TEST_CASE("case 32: the outer expires first") {
     CHECK(corio::now() - start == U);
 }
 
-TEST_CASE("case 33: the inner expires first; the outer still holds") {
+TEST_CASE("timeout: nested, the inner expires first; the outer still holds") {
     corio::testing::run_virtual([]() -> task<void> {
         auto start = corio::now();
         bool inner_timed_out = false;
@@ -190,7 +191,7 @@ TEST_CASE("case 33: the inner expires first; the outer still holds") {
         corio::testing::real_time);
 }
 
-CORIO_TEST_CASE("case 34: reschedule") {
+CORIO_TEST_CASE("cancel_scope::reschedule moves, removes and sets a deadline; after the scope finished it throws") {
     auto start = corio::now();
     cancel_scope s{corio::now() + U};
     auto body = [&]() -> task<void> {
@@ -213,7 +214,7 @@ CORIO_TEST_CASE("case 34: reschedule") {
     CHECK_FALSE(r2);
     CHECK(corio::now() - t1 == 2 * U);
 
-    // After the scope finished, reschedule is misuse (the issue's rule).
+    // After the scope finished, reschedule is misuse (corio throws; Trio ignores it).
     std::string msg;
     try {
         before.reschedule(corio::now() + U);
@@ -225,7 +226,7 @@ CORIO_TEST_CASE("case 34: reschedule") {
     CHECK(corio::current_loop().pending_timers() == 0);
 }
 
-CORIO_TEST_CASE("case 35: other exceptions pass through; a cleanup error replaces timeout_error") {
+CORIO_TEST_CASE("timeout: other exceptions pass through; a cleanup error replaces timeout_error") {
     auto thrower = []() -> task<void> {
         co_await corio::sleep(U);
         throw std::out_of_range("oops");
@@ -241,7 +242,7 @@ CORIO_TEST_CASE("case 35: other exceptions pass through; a cleanup error replace
     REQUIRE_THROWS_AS(co_await corio::timeout(U, cleanup_throws()), E);
 }
 
-CORIO_TEST_CASE("case 36: another cancellation is not a timeout") {
+CORIO_TEST_CASE("timeout: another cancellation is not a timeout") {
     cancel_scope* seen = nullptr;
     auto worker = [&]() -> task<void> {
         cancel_scope s{corio::now() + 10 * U};
@@ -264,7 +265,7 @@ CORIO_TEST_CASE("case 36: another cancellation is not a timeout") {
     REQUIRE_THROWS_AS(co_await h2, corio::cancelled_error);  // not timeout_error
 }
 
-CORIO_TEST_CASE("case 37: deadline and outer cancel together: cancellation wins") {
+CORIO_TEST_CASE("timeout: deadline and outer cancel together: cancellation wins") {
     auto start = corio::now();
     auto worker = []() -> task<void> { co_await corio::timeout(U, sleep_forever()); };
     // main's own sleep is armed before the worker's deadline, so at U main
@@ -276,7 +277,7 @@ CORIO_TEST_CASE("case 37: deadline and outer cancel together: cancellation wins"
     CHECK(h.cancelled());
 }
 
-CORIO_TEST_CASE("case 38: timed cleanup after a cancellation needs shield") {
+CORIO_TEST_CASE("timeout: timed cleanup after a cancellation needs shield") {
     std::vector<std::string> log;
     auto worker = [&]() -> task<void> {
         try {
@@ -305,7 +306,7 @@ CORIO_TEST_CASE("case 38: timed cleanup after a cancellation needs shield") {
     CHECK(log == std::vector<std::string>{"cancelled", "shielded timeout_error", "unshielded cancelled_error"});
 }
 
-CORIO_TEST_CASE("case 39: a swallowed cancellation cannot overrun the deadline") {
+CORIO_TEST_CASE("timeout: a swallowed cancellation cannot overrun the deadline") {
     auto start = corio::now();
     auto op = []() -> task<void> {
         try {
@@ -318,7 +319,7 @@ CORIO_TEST_CASE("case 39: a swallowed cancellation cannot overrun the deadline")
     CHECK(corio::now() - start == U);
 }
 
-CORIO_TEST_CASE("case 40: expiry waits for the operand's cleanup") {
+CORIO_TEST_CASE("timeout: expiry waits for the operand's cleanup") {
     auto start = corio::now();
     auto op = [](bool fail) -> task<void> {
         std::exception_ptr cancelled;
@@ -337,7 +338,7 @@ CORIO_TEST_CASE("case 40: expiry waits for the operand's cleanup") {
     CHECK(corio::now() - start == 6 * U);
 }
 
-CORIO_TEST_CASE("case 41: zero timeout on tasks and on handles") {
+CORIO_TEST_CASE("timeout: zero timeout on tasks and on handles") {
     bool started = false;
     auto op = [&]() -> task<void> {
         started = true;
@@ -358,7 +359,7 @@ CORIO_TEST_CASE("case 41: zero timeout on tasks and on handles") {
     CHECK(w == 9);
 }
 
-CORIO_TEST_CASE("case 42: cancelling the caller cancels the operand, which cannot refuse") {
+CORIO_TEST_CASE("timeout: cancelling the caller cancels the operand, which cannot refuse") {
     auto start = corio::now();
     std::vector<std::string> log;
     auto op = [&]() -> task<void> {
@@ -389,7 +390,7 @@ CORIO_TEST_CASE("case 42: cancelling the caller cancels the operand, which canno
     CHECK(corio::now() - start == U);
 }
 
-CORIO_TEST_CASE("case 43: an operand that swallows the expiry and returns keeps its value") {
+CORIO_TEST_CASE("timeout: an operand that swallows the expiry and returns keeps its value") {
     auto op = []() -> task<int> {
         try {
             co_await corio::sleep(forever);
@@ -405,7 +406,7 @@ CORIO_TEST_CASE("case 43: an operand that swallows the expiry and returns keeps 
 
 // ------------------------------------------------------------ Cancellation
 
-CORIO_TEST_CASE("case 45: cancel during a suspension; shielded cleanup completes") {
+CORIO_TEST_CASE("cancellation: cancel during a suspension; shielded cleanup completes") {
     auto start = corio::now();
     std::vector<std::string> log;
     struct guard {
@@ -438,7 +439,7 @@ CORIO_TEST_CASE("case 45: cancel during a suspension; shielded cleanup completes
     CHECK(log == std::vector<std::string>{"shielded sleep done", "unshielded sleep threw", "destructor"});
 }
 
-CORIO_TEST_CASE("case 46 and 47: catching does not end a cancellation; cancel() is idempotent") {
+CORIO_TEST_CASE("cancellation: catching does not end a cancellation; cancel() is idempotent") {
     int throws = 0;
     auto body = [&]() -> task<void> {
         for (int i = 0; i < 3; ++i) {
@@ -460,7 +461,7 @@ CORIO_TEST_CASE("case 46 and 47: catching does not end a cancellation; cancel() 
     CHECK(h.cancelled());
 }
 
-CORIO_TEST_CASE("case 48: cancelled but finishing without suspending keeps the value") {
+CORIO_TEST_CASE("cancellation: cancelled but finishing without suspending keeps the value") {
     corio::join_handle<int> h;
     auto body = [&]() -> task<int> {
         h.cancel();  // cancels its own root scope
@@ -472,7 +473,7 @@ CORIO_TEST_CASE("case 48: cancelled but finishing without suspending keeps the v
     CHECK_FALSE(h.cancelled());
 }
 
-CORIO_TEST_CASE("case 49: cancellation reaches what a task runs inline, not what it awaits by handle") {
+CORIO_TEST_CASE("cancellation: cancellation reaches what a task runs inline, not what it awaits by handle") {
     bool inner_cancelled = false;
     auto inner = [&]() -> task<void> {
         try {
@@ -502,7 +503,7 @@ CORIO_TEST_CASE("case 49: cancellation reaches what a task runs inline, not what
     REQUIRE_THROWS_AS(co_await hi, corio::cancelled_error);
 }
 
-CORIO_TEST_CASE("case 51: shield runs its operand to completion") {
+CORIO_TEST_CASE("shield runs its operand to completion") {
     auto start = corio::now();
     std::vector<std::string> log;
     auto body = [&]() -> task<void> {
@@ -526,7 +527,7 @@ CORIO_TEST_CASE("case 51: shield runs its operand to completion") {
     REQUIRE_THROWS_AS(co_await corio::shield(thrower()), MyExc);
 }
 
-CORIO_TEST_CASE("case 52: shield of a cancelled handle throws cancelled_error") {
+CORIO_TEST_CASE("shield of a cancelled handle throws cancelled_error") {
     auto h = corio::spawn(sleep_forever());
     auto canceller = [&]() -> task<void> {
         co_await corio::sleep(U);

@@ -1,5 +1,7 @@
 // debug.hpp: slow-step warnings, task dumps, the deadlock report and the
 // dump-on-signal hook. stderr is captured into a temporary file.
+#include <corio/debug.hpp>
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -10,8 +12,6 @@
 #include <vector>
 
 #include <unistd.h>
-
-#include <corio/debug.hpp>
 
 #include "support/corio_test.hpp"
 

@@ -1,5 +1,6 @@
 // Tests for corio/gather.hpp: gather, gather_settled, gather_limited, race and
-// wait (SEMANTICS.md cases 1-8, 52 and 89-93), children referencing the
+// wait (result order, first error, settled outcomes, the caller's
+// cancellation, degenerate inputs, shields, bounded waits), children referencing the
 // caller's locals, inline start order, deep synchronous fan-outs, bad input.
 #include <corio/gather.hpp>
 
@@ -77,7 +78,7 @@ task<int> with_cleanup(std::chrono::milliseconds cleanup, corio::clock::time_poi
 
 // ------------------------------------------------------------------ gather ---
 
-CORIO_TEST_CASE("case 1: gather returns results in argument order, not completion order") {
+CORIO_TEST_CASE("gather returns results in argument order, not completion order") {
     auto t0 = corio::now();
     auto [a, b, c] = co_await corio::gather(after(3 * U, "a"), after(1 * U, "b"), after(2 * U, "c"));
     CHECK(a == "a");
@@ -142,7 +143,7 @@ CORIO_TEST_CASE("gather: children that finish synchronously complete without sus
     co_await other;
 }
 
-CORIO_TEST_CASE("case 2: the first error cancels the siblings, awaits their cleanup, then is rethrown") {
+CORIO_TEST_CASE("gather: the first error cancels the siblings, awaits their cleanup, then is rethrown") {
     auto t0 = corio::now();
     corio::clock::time_point cleaned{};
     bool slow_cancelled = false;
@@ -168,7 +169,7 @@ CORIO_TEST_CASE("case 2: the first error cancels the siblings, awaits their clea
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 3: gather_settled holds every outcome in argument order and never throws") {
+CORIO_TEST_CASE("gather_settled holds every outcome in argument order and never throws") {
     auto h = corio::spawn(after_int(forever, 0));
     auto canceller = corio::spawn(owned([&]() -> task<void> {
         co_await corio::sleep(U);
@@ -199,7 +200,7 @@ CORIO_TEST_CASE("case 3: gather_settled holds every outcome in argument order an
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 4: cancelling the caller cancels every child and runs their cleanup") {
+CORIO_TEST_CASE("gather: cancelling the caller cancels every child and runs their cleanup") {
     std::array<bool, 3> c{};
     auto o = corio::spawn(owned([&]() -> task<void> {
         co_await corio::gather(cancellable(forever, 1, c[0]), cancellable(forever, 2, c[1]),
@@ -213,7 +214,7 @@ CORIO_TEST_CASE("case 4: cancelling the caller cancels every child and runs thei
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 5: a child cancelled on its own is gather's first exception") {
+CORIO_TEST_CASE("gather: a child cancelled on its own is gather's first exception") {
     auto ha = corio::spawn(after_int(forever, 0));
     auto canceller = corio::spawn(owned([&]() -> task<void> {
         co_await corio::sleep(U);
@@ -229,7 +230,7 @@ CORIO_TEST_CASE("case 5: a child cancelled on its own is gather's first exceptio
     co_await no_leak();  // the caller itself was not cancelled
 }
 
-CORIO_TEST_CASE("case 6: gather_settled keeps the caller's cancellation") {
+CORIO_TEST_CASE("gather_settled keeps the caller's cancellation") {
     int rounds = 0;
     auto h = corio::spawn(owned([&]() -> task<void> {
         for (;;) {
@@ -245,7 +246,7 @@ CORIO_TEST_CASE("case 6: gather_settled keeps the caller's cancellation") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 7: degenerate inputs complete at once") {
+CORIO_TEST_CASE("gather: degenerate inputs complete at once") {
     auto t0 = corio::now();
     std::tuple<> none = co_await corio::gather();
     (void)none;
@@ -259,7 +260,7 @@ CORIO_TEST_CASE("case 7: degenerate inputs complete at once") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 8: cancelling a finished gather task is a no-op") {
+CORIO_TEST_CASE("gather: cancelling a finished gather task is a no-op") {
     auto h = corio::spawn(corio::gather([]() -> task<int> { co_return 42; }()));
     while (!h.done()) co_await corio::yield_now();
     h.cancel();
@@ -268,7 +269,7 @@ CORIO_TEST_CASE("case 8: cancelling a finished gather task is a no-op") {
     CHECK(std::get<0>(r) == 42);
 }
 
-CORIO_TEST_CASE("case 52: shield of a cancelled handle; gather of shields") {
+CORIO_TEST_CASE("shield of a cancelled handle; gather of shields") {
     auto h = corio::spawn(after_int(forever, 0));
     h.cancel();
     REQUIRE_THROWS_AS(co_await corio::shield(h), corio::cancelled_error);
@@ -276,7 +277,7 @@ CORIO_TEST_CASE("case 52: shield of a cancelled handle; gather of shields") {
     std::vector<int> got;
     auto o = corio::spawn(owned([&]() -> task<void> {
         auto [a, b] = co_await corio::gather(corio::shield(after_int(2 * U, 1)), corio::shield(after_int(2 * U, 2)));
-        got = {a, b};  // not reached: R4
+        got = {a, b};  // not reached: the caller's cancellation wins
     }));
     auto t0 = corio::now();
     co_await corio::sleep(U);
@@ -289,7 +290,7 @@ CORIO_TEST_CASE("case 52: shield of a cancelled handle; gather of shields") {
 
 // -------------------------------------------------------------------- race ---
 
-CORIO_TEST_CASE("case 90: race returns the first to finish after the rest were cancelled and awaited") {
+CORIO_TEST_CASE("race returns the first to finish after the rest were cancelled and awaited") {
     auto t0 = corio::now();
     corio::clock::time_point cleaned{};
     auto r = co_await corio::race(after(U, "a"), with_cleanup(U, cleaned));
@@ -361,7 +362,7 @@ CORIO_TEST_CASE("race: the caller's cancellation cancels every child and is reth
 
 // ------------------------------------------------------------ first error ---
 
-CORIO_TEST_CASE("case 91: first exception: gather cancels the rest and throws at once") {
+CORIO_TEST_CASE("first exception: gather cancels the rest and throws at once") {
     auto t0 = corio::now();
     bool s_cancelled = false;
     REQUIRE_THROWS_AS(co_await corio::gather(fail_after(2 * U), cancellable(20 * U, 1, s_cancelled)), E);
@@ -372,7 +373,7 @@ CORIO_TEST_CASE("case 91: first exception: gather cancels the rest and throws at
     CHECK(a == 1);
     CHECK(b == 2);
 
-    // A child that ended cancelled counts as the first exception (case 5).
+    // A child that ended cancelled counts as the first exception.
     auto h = corio::spawn(after_int(forever, 0));
     h.cancel();
     bool other = false;
@@ -381,7 +382,7 @@ CORIO_TEST_CASE("case 91: first exception: gather cancels the rest and throws at
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 92: bounded wait is move_on_after around gather_settled") {
+CORIO_TEST_CASE("bounded wait is move_on_after around gather_settled") {
     std::array<bool, 3> c{};
     std::vector<task<int>> ts;
     ts.push_back(cancellable(U, 1, c[0]));
@@ -410,13 +411,13 @@ CORIO_TEST_CASE("case 92: bounded wait is move_on_after around gather_settled") 
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 93: the caller's cancellation reaches owned children, not tasks behind handles") {
-    // Owned children are cancelled with the caller (case 4).
+CORIO_TEST_CASE("gather: the caller's cancellation reaches owned children, not tasks behind handles") {
+    // Owned children are cancelled with the caller.
     std::array<bool, 2> owned_c{};
     auto o1 = corio::spawn(owned([&]() -> task<void> {
         co_await corio::gather(cancellable(forever, 1, owned_c[0]), cancellable(forever, 2, owned_c[1]));
     }));
-    // timeout(d, op()): op is owned too (case 42).
+    // timeout(d, op()): op is owned too, so the caller's cancellation reaches it.
     bool op_cancelled = false;
     auto o2 = corio::spawn(owned([&]() -> task<void> { co_await corio::timeout(10 * U, cancellable(forever, 0, op_cancelled)); }));
     // Observed handles keep running.

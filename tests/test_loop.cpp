@@ -123,7 +123,7 @@ CORIO_TEST_CASE("join_handle: awaiting twice, or a moved-from handle, throws inv
     CHECK(v3 == 2);
 }
 
-CORIO_TEST_CASE("case 44: a task cancelled before its first step never runs") {
+CORIO_TEST_CASE("spawn: a task cancelled before its first step never runs") {
     bool ran = false;
     auto body = [&]() -> task<void> {
         ran = true;
@@ -145,7 +145,7 @@ CORIO_TEST_CASE("join_handle: an await cut short by the awaiter's cancellation c
     co_await corio::sleep(U);
     hobs.cancel();
     REQUIRE_THROWS_AS(co_await hobs, corio::cancelled_error);
-    CHECK_FALSE(target.done());  // the observed task was not cancelled (case 49)
+    CHECK_FALSE(target.done());  // awaiting by handle observes: the task was not cancelled
     int v = co_await target;      // the result is still there
     CHECK(v == 9);
     CHECK(corio::now() - start == 2 * U);
@@ -180,7 +180,7 @@ CORIO_TEST_CASE("join_handle: waiters on one task resume oldest first; the newes
     CHECK(v == 7);
 }
 
-TEST_CASE("case 100: run() cancels leftover tasks, waits for them, keeps main's value") {
+TEST_CASE("run: cancels leftover tasks, waits for them, keeps main's value") {
     std::vector<std::string> log;
     int unhandled = 0;
     int v = corio::run(

@@ -2,8 +2,9 @@
 // acquires and creations, factory errors, idle/lifetime limits, health
 // checks, close; cancellation injected at each suspension point; a seeded
 // stress test; bad input; every combinator.
-#include <corio/corio.hpp>
 #include <corio/pool.hpp>
+
+#include <corio/corio.hpp>
 
 #include <algorithm>
 #include <csignal>

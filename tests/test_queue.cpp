@@ -1,4 +1,5 @@
-// Tests for corio/queue.hpp: SEMANTICS.md cases 68-74, priority and LIFO
+// Tests for corio/queue.hpp: back-pressure, cancel-safe get and put,
+// task_done/join, try_put/try_get, close(), priority and LIFO
 // order, move-only items, cancellation injected at every getter and putter
 // position, and the bad-input cases.
 #include <corio/queue.hpp>
@@ -33,7 +34,7 @@ task<void> putter(queue<int>& q, int v) { co_await q.put(v); }
 
 }  // namespace
 
-CORIO_TEST_CASE("case 68: back-pressure and order") {
+CORIO_TEST_CASE("queue: a full queue blocks put (back-pressure) and items keep their order") {
     queue<int> q(2);
     std::vector<int> done;
     auto p = spawn(producer(q, done, 0, 3));
@@ -65,7 +66,7 @@ CORIO_TEST_CASE("case 68: back-pressure and order") {
     co_await sleep(U);
 }
 
-TEST_CASE("case 69: get is cancel-safe") {
+TEST_CASE("queue: get is cancel-safe") {
     // One reader: either it returns 1, or it ends cancelled and a fresh get() returns 1.
     corio::testing::run_virtual([]() -> task<void> {
         queue<int> q;
@@ -114,7 +115,7 @@ TEST_CASE("case 69: get is cancel-safe") {
     }
 }
 
-TEST_CASE("case 70: put is cancel-safe") {
+TEST_CASE("queue: put is cancel-safe") {
     // queue(1) full; a putter blocked on 2 is cancelled after space appears.
     for (int order = 0; order < 2; ++order) {
         CAPTURE(order);
@@ -165,7 +166,7 @@ TEST_CASE("case 70: put is cancel-safe") {
     });
 }
 
-CORIO_TEST_CASE("case 71: cancelled waiters do not steal") {
+CORIO_TEST_CASE("queue: cancelled waiters do not steal") {
     queue<std::string> q;
     std::vector<std::string> got;
     auto g = [](queue<std::string>& q, std::vector<std::string>& got) -> task<void> {
@@ -211,7 +212,7 @@ task<void> summing_worker(queue<int>& q, int& sum) {
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 72: task_done and join") {
+CORIO_TEST_CASE("queue: join waits until task_done was called for every item") {
     queue<int> q;
     auto start = now();
     co_await q.join();  // unused queue: at once
@@ -266,7 +267,7 @@ CORIO_TEST_CASE("case 72: task_done and join") {
     co_await sleep(U);
 }
 
-CORIO_TEST_CASE("case 73: try_put and try_get") {
+CORIO_TEST_CASE("queue: try_put and try_get never suspend and report full or empty") {
     queue<int> q(1);
     CHECK(q.try_put(1));
     CHECK_FALSE(q.try_put(2));
@@ -311,7 +312,7 @@ task<void> put_expect_closed(queue<int>& q, int v, bool& closed) {
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 74: close()") {
+CORIO_TEST_CASE("queue: close() wakes waiters; put fails, get drains then fails") {
     // Blocked getters are woken with queue_closed.
     queue<int> q(2);
     std::vector<int> got;

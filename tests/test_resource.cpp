@@ -1,8 +1,9 @@
 // Tests for corio/resource.hpp: async_context + with(), with() over objects
 // with aclose(), async_exit_stack; cancellation injected in the acquire, the
 // body and the release; bad input; every combinator.
-#include <corio/corio.hpp>
 #include <corio/resource.hpp>
+
+#include <corio/corio.hpp>
 
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,5 @@
-// Tests for corio/semaphore.hpp: SEMANTICS.md cases 53-60, cancellation
+// Tests for corio/semaphore.hpp: FIFO hand-off without barging, permit
+// conservation under cancellation, over-release, RAII permits, cancellation
 // injected at every waiter position, and the bad-input cases.
 #include <corio/semaphore.hpp>
 #include <corio/sync.hpp>
@@ -34,7 +35,7 @@ task<void> acquire_and_hold(semaphore& s, std::vector<int>& log, int id, event& 
 
 }  // namespace
 
-CORIO_TEST_CASE("case 53: FIFO") {
+CORIO_TEST_CASE("semaphore: waiters get permits in FIFO order") {
     semaphore s(1);
     std::vector<std::string> log;
     auto a = spawn(acquire_and_log(s, log, "a", 2, U));
@@ -50,7 +51,7 @@ CORIO_TEST_CASE("case 53: FIFO") {
     co_await sleep(U);
 }
 
-TEST_CASE("case 54: no barging") {
+TEST_CASE("semaphore: no barging: a released permit goes to the oldest waiter, not to a newcomer") {
     corio::testing::run_virtual([]() -> task<void> {
         semaphore s(0);
         std::vector<int> log;
@@ -103,7 +104,7 @@ TEST_CASE("case 54: no barging") {
     });
 }
 
-TEST_CASE("case 55: k releases wake k") {
+TEST_CASE("semaphore: k releases wake exactly k waiters") {
     corio::testing::run_virtual([]() -> task<void> {
         semaphore s(0);
         std::vector<int> log;
@@ -160,7 +161,7 @@ TEST_CASE("case 55: k releases wake k") {
     });
 }
 
-CORIO_TEST_CASE("case 56: a woken waiter then cancelled passes the permit on") {
+CORIO_TEST_CASE("semaphore: a woken waiter then cancelled passes the permit on") {
     semaphore s(0);
     std::vector<int> log;
     event done;
@@ -181,7 +182,7 @@ CORIO_TEST_CASE("case 56: a woken waiter then cancelled passes the permit on") {
     co_await sleep(U);
 }
 
-CORIO_TEST_CASE("case 57: cancelled waiters consume nothing") {
+CORIO_TEST_CASE("semaphore: cancelled waiters consume nothing") {
     semaphore s(0);
     std::vector<int> log;
     event done;
@@ -234,7 +235,7 @@ task<void> conserved_worker(semaphore& s, holders_state& st, clock::duration hol
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 58: permits are conserved") {
+CORIO_TEST_CASE("semaphore: permits are conserved") {
     semaphore s(3);
     holders_state st;
     std::mt19937 rng(58);
@@ -271,7 +272,7 @@ CORIO_TEST_CASE("case 58: permits are conserved") {
     co_await sleep(U);
 }
 
-TEST_CASE("case 59: over-release") {
+TEST_CASE("semaphore: over-releasing a bounded_semaphore and negative initial values throw") {
     bounded_semaphore b(1);
     CHECK_THROWS_AS(b.release(), std::logic_error);
     CHECK_THROWS_WITH(b.release(), Catch::Contains("bounded_semaphore released too many times") &&
@@ -310,7 +311,8 @@ task<void> throw_while_holding(semaphore& s) {
     throw std::runtime_error("boom");
 }
 /// Cancelled while waiting on `gate`, then acquires uncontended inside its
-/// cancelled scope: that completes (R1), the next suspension throws.
+/// cancelled scope: that completes (only a suspension throws), the next
+/// suspension throws.
 task<void> acquire_when_cancelled(event& gate, semaphore& s, bool& got, bool& threw_after) {
     try {
         co_await gate.wait();
@@ -327,7 +329,7 @@ task<void> acquire_when_cancelled(event& gate, semaphore& s, bool& got, bool& th
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 60: locked(), uncontended path, RAII") {
+CORIO_TEST_CASE("semaphore: locked(), uncontended path, RAII") {
     semaphore s(1);
     CHECK_FALSE(s.locked());
     bool ran = false;

@@ -1,6 +1,8 @@
 // wait_for_signal() and run()'s cancel-on-signal. The signals are real: the
 // cases send them to this process with raise()/kill(); the escalation case
 // runs in a forked child, since it ends the process.
+#include <corio/signal.hpp>
+
 #include <chrono>
 #include <thread>
 #include <csignal>
@@ -11,8 +13,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <corio/signal.hpp>
 
 #include "support/corio_test.hpp"
 

@@ -1,5 +1,6 @@
 // Tests for corio/sync.hpp (mutex, event, condition_variable, barrier):
-// SEMANTICS.md cases 61-67, cancellation injected at every waiter position,
+// basics, cancellation races, ownership checks, re-locking on a cancelled wait,
+// no lost wake-up, cancellation injected at every waiter position,
 // barrier behaviour and the bad-input cases.
 #include <corio/sync.hpp>
 
@@ -41,7 +42,7 @@ task<void> throw_while_locked(mutex& m) {
 
 // ------------------------------------------------------------------ mutex ---
 
-CORIO_TEST_CASE("case 61: mutex basics") {
+CORIO_TEST_CASE("mutex: lock, unlock, try_lock and FIFO hand-off") {
     mutex m;
     std::vector<std::string> log;
     auto a = spawn(lock_and_log(m, log, "a", 2, U));
@@ -104,7 +105,7 @@ task<bool> try_lock_and_release_in_task(mutex& m) {
 }
 }  // namespace
 
-TEST_CASE("case 62: cancellation races") {
+TEST_CASE("mutex: a waiter cancelled in the round the lock is handed to it passes the lock on") {
     // (a) A holds, B and C wait; B is cancelled in the round A unlocks: C gets it.
     for (int order = 0; order < 2; ++order) {
         CAPTURE(order);
@@ -194,7 +195,7 @@ task<void> wait_with_foreign_guard(condition_variable& cv, mutex::guard& g) {
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 63: ownership is enforced") {
+CORIO_TEST_CASE("mutex: ownership is enforced") {
     mutex m;
     auto g = co_await m.lock();
     REQUIRE_THROWS_AS(co_await m.lock(), invalid_state_error);
@@ -252,7 +253,7 @@ task<void> wait_event(event& e, std::vector<int>& log, int id) {
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 64: event") {
+CORIO_TEST_CASE("event: set wakes every waiter at once, in order; clear and wait again") {
     event e;
     CHECK_FALSE(e.is_set());
     std::vector<int> log;
@@ -358,7 +359,7 @@ task<void> counting_consumer(cv_ctx& c, int& checks) {
 }
 }  // namespace
 
-CORIO_TEST_CASE("case 65: condition_variable basics") {
+CORIO_TEST_CASE("condition_variable: wait, notify_one, notify_all, wait with a predicate") {
     cv_ctx c;
     // A guard that does not hold its mutex.
     mutex::guard empty;
@@ -436,7 +437,7 @@ task<void> hold_for(mutex& m, clock::duration d) {
 }
 }  // namespace
 
-TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
+TEST_CASE("condition_variable: a cancelled wait re-locks before throwing") {
     // Uncontended.
     corio::testing::run_virtual([]() -> task<void> {
         cv_ctx c;
@@ -502,7 +503,7 @@ TEST_CASE("case 66: a cancelled wait re-locks before throwing") {
     });
 }
 
-CORIO_TEST_CASE("case 67: no lost wake-up") {
+CORIO_TEST_CASE("condition_variable: no lost wake-up") {
     cv_ctx c;
     c.hs.push_back(spawn(consumer(c, 1)));
     c.hs.push_back(spawn(consumer(c, 2)));
@@ -715,7 +716,7 @@ TEST_CASE("barrier: cancel the n-th waiter, its arrival is withdrawn") {
     }
 }
 
-CORIO_TEST_CASE("case 24 (primitives part): an abort wakes mutex, event, cv and barrier waiters") {
+CORIO_TEST_CASE("task_group: an abort wakes mutex, event, cv and barrier waiters") {
     cv_ctx c;
     event e;
     barrier b(2);

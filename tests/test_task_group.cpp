@@ -1,5 +1,6 @@
-// Tests for corio/task_group.hpp: with_task_group and task_group (SEMANTICS.md
-// cases 9-25 and 88), children referencing the caller's locals, 10,000
+// Tests for corio/task_group.hpp: with_task_group and task_group (completion,
+// failure, abort, cancellation, nesting, error wrapping, completion order
+// through a queue), children referencing the caller's locals, 10,000
 // children, groups inside timeouts and timeouts inside children, tg.cancel().
 #include <corio/task_group.hpp>
 
@@ -90,7 +91,7 @@ task<std::shared_ptr<corio::exception_group>> expect_group(A aw) {
 
 }  // namespace
 
-CORIO_TEST_CASE("case 9: the group returns when all children are done") {
+CORIO_TEST_CASE("task_group: the group returns when all children are done") {
     corio::join_handle<int> h1, h2;
     auto t0 = corio::now();
     auto body = [&](task_group& tg) -> task<void> {
@@ -116,7 +117,7 @@ CORIO_TEST_CASE("case 9: the group returns when all children are done") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 10: children may spawn while the group waits") {
+CORIO_TEST_CASE("task_group: children may spawn while the group waits") {
     auto t0 = corio::now();
     bool grandchild_done = false;
     auto body = [&](task_group& tg) -> task<void> {
@@ -137,7 +138,7 @@ CORIO_TEST_CASE("case 10: children may spawn while the group waits") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 11: cancelling one child is not a group error") {
+CORIO_TEST_CASE("task_group: cancelling one child is not a group error") {
     corio::join_handle<int> h1, h2;
     auto body = [&](task_group& tg) -> task<void> {
         h1 = tg.spawn(after_int(forever, 1));
@@ -154,7 +155,7 @@ CORIO_TEST_CASE("case 11: cancelling one child is not a group error") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 12: the first failure cancels siblings and body") {
+CORIO_TEST_CASE("task_group: the first failure cancels siblings and body") {
     bool b_cancelled = false, body_cancelled = false, body_went_on = false;
     auto body = [&](task_group& tg) -> task<void> {
         tg.spawn(fail_after(U));
@@ -178,7 +179,7 @@ CORIO_TEST_CASE("case 12: the first failure cancels siblings and body") {
     co_await no_leak();  // the group's cancellation did not escape
 }
 
-CORIO_TEST_CASE("case 13: errors are aggregated in order, cleanup errors included") {
+CORIO_TEST_CASE("task_group: errors are aggregated in order, cleanup errors included") {
     auto b = []() -> task<void> {
         bool c = false;
         try {
@@ -212,7 +213,7 @@ CORIO_TEST_CASE("case 13: errors are aggregated in order, cleanup errors include
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 14: the body throws; the error is wrapped") {
+CORIO_TEST_CASE("task_group: the body throws; its error is wrapped in the group's exception_group") {
     for (bool suspend_first : {false, true}) {
         std::array<bool, 2> c{};
         auto body = [&](task_group& tg) -> task<void> {
@@ -229,7 +230,7 @@ CORIO_TEST_CASE("case 14: the body throws; the error is wrapped") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 15: cancellation from outside") {
+CORIO_TEST_CASE("task_group: cancelling the group from outside cancels body and children and is not an error") {
     std::array<bool, 5> c{};
     bool body_cancelled = false;
     auto body = [&](task_group& tg) -> task<void> {
@@ -267,7 +268,7 @@ CORIO_TEST_CASE("case 15: cancellation from outside") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 16: an error during external cancellation wins") {
+CORIO_TEST_CASE("task_group: an error during external cancellation wins") {
     auto throws_on_cancel = []() -> task<void> {
         bool c = false;
         try {
@@ -314,7 +315,7 @@ CORIO_TEST_CASE("case 16: an error during external cancellation wins") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 17: a cancellation arriving during an abort is kept") {
+CORIO_TEST_CASE("task_group: a cancellation arriving during an abort is kept") {
     bool caught_group = false, went_on = false;
     auto slow_cleanup = []() -> task<void> {
         bool c = false;
@@ -336,7 +337,7 @@ CORIO_TEST_CASE("case 17: a cancellation arriving during an abort is kept") {
         } catch (const corio::exception_group&) {
             caught_group = true;
         }
-        co_await corio::sleep(U);  // R1: throws, the cancellation was kept
+        co_await corio::sleep(U);  // a cancelled scope's suspension throws: the cancellation was kept
         went_on = true;
     }));
     co_await corio::sleep(2 * U);  // the group is aborting: slow_cleanup runs until 3U
@@ -348,7 +349,7 @@ CORIO_TEST_CASE("case 17: a cancellation arriving during an abort is kept") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 18: nested groups, inner fails") {
+CORIO_TEST_CASE("task_group: nested groups: the inner fails") {
     bool outer_child_cancelled = false;
     auto outer = [&](task_group& tg) -> task<void> {
         tg.spawn(cancellable(forever, 0, outer_child_cancelled));
@@ -368,7 +369,7 @@ CORIO_TEST_CASE("case 18: nested groups, inner fails") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 19: nested groups, outer fails") {
+CORIO_TEST_CASE("task_group: nested groups: the outer fails") {
     bool inner_child_cancelled = false;
     auto outer = [&](task_group& tg) -> task<void> {
         tg.spawn(fail_after<std::invalid_argument>(U, "std::invalid_argument"));
@@ -384,7 +385,7 @@ CORIO_TEST_CASE("case 19: nested groups, outer fails") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 20: nested groups, both fail") {
+CORIO_TEST_CASE("task_group: nested groups: both fail") {
     bool caught_inner = false, went_on = false;
     auto outer = [&](task_group& tg) -> task<void> {
         tg.spawn(fail_after<std::invalid_argument>(U, "std::invalid_argument"));
@@ -407,7 +408,7 @@ CORIO_TEST_CASE("case 20: nested groups, both fail") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 21/22: spawning during an abort is rejected; the task never runs") {
+CORIO_TEST_CASE("task_group: spawning during an abort is rejected; the task never runs") {
     bool t_ran = false, t_destroyed = false, rejected = false;
     struct probe {
         bool* destroyed;
@@ -460,7 +461,7 @@ CORIO_TEST_CASE("case 21/22: spawning during an abort is rejected; the task neve
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 23: no leak when a child fails after the body returned") {
+CORIO_TEST_CASE("task_group: no leak when a child fails after the body returned") {
     auto boom = []() -> task<void> { throw MyExc{}; co_return; };
     auto body = [&](task_group& tg) -> task<void> {
         tg.spawn(boom());
@@ -471,7 +472,7 @@ CORIO_TEST_CASE("case 23: no leak when a child fails after the body returned") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 24: an abort wakes every kind of waiter") {
+CORIO_TEST_CASE("task_group: an abort wakes every kind of waiter") {
     corio::queue<int> q;
     corio::semaphore sem(0);
     corio::event ev;
@@ -531,7 +532,7 @@ CORIO_TEST_CASE("case 24: an abort wakes every kind of waiter") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 25: every error is wrapped, non-std ones too") {
+CORIO_TEST_CASE("task_group: every error is wrapped, non-std ones too") {
     auto body = [&](task_group& tg) -> task<void> {
         tg.spawn(fail_after(U));
         bool c = false;
@@ -557,7 +558,7 @@ CORIO_TEST_CASE("case 25: every error is wrapped, non-std ones too") {
     co_await no_leak();
 }
 
-CORIO_TEST_CASE("case 88: completion order through a queue") {
+CORIO_TEST_CASE("task_group: children report through a queue in completion order") {
     corio::queue<corio::result<std::string>> q;
     auto child = [&](std::chrono::milliseconds d, std::string v, bool fail) -> task<void> {
         std::exception_ptr err;

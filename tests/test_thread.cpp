@@ -1,4 +1,6 @@
 // corio-tsan: to_thread, the thread-safe entry points and loop_pool cross threads.
+#include <corio/thread.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include <asio/executor_work_guard.hpp>
-#include <corio/thread.hpp>
 
 #include "support/corio_test.hpp"
 

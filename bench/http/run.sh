@@ -23,6 +23,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/bench/http"
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"  # generator
 build="${BENCH_BUILD_DIR:-$root/build/bench-http}"
 pages=20000
 reps=3
@@ -50,7 +52,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 # ------------------------------------------------------------------ build ---
 if (( do_build )); then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" -DCORIO_BUILD_TESTS=OFF -DCORIO_BUILD_EXAMPLES=ON \
     -DCORIO_BUILD_BENCH=OFF -DCORIO_INSTALL=OFF ${CXX:+-DCMAKE_CXX_COMPILER=$CXX} >/dev/null
   cmake --build "$build" --target fetch_with_limit -j1 >/dev/null

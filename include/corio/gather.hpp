@@ -31,7 +31,7 @@
 // - All of the above are cancellation points. In a cancelled scope they start
 //   nothing and throw cancelled_error. When the caller is cancelled while they
 //   wait, every owned child is cancelled, all are awaited, and cancelled_error
-//   is thrown (R4; gather_settled too) unless a child failed with a real error
+//   is thrown (gather_settled too) unless a child failed with a real error
 //   first, which wins. Awaiting a combinator with no children completes at
 //   once.
 // - wait(handles, return_when, [timeout]) is asyncio.wait over join_handles:
@@ -249,7 +249,7 @@ auto gather(R&& range) {
 
 /// Runs every operand to its end; each outcome as a result<T>, in argument
 /// order. Never throws for a child's error; throws cancelled_error when the
-/// caller is cancelled (R4). Cancellation point.
+/// caller is cancelled. Cancellation point.
 template <class... A>
     requires detail::variadic_operands<A...>
 auto gather_settled(A&&... operands) {

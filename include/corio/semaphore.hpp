@@ -7,7 +7,7 @@
 //   manual protocols that do not use the RAII permit).
 // - Suspends: acquire(), only when no permit is free. An uncontended acquire
 //   completes without suspending and allocates nothing; it may then complete
-//   even inside a cancelled scope (R1: only suspending operations must throw).
+//   even inside a cancelled scope (only suspending operations must throw).
 // - Fair (strict FIFO, no barging): a release while tasks wait hands the permit
 //   straight to the oldest waiter, so available() stays 0 and nobody that
 //   arrives later can take it first. locked() is true when available() is 0.
@@ -191,7 +191,7 @@ private:
         self->ch->sched->schedule(self->h);
     }
     /// Cancelled after the hand-off, before resuming (already scheduled):
-    /// the permit goes to the next waiter, this one throws (case 56).
+    /// the permit goes to the next waiter, this one throws.
     static void on_cancel_handed(detail::waiter_base* w) noexcept {
         auto* self = static_cast<acquire_awaiter*>(w);
         self->state_ = state::cancelled;

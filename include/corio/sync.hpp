@@ -434,7 +434,7 @@ public:
         if (cancelled_) throw cancelled_error{};
         if (ch->cancel_requested()) {
             // Notified, then cancelled before resuming: the wake-up goes to
-            // the next waiter (R5); we hold the mutex again and throw.
+            // the next waiter; we hold the mutex again and throw.
             cv_->notify_one();
             throw cancelled_error{};
         }

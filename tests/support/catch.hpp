@@ -4,7 +4,7 @@
 // whichever the build found. tests/CMakeLists.txt defines CORIO_CATCH2_MAJOR;
 // without it the header that exists is used, v3 first.
 //
-// Reminder (DESIGN.md §7): Catch2 2.13's REQUIRE/CHECK may evaluate their
+// Reminder: Catch2 2.13's REQUIRE/CHECK may evaluate their
 // expression up to three times on g++, so never `co_await` inside one:
 // await into a local first. REQUIRE_THROWS_AS(co_await x, E) is safe.
 #pragma once

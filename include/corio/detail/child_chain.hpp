@@ -166,7 +166,7 @@ struct combinator : child_owner {
     }
 
     /// After the await: the first error, or cancelled_error when the caller's
-    /// own cancellation cut the combinator short (R4). Errors win over the
+    /// own cancellation cut the combinator short. Errors win over the
     /// caller's cancellation.
     void conclude() const {
         if (cancelled_at_start) throw cancelled_error{};
@@ -186,7 +186,7 @@ struct launch_children {
         chain* c = chain_of(h);
         g.caller = c;
         if (c->cancel_requested()) {
-            // R1: in a cancelled scope, start nothing.
+            // In a cancelled scope, start nothing.
             g.cancelled_at_start = true;
             return false;
         }

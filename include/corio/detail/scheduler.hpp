@@ -437,7 +437,7 @@ inline bool scope_cancel_requested(scope_node* s, scheduler& sched) {
 inline bool chain::cancel_requested() { return scope_cancel_requested(scope, *sched); }
 
 /// The scope a cancellation seen inside `from` belongs to: the outermost
-/// cancelled scope on the path up to the first shielded scope (R2), or null.
+/// cancelled scope on the path up to the first shielded scope, or null.
 inline scope_node* cancellation_owner(scope_node* from, scheduler& sched) {
     scope_node* owner = nullptr;
     for (scope_node* s = from; s; s = s->parent) {

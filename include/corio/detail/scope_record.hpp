@@ -68,7 +68,7 @@ struct scope_record : deadline_scope {
         set_phase(phase::finished);
     }
 
-    /// The cancellation now propagating belongs to this scope (R2). O(1) for
+    /// The cancellation now propagating belongs to this scope. O(1) for
     /// each enclosing scope after the first of an unwinding (see owner_memo).
     bool owns_cancellation() {
         chain* c = own_chain();
