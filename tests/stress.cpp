@@ -312,7 +312,7 @@ task<void> do_shield(prog& P, rng r, int depth, unsigned f) {
 
 task<void> group_body(prog& P, corio::task_group& tg, kids& k, rng r, int depth, unsigned f) {
     tracked t(P);
-    const int n = 1 + r.below(4);
+    const int n = 1 + r.below(depth > 3 ? 6 : 4);
     for (int i = 0; i < n; ++i) {
         try {
             tg.spawn(child(P, k, r.fork(), depth - 1, f));
@@ -334,6 +334,36 @@ task<void> do_group(prog& P, rng r, int depth, unsigned f) {
     auto body = [&P, &k, br, depth, f](corio::task_group& tg) { return group_body(P, tg, k, br, depth, f); };
     auto aw = corio::with_task_group(body);
     co_await kids_run(P, k, "task group", std::move(aw));
+}
+
+task<void> scope_canceller(prog& P, corio::cancel_scope& cs, rng r) {
+    co_await corio::sleep(r.ms(30));
+    if (!cs.finished()) {
+        cs.cancel();
+        ++P.tot.cancellations;
+    }
+}
+
+/// A subtree under a cancel_scope that a sibling cancels at a random time
+/// (the sibling runs beside it, in a task group, so it is cancelled with it).
+task<void> scoped_body(prog& P, corio::task_group& tg, kids& k, rng r, int depth, unsigned f) {
+    corio::cancel_scope cs;
+    try {
+        tg.spawn(scope_canceller(P, cs, r.fork()));
+    } catch (const corio::invalid_state_error&) {
+        // cancelled from outside already: the subtree below sees it anyway
+    }
+    auto aw = cs.run(child(P, k, r.fork(), depth - 1, f));
+    (void)co_await std::move(aw);
+    tg.cancel();  // the canceller, if it still sleeps
+}
+
+task<void> do_cancel_scope(prog& P, rng r, int depth, unsigned f) {
+    kids k;
+    rng br = r.fork();
+    auto body = [&P, &k, br, depth, f](corio::task_group& tg) { return scoped_body(P, tg, k, br, depth, f); };
+    auto aw = corio::with_task_group(body);
+    co_await kids_run(P, k, "cancel_scope", std::move(aw));
 }
 
 task<void> do_sequence(prog& P, rng r, int depth, unsigned f) {
@@ -497,7 +527,7 @@ task<void> node(prog& P, rng r, int depth, unsigned f) {
     ++P.tot.nodes;
     if (depth <= 0) co_return co_await leaf(P, r, f);
     const bool locks = !(f & no_locks);
-    const int kind = r.below(20);
+    const int kind = r.below(22);
     if (g_trace) std::fprintf(stderr, "node %llu kind %d depth %d flags %u\n", static_cast<unsigned long long>(P.tot.nodes), kind, depth, f);
     switch (kind) {
         case 0: co_return co_await leaf(P, r, f);
@@ -525,12 +555,14 @@ task<void> node(prog& P, rng r, int depth, unsigned f) {
         case 18:
             if (locks && !(f & no_pool)) co_return co_await do_pool(P, r, f);
             co_return co_await leaf(P, r, f);
+        case 19:
+        case 20: co_return co_await do_cancel_scope(P, r, depth, f);
         default: co_return co_await do_spawn(P, r, depth, f);
     }
 }
 
 task<void> program_main(prog& P, rng r) {
-    const int depth = 3 + r.below(4);
+    const int depth = 3 + r.below(5);
     std::exception_ptr ep;
     try {
         co_await do_group(P, r.fork(), depth, 0);  // a root with several branches
