@@ -313,12 +313,18 @@ task<void> do_shield(prog& P, rng r, int depth, unsigned f) {
 task<void> group_body(prog& P, corio::task_group& tg, kids& k, rng r, int depth, unsigned f) {
     tracked t(P);
     const int n = 1 + r.below(depth > 3 ? 6 : 4);
+    std::vector<corio::join_handle<void>> hs;
     for (int i = 0; i < n; ++i) {
         try {
-            tg.spawn(child(P, k, r.fork(), depth - 1, f));
+            hs.push_back(tg.spawn(child(P, k, r.fork(), depth - 1, f)));
         } catch (const corio::invalid_state_error&) {
             break;  // the group's scope was cancelled from outside: shutdown began
         }
+    }
+    if (!hs.empty() && r.chance(30)) {  // cancel one child by its handle
+        co_await corio::sleep(r.ms(20));
+        hs[static_cast<std::size_t>(r.below(static_cast<int>(hs.size())))].cancel();
+        ++P.tot.cancellations;
     }
     if (r.chance(30)) {
         co_await corio::sleep(r.ms(30));
@@ -374,14 +380,34 @@ task<void> do_sequence(prog& P, rng r, int depth, unsigned f) {
 // ----------------------------------------------------------- primitives ---
 
 task<void> do_semaphore(prog& P, rng r, int depth, unsigned f) {
-    auto permit = co_await P.sem.acquire();
-    co_await guarded(P, r.fork(), depth - 1, f | no_locks);
+    switch (r.below(3)) {
+        case 0: {
+            auto permit = co_await P.sem.acquire();
+            co_await guarded(P, r.fork(), depth - 1, f | no_locks);
+            break;
+        }
+        case 1: {  // the operation itself as a combinator's operand
+            auto permit = co_await corio::move_on_after(r.ms(15), P.sem.acquire());
+            if (permit) co_await guarded(P, r.fork(), depth - 1, f | no_locks);
+            break;
+        }
+        default: {
+            auto won = co_await corio::race(P.sem.acquire(), corio::sleep(r.ms(15)));
+            if (won.index() == 0) co_await leaf(P, r.fork(), f | no_locks);
+            break;
+        }
+    }
 }
 
 task<void> do_mutex(prog& P, rng r, int depth, unsigned f) {
-    auto g = co_await P.mtx.lock();
     (void)depth;
-    co_await leaf(P, r.fork(), f | no_locks);
+    if (r.chance(50)) {
+        auto g = co_await P.mtx.lock();
+        co_await leaf(P, r.fork(), f | no_locks);
+    } else {
+        auto g = co_await corio::move_on_after(r.ms(15), P.mtx.lock());
+        if (g) co_await leaf(P, r.fork(), f | no_locks);
+    }
 }
 
 task<void> producer(prog& P, rng r) {
@@ -400,6 +426,9 @@ task<void> consumer(prog& P, rng r) {
     for (int i = 0; i < n; ++i) {
         if (r.chance(20)) {
             if (P.q.try_get()) ++P.q_got;
+        } else if (r.chance(30)) {
+            auto v = co_await corio::move_on_after(r.ms(5), P.q.get());
+            if (v) ++P.q_got;
         } else {
             (void)co_await P.q.get();
             ++P.q_got;
@@ -497,6 +526,11 @@ task<std::unique_ptr<resobj>> make_resource(prog* P) {
 }
 
 task<void> do_pool(prog& P, rng r, unsigned f) {
+    if (r.chance(30)) {
+        auto lease = co_await corio::move_on_after(r.ms(10), P.pool->acquire());
+        if (lease) co_await leaf(P, r.fork(), f | no_locks);
+        co_return;
+    }
     auto lease = co_await P.pool->acquire();
     if (!*lease) P.fail("a lease without a resource");
     co_await leaf(P, r.fork(), f | no_locks);
@@ -506,9 +540,20 @@ task<void> do_pool(prog& P, rng r, unsigned f) {
 // -------------------------------------------------------------- spawning ---
 
 task<void> do_spawn(prog& P, rng r, int depth, unsigned f) {
-    const int how = r.below(3);  // 0 await, 1 cancel then await, 2 drop (detach)
+    const int how = r.below(4);  // 0 await, 1 cancel then await, 2 drop (detach), 3 observe with a deadline
     auto h = corio::spawn(guarded(P, r.fork(), depth - 1, f | no_pool));
     if (how == 2) co_return;  // dropped: an error is reported to the exception handler
+    if (how == 3) {
+        // An observed await cut short consumes nothing: the task runs on.
+        bool done = false;
+        try {
+            done = co_await corio::move_on_after(r.ms(20), h);
+        } catch (const corio::cancelled_error&) {
+            if (!h.cancelled()) throw;
+            co_return;
+        }
+        if (done || r.chance(50)) co_return;  // taken, or dropped while running
+    }
     if (how == 1) {
         co_await corio::sleep(r.ms(20));
         h.cancel();
