@@ -352,8 +352,8 @@ task<void> scope_canceller(prog& P, corio::cancel_scope& cs, rng r) {
 
 /// A subtree under a cancel_scope that a sibling cancels at a random time
 /// (the sibling runs beside it, in a task group, so it is cancelled with it).
-task<void> scoped_body(prog& P, corio::task_group& tg, kids& k, rng r, int depth, unsigned f) {
-    corio::cancel_scope cs;
+task<void> scoped_body(prog& P, corio::task_group& tg, corio::cancel_scope& cs, kids& k, rng r, int depth,
+                       unsigned f) {
     try {
         tg.spawn(scope_canceller(P, cs, r.fork()));
     } catch (const corio::invalid_state_error&) {
@@ -366,8 +366,9 @@ task<void> scoped_body(prog& P, corio::task_group& tg, kids& k, rng r, int depth
 
 task<void> do_cancel_scope(prog& P, rng r, int depth, unsigned f) {
     kids k;
+    corio::cancel_scope cs;  // outlives the group: the canceller may still run when the body threw
     rng br = r.fork();
-    auto body = [&P, &k, br, depth, f](corio::task_group& tg) { return scoped_body(P, tg, k, br, depth, f); };
+    auto body = [&P, &cs, &k, br, depth, f](corio::task_group& tg) { return scoped_body(P, tg, cs, k, br, depth, f); };
     auto aw = corio::with_task_group(body);
     co_await kids_run(P, k, "cancel_scope", std::move(aw));
 }
