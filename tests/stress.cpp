@@ -480,7 +480,16 @@ corio::async_generator<int> numbers(prog& P, rng r, unsigned f) {
 task<void> do_generator(prog& P, rng r, unsigned f) {
     tracked t(P);
     auto g = numbers(P, r.fork(), f);
-    while (auto v = co_await g.next()) {
+    for (;;) {
+        if (r.chance(20)) {
+            // A deadline that cuts next() short cancels the body's pending
+            // operation, which ends the generator.
+            auto v = co_await corio::move_on_after(r.ms(6), g.next());
+            if (!v) ++P.tot.cancellations;
+            if (!v || !*v) break;
+        } else if (!co_await g.next()) {
+            break;
+        }
         if (r.chance(15)) break;  // destroys the generator mid-stream
         if (r.chance(30)) co_await corio::sleep(r.ms(5));
     }
