@@ -21,6 +21,9 @@
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths. The one exception is
 //   call_soon_threadsafe(f), callable from any thread (more in thread.hpp).
+// - Tests only: run_options::schedule_seed runs the ready steps in a seeded
+//   random order (each step's own wake-ups stay in order; see
+//   detail/schedule_fuzz.hpp), for tests/stress.cpp.
 // - run_options also carries thread_pool_size (thread.hpp),
 //   cancel_on_signals (signal.hpp: run() cancels main on SIGINT/SIGTERM by
 //   default) and debug / slow_step_threshold (debug.hpp; or CORIO_DEBUG=1).
@@ -759,6 +762,7 @@ private:
             else run_entry(e);
         }
         if (fuzz_) fuzz_->absorb(ready_);
+        ready_.shrink();
         if (ready_.empty() && (!fuzz_ || fuzz_->empty())) {
             drain_requested_ = false;
             detail::decay_frame_cache();
