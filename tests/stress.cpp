@@ -5,7 +5,9 @@
 //   stress ... --quiet             only failures and the totals
 //
 // Each seed generates one program (its shape from a splitmix64 stream seeded
-// by S, independent of the schedule) and runs it on a virtual-time loop with
+// by S, independent of the schedule; one random draw per statement, so
+// argument evaluation order cannot make g++ and clang++ build different
+// programs) and runs it on a virtual-time loop with
 // run_options::schedule_seed = S: same seed, same program, same interleaving,
 // no wall clock anywhere, so a failing seed replays exactly.
 //
@@ -283,7 +285,8 @@ task<void> do_race(prog& P, rng r, int depth, unsigned f) {
 task<void> do_timeout(prog& P, rng r, int depth, unsigned f) {
     kids k;
     try {
-        auto aw = corio::timeout(r.ms(40), child(P, k, r.fork(), depth - 1, f));
+        const auto d = r.ms(40);  // one draw per statement: the same program on every compiler
+        auto aw = corio::timeout(d, child(P, k, r.fork(), depth - 1, f));
         co_await kids_run(P, k, "timeout", std::move(aw));
     } catch (const corio::timeout_error&) {
         ++P.tot.cancellations;
@@ -295,7 +298,8 @@ task<void> do_move_on(prog& P, rng r, int depth, unsigned f) {
     bool finished = true;
     std::exception_ptr ep;
     try {
-        finished = co_await corio::move_on_after(r.ms(40), child(P, k, r.fork(), depth - 1, f));
+        const auto d = r.ms(40);
+        finished = co_await corio::move_on_after(d, child(P, k, r.fork(), depth - 1, f));
     } catch (...) {
         ep = std::current_exception();
     }
@@ -441,8 +445,10 @@ task<void> consumer(prog& P, rng r) {
 task<void> do_queue(prog& P, rng r, unsigned f) {
     // Bounded in time both ways: a blocked put or get is cut short (and then
     // takes or inserts nothing).
-    auto prod = corio::move_on_after(r.ms(60), producer(P, r.fork()));
-    auto cons = corio::move_on_after(r.ms(60), consumer(P, r.fork()));
+    const auto dp = r.ms(60);
+    auto prod = corio::move_on_after(dp, producer(P, r.fork()));
+    const auto dc = r.ms(60);
+    auto cons = corio::move_on_after(dc, consumer(P, r.fork()));
     co_await corio::gather(std::move(prod), std::move(cons));
     if (r.chance(10)) throw_error(P, f);
 }
@@ -499,7 +505,8 @@ task<void> do_batch(prog& P, rng r, unsigned f) {
     tracked t(P);
     const std::size_t size = 1 + static_cast<std::size_t>(r.below(3));
     // The source's error may be dropped when the consumer stops pulling first.
-    auto b = corio::batch(numbers(P, r.fork(), f | discardable), size, r.ms(10) + milliseconds(1));
+    const auto wait = r.ms(10) + milliseconds(1);
+    auto b = corio::batch(numbers(P, r.fork(), f | discardable), size, wait);
     while (auto v = co_await b.next()) {
         if (v->empty()) P.fail("batch() emitted an empty batch");
         if (r.chance(15)) break;
