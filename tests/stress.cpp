@@ -635,6 +635,8 @@ task<void> program_main(prog& P, rng r) {
     co_await P.pool->close();
 }
 
+void check_conserved(prog& P);
+
 /// Runs the program of `seed`; returns its failures (empty: clean).
 std::vector<std::string> run_seed(std::uint64_t seed, totals& tot) {
     prog P(tot);
@@ -662,6 +664,13 @@ std::vector<std::string> run_seed(std::uint64_t seed, totals& tot) {
         if (loop.pending_timers() != 0) P.fail(std::to_string(loop.pending_timers()) + " timer(s) left armed");
     }
     ++tot.programs;
+    check_conserved(P);
+    if (!P.failures.empty()) ++tot.failed;
+    return P.failures;
+}
+
+/// After the loop is gone: what the program took was given back, exactly once.
+void check_conserved(prog& P) {
     std::size_t alive = 0;
     for (unsigned char s : P.objects) alive += s == 1;
     if (alive != 0) P.fail(std::to_string(alive) + " tracked object(s) never destroyed");
@@ -680,8 +689,6 @@ std::vector<std::string> run_seed(std::uint64_t seed, totals& tot) {
     P.check(st.in_use == 0, "pool leases not returned");
     P.check(P.res_alive == 0, "pool resources not closed");
     P.check(st.created == st.closed, "pool created and closed counts differ");
-    if (!P.failures.empty()) ++tot.failed;
-    return P.failures;
 }
 
 int usage(const char* self) {
