@@ -3,7 +3,9 @@
 // and every misuse that must throw invalid_state_error.
 #include <corio/loop.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <deque>
 #include <stdexcept>
 #include <string>
@@ -373,4 +375,83 @@ TEST_CASE("ready queue: FIFO through growth, wrap-around, page release and halvi
     q.shrink();
     CHECK(mismatches == 0);
     CHECK(q.empty());
+}
+
+// ------------------------------------------------ run_options::schedule_seed ---
+
+namespace {
+
+/// Eight tasks that each take three steps; the order in which the steps ran.
+std::vector<int> interleaving(std::optional<std::uint64_t> seed) {
+    std::vector<int> order;
+    corio::testing::options opt;
+    opt.schedule_seed = seed;
+    corio::testing::run_virtual(
+        [&]() -> task<void> {
+            auto step = [&](int id) -> task<void> {
+                for (int i = 0; i < 3; ++i) {
+                    order.push_back(id);
+                    co_await corio::yield_now();
+                }
+            };
+            std::vector<corio::join_handle<void>> hs;
+            for (int id = 0; id < 8; ++id) hs.push_back(corio::spawn(step(id)));
+            for (auto& h : hs) co_await h;
+        },
+        opt);
+    return order;
+}
+
+}  // namespace
+
+TEST_CASE("schedule_seed: without a seed ready tasks run in FIFO order") {
+    std::vector<int> expect;
+    for (int r = 0; r < 3; ++r)
+        for (int id = 0; id < 8; ++id) expect.push_back(id);
+    REQUIRE(interleaving(std::nullopt) == expect);
+}
+
+TEST_CASE("schedule_seed: a seed replays the same interleaving, and seeds differ") {
+    std::vector<int> fifo = interleaving(std::nullopt);
+    int differing = 0;
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+        std::vector<int> a = interleaving(seed);
+        REQUIRE(a == interleaving(seed));
+        std::vector<int> sorted_a = a, sorted_f = fifo;
+        std::sort(sorted_a.begin(), sorted_a.end());
+        std::sort(sorted_f.begin(), sorted_f.end());
+        REQUIRE(sorted_a == sorted_f);  // every step ran exactly once
+        if (a != fifo) ++differing;
+    }
+    REQUIRE(differing >= 9);
+    REQUIRE(interleaving(1) != interleaving(2));
+}
+
+TEST_CASE("schedule_seed: the waiters one step wakes resume in the order they waited") {
+    for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+        std::vector<int> woke;
+        corio::testing::options opt;
+        opt.schedule_seed = seed;
+        corio::testing::run_virtual(
+            [&]() -> task<void> {
+                corio::event ev;
+                auto waiter = [&](int id) -> task<void> {
+                    co_await corio::sleep(std::chrono::milliseconds(id));  // wait in id order
+                    co_await ev.wait();
+                    woke.push_back(id);
+                };
+                auto setter = [&]() -> task<void> {
+                    co_await corio::sleep(std::chrono::milliseconds(10));
+                    ev.set();
+                };
+                std::vector<corio::join_handle<void>> hs;
+                for (int id = 0; id < 5; ++id) hs.push_back(corio::spawn(waiter(id)));
+                auto s = corio::spawn(setter());
+                for (auto& h : hs) co_await h;
+                co_await s;
+            },
+            opt);
+        INFO("seed " << seed);
+        REQUIRE(woke == std::vector<int>{0, 1, 2, 3, 4});
+    }
 }

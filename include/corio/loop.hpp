@@ -21,6 +21,9 @@
 // - Single-threaded: a loop and everything created on it are used from the
 //   thread that runs it. No locks on hot paths. The one exception is
 //   call_soon_threadsafe(f), callable from any thread (more in thread.hpp).
+// - Tests only: run_options::schedule_seed runs the ready steps in a seeded
+//   random order (each step's own wake-ups stay in order; see
+//   detail/schedule_fuzz.hpp), for tests/stress.cpp.
 // - run_options also carries thread_pool_size (thread.hpp),
 //   cancel_on_signals (signal.hpp: run() cancels main on SIGINT/SIGTERM by
 //   default) and debug / slow_step_threshold (debug.hpp; or CORIO_DEBUG=1).
@@ -50,6 +53,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -71,6 +75,7 @@
 #include "detail/observer.hpp"
 #include "detail/remote_gate.hpp"
 #include "detail/running_loop.hpp"
+#include "detail/schedule_fuzz.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/signal_hub.hpp"
 #include "detail/spawn_state.hpp"
@@ -105,6 +110,13 @@ struct run_options {
     /// slow_step_threshold. See debug.hpp.
     bool debug = false;
     std::chrono::nanoseconds slow_step_threshold = std::chrono::milliseconds(100);
+    /// Test-only schedule fuzzing (tests/stress.cpp): the loop runs what is
+    /// ready in a seeded random order of steps, keeping the order within
+    /// each step, and sometimes defers a step's wake-ups behind all others
+    /// (an injected yield). Same seed, same program: same order. See
+    /// detail/schedule_fuzz.hpp and docs/design.md ("Schedule fuzzing").
+    /// Unset: no cost (one flag per drain, shared with `debug`).
+    std::optional<std::uint64_t> schedule_seed{};
 };
 
 namespace detail {
@@ -282,6 +294,11 @@ private:
         gate_->loop = this;
         const char* env = std::getenv("CORIO_DEBUG");
         debug_ = options_.debug || (env && env[0] == '1');
+        if (options_.schedule_seed) {
+            fuzz_ = std::make_unique<detail::schedule_fuzzer>(*options_.schedule_seed);
+            fuzz_defer_one_in_ = 2 + static_cast<unsigned>(fuzz_->next() % 15);  // each seed its own yield rate
+        }
+        special_drain_ = debug_ || fuzz_;
         request_drain_ = [](detail::scheduler* s) {
             auto* self = static_cast<event_loop*>(s);
             asio::post(self->ctx_, [life = self->life_] {
@@ -398,8 +415,7 @@ private:
 
     void drain() noexcept {
         detail::running_loop_guard g(this, this);
-        if (debug_) [[unlikely]] drain_timed();  // one branch per drain, not per resumption
-        else
+        if (special_drain_) [[unlikely]] return drain_special();  // one branch per drain, not per resumption
         // A bounded batch, but not just what was queued at the start: a task
         // that a finishing task wakes runs in the same turn (otherwise every
         // spawn + join would cost an extra io_context turn and epoll_wait).
@@ -524,26 +540,58 @@ private:
         sync_timer();
     }
 
-    /// drain() under run_options::debug: times every step and reports those
-    /// longer than slow_step_threshold, naming the task.
-    void drain_timed() noexcept {
-        for (std::size_t n = max_batch; n != 0 && !ready_.empty(); --n) {
-            void* e = ready_.pop();
-            auto bits = reinterpret_cast<std::uintptr_t>(e);
-            auto* s = (bits & 1u) ? reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}) : nullptr;
-            std::string name = s ? std::string(s->name()) : detail::task_name_of(std::coroutine_handle<>::from_address(e));
-            const auto t0 = std::chrono::steady_clock::now();
-            if (s) start_spawned(s);
-            else resume(std::coroutine_handle<>::from_address(e));
-            const auto took = std::chrono::steady_clock::now() - t0;
-            if (took > options_.slow_step_threshold) detail::report_slow_step(name, took, options_.slow_step_threshold);
+private:
+    /// drain() under run_options::debug (times every step and reports those
+    /// longer than slow_step_threshold, naming the task) and/or
+    /// run_options::schedule_seed (the fuzzer picks each next entry).
+    void drain_special() noexcept {
+        for (std::size_t n = max_batch; n != 0; --n) {
+            void* e = nullptr;
+            if (fuzz_) {
+                fuzz_->absorb(ready_);  // what the last step made ready: one batch
+                if (fuzz_->empty()) break;
+                if (!(e = fuzz_->pick(fuzz_defer_one_in_))) continue;  // a batch deferred
+            } else {
+                if (ready_.empty()) break;
+                e = ready_.pop();
+            }
+            if (debug_) run_timed(e);
+            else run_entry(e);
         }
+        if (fuzz_) fuzz_->absorb(ready_);
+        ready_.shrink();
+        if (ready_.empty() && (!fuzz_ || fuzz_->empty())) {
+            drain_requested_ = false;
+            detail::decay_frame_cache();
+        } else {
+            request_drain_(this);
+        }
+        sync_timer();
+    }
+
+    void run_entry(void* e) noexcept {
+        auto bits = reinterpret_cast<std::uintptr_t>(e);
+        if (bits & 1u) start_spawned(reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}));
+        else resume(std::coroutine_handle<>::from_address(e));
+    }
+
+    void run_timed(void* e) noexcept {
+        auto bits = reinterpret_cast<std::uintptr_t>(e);
+        auto* s = (bits & 1u) ? reinterpret_cast<detail::spawn_state*>(bits & ~std::uintptr_t{1}) : nullptr;
+        std::string name = s ? std::string(s->name()) : detail::task_name_of(std::coroutine_handle<>::from_address(e));
+        const auto t0 = std::chrono::steady_clock::now();
+        run_entry(e);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        if (took > options_.slow_step_threshold) detail::report_slow_step(name, took, options_.slow_step_threshold);
     }
 
     run_options options_;
     std::shared_ptr<detail::remote_gate> gate_;
     std::unique_ptr<detail::signal_hub> signals_;  // destroyed before the io_context
     bool debug_ = false;
+    bool special_drain_ = false;  // debug_ or fuzz_: drain() takes drain_special()
+    unsigned fuzz_defer_one_in_ = 0;
+    std::unique_ptr<detail::schedule_fuzzer> fuzz_;  // run_options::schedule_seed
 
     template <class T>
     friend class join_handle;

@@ -62,6 +62,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -122,6 +123,8 @@ struct options {
     std::size_t expect_unhandled = 0;
     /// false: the loop runs on the real clock (for cases that need real time).
     bool virtual_time = true;
+    /// Set: the loop shuffles its ready tasks by this seed (run_options::schedule_seed).
+    std::optional<std::uint64_t> schedule_seed{};
 };
 
 /// The case runs on the real clock.
@@ -241,7 +244,7 @@ task<result_of_t<H>> expect_by_impl(clock::time_point deadline, clock::duration 
 template <class F>
 auto run_virtual(F&& t, options opt = {}) {
     std::remove_cvref_t<F> f(std::forward<F>(t));
-    event_loop loop(run_options{.virtual_time = opt.virtual_time});
+    event_loop loop(run_options{.virtual_time = opt.virtual_time, .schedule_seed = opt.schedule_seed});
     std::size_t unhandled = 0;
     loop.set_exception_handler([&](std::exception_ptr e, std::string_view name) {
         ++unhandled;
