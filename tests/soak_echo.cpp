@@ -230,9 +230,13 @@ private:
         return base + std::uniform_int_distribution<std::size_t>(0, base - 1)(rng);
     }
     static std::string random_bytes(rng_t& rng, std::size_t n) {
-        std::string s(n, '\0');
-        for (auto& c : s) c = static_cast<char>(rng());
+        std::string s;
+        fill_random(rng, s, n);
         return s;
+    }
+    static void fill_random(rng_t& rng, std::string& s, std::size_t n) {
+        s.resize(n);
+        for (auto& c : s) c = static_cast<char>(rng());
     }
 
     task<void> slot(std::uint64_t id) {
@@ -325,7 +329,7 @@ private:
                 if (in != out) ++stats.mismatches;
             }
             char c;
-            co_await corio::timeout(cfg_.idle * 4, s.async_read_some(asio::buffer(&c, 1), corio::use_task));
+            co_await corio::timeout(cfg_.idle * 10, s.async_read_some(asio::buffer(&c, 1), corio::use_task));
             stats.note("silent session: the server sent a byte");
         } catch (const corio::timeout_error&) {
             ++stats.not_closed;
@@ -338,7 +342,7 @@ private:
     task<void> deaf(tcp::socket& s) {
         ++stats.deaf;
         try {
-            co_await corio::timeout(cfg_.idle * 4, write_forever(s));
+            co_await corio::timeout(cfg_.idle * 10, write_forever(s));
         } catch (const corio::timeout_error&) {
             ++stats.not_closed;
         } catch (const std::exception&) {
