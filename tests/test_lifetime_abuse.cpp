@@ -19,6 +19,7 @@
 #include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+#include <asio/read.hpp>
 
 #include <corio/corio.hpp>
 
@@ -44,6 +45,12 @@ task<void> read_forever(local_socket& s, int& exits) {
     co_await s.async_read_some(asio::buffer(buf), corio::use_task);
 }
 
+task<void> write_all(local_socket& s, int& exits) {
+    count_on_exit g{exits};
+    std::string big(8 << 20, 'x');  // more than the socket buffers hold: the write stays pending
+    co_await asio::async_write(s, asio::buffer(big), corio::use_task);
+}
+
 task<void> wait_timer(asio::steady_timer& t, int& exits) {
     count_on_exit g{exits};
     co_await t.async_wait(corio::use_task);
@@ -53,25 +60,38 @@ task<void> wait_timer(asio::steady_timer& t, int& exits) {
 
 // ----------------------------------------------------------- mid-use_task
 
-TEST_CASE("a loop destroyed while tasks wait in use_task operations leaves their late completions harmless") {
+// The sockets live outside the frames (as in a class that owns them): the
+// frames' destruction alone would leave their operations pending, reading
+// into and writing from freed buffers (AddressSanitizer saw exactly that).
+TEST_CASE("a loop destroyed while tasks wait in use_task operations cancels them; late data reaches no frame") {
     asio::io_context ctx;
-    local_socket a(ctx), b(ctx);
+    local_socket a(ctx), b(ctx), c(ctx), d(ctx);
     asio::local::connect_pair(a, b);
-    asio::steady_timer timer(ctx, 20ms);
+    asio::local::connect_pair(c, d);
+    asio::steady_timer timer(ctx, 1h);
     int exits = 0;
     {
         corio::event_loop loop(ctx);
         loop.spawn(read_forever(a, exits));
+        loop.spawn(write_all(c, exits));
         loop.spawn(wait_timer(timer, exits));
-        ctx.poll();
-        REQUIRE(loop.live_tasks() == 2);
+        for (int i = 0; i < 4; ++i) ctx.poll();
+        REQUIRE(exits == 0);
+        REQUIRE(loop.live_tasks() == 3);
     }
-    CHECK(exits == 2);  // both frames destroyed with the loop, each once
-    // The operations were cancelled by their frames' destruction or are still
-    // queued: data arriving and the timer firing now reach no frame.
+    CHECK(exits == 3);  // every frame destroyed with the loop, once
+    // Data arriving, the peer draining the writer's socket, the timer ending:
+    // none of it reaches a destroyed frame.
     asio::write(b, asio::buffer("late", 4));
+    d.non_blocking(true);
+    std::error_code ec;
+    char sink[65536];
+    std::size_t drained = 0;
+    while (std::size_t n = d.read_some(asio::buffer(sink), ec)) drained += n;
+    timer.cancel();  // its handler (if the frame's cancel did not run it yet) finds nothing
     ctx.run_for(50ms);
-    CHECK(exits == 2);
+    CHECK(drained < (8u << 20));  // the write stopped when its frame went
+    CHECK(exits == 3);
 }
 
 // ---------------------------------------------------------- mid-to_thread
