@@ -4,6 +4,7 @@
 #   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl
 #                              (+ Google Benchmark and python3, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
+#   scripts/deps.sh --valgrind also valgrind (.ci/run's memcheck stage)
 #   scripts/deps.sh --check    only report what is missing (exit 1 if any)
 #
 # Idempotent: when everything is present it only runs a few file checks and
@@ -12,12 +13,14 @@
 set -euo pipefail
 
 want_clang=0
+want_valgrind=0
 check_only=0
 for arg in "$@"; do
   case "$arg" in
     --clang) want_clang=1 ;;
+    --valgrind) want_valgrind=1 ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +50,8 @@ have_header fmt/format.h        || required+=(libfmt-dev)
   required+=(libcurl4-openssl-dev)
 have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
 have_cmd python3                || optional+=(python3)
+have_cmd ccache                 || optional+=(ccache)   # .ci/run uses it when present
+(( want_valgrind )) && { have_cmd valgrind || required+=(valgrind); }
 
 clang_tsan_runtime() {   # does clang++ have its ThreadSanitizer/ASan runtimes?
   local dir arch

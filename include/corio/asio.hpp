@@ -20,6 +20,11 @@
 //   anyway, its result is returned and the next suspension throws.
 // - The completion handler runs on the awaiting task's loop (its associated
 //   executor), whichever io_context the I/O object belongs to.
+// - If the awaiting frame is destroyed while the operation is pending (its
+//   loop was destroyed), a terminal cancellation is emitted first, so that
+//   an operation on an I/O object outside the frame (a socket of a class)
+//   stops before it writes into the frame's buffers. An operation that
+//   ignores cancellation slots cannot be stopped that way.
 //
 // Awaiting an asio::awaitable<T, E> (needs ASIO_HAS_CO_AWAIT; the CMake
 // target sets it for clang):
@@ -176,6 +181,14 @@ public:
     asio_operation(asio_operation&& o) noexcept(std::is_nothrow_move_constructible_v<Initiation>)
         : init_(std::move(o.init_)), args_(std::move(o.args_)) {}
     asio_operation& operator=(asio_operation&&) = delete;
+    /// Destroyed while pending (only when the loop destroys the awaiting
+    /// frame): the operation may still write into buffers in that frame, or
+    /// into an I/O object outside it; cancel it now so that it completes
+    /// (with operation_aborted, through a handler that sees the loop gone)
+    /// without touching the frame.
+    ~asio_operation() {
+        if (h_ && !result_) signal_.emit(asio::cancellation_type::terminal);
+    }
 
     bool await_ready() const noexcept { return false; }
 

@@ -632,6 +632,10 @@ public:
 
     /// Transfers currently in the multi handle.
     std::size_t active_transfers() const noexcept { return multi_->active(); }
+    /// Transfers whose request (or stream body) still exists, finished or
+    /// not: 0 once every request of this client has returned and every
+    /// stream_response and body generator is gone (a leak check for tests).
+    std::size_t live_transfers() const noexcept { return multi_->alive(); }
     const options& settings() const noexcept { return opts_; }
     event_loop& loop() const noexcept { return *loop_; }
 

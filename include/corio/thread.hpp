@@ -11,7 +11,8 @@
 //   started. Cancelled while f runs: if f takes a std::stop_token first, stop
 //   is requested; either way the awaiter stays suspended until f returns (f
 //   may reference the awaiter's locals), then f's result is dropped and
-//   cancelled_error is thrown. The loop stays alive (no deadlock report)
+//   cancelled_error is thrown. A loop destroyed while f runs requests stop
+//   the same way and waits for f. The loop stays alive (no deadlock report)
 //   while f runs. GCC PR 100611: name a lambda with non-trivial captures
 //   before `co_await to_thread(lambda)`.
 // - to_thread_detached(f) -> task<R>: the explicit opt-out for an f that owns
@@ -97,9 +98,13 @@ public:
     thread_call(const thread_call&) = delete;
     thread_call& operator=(const thread_call&) = delete;
     ~thread_call() {
-        // Only at loop teardown can the frame go while f still runs.
-        if (in_flight_)
+        // Only at loop teardown can the frame go while f still runs: ask a
+        // stoppable f to stop (else this waits forever for one that runs
+        // until stopped), then wait for it.
+        if (in_flight_) {
+            if constexpr (Stoppable) stop_.request_stop();
             while (!posted_.load(std::memory_order_acquire)) std::this_thread::yield();
+        }
     }
 
     bool await_ready() const noexcept { return false; }

@@ -20,6 +20,7 @@
 //   /redirect/N       N > 0: 302 to /redirect/N-1; N == 0: 200 "arrived"
 //   /reset            promises 100000 bytes, sends 100, then resets (RST)
 //   /stall            promises 1000 bytes, sends 10, then waits for the peer to close
+//   /drip/N/MS        200, N bytes of a-z written one at a time, MS ms apart
 //   /big/N            200, N bytes written in 64 KiB pieces (big_sent counts them)
 //   /echo             200, body "<METHOD>\n<request body>", request headers
 //                     X-Foo echoed back as X-Echo-Foo
@@ -207,6 +208,7 @@ private:
         else if (p.starts_with("/redirect/")) co_await redirect(s, number_after(p, "/redirect/"));
         else if (p == "/reset") co_return co_await reset(s);
         else if (p == "/stall") co_return co_await stall(s);
+        else if (p.starts_with("/drip/")) co_await drip(s, p.substr(6));
         else if (p.starts_with("/big/")) co_await big(s, number_after(p, "/big/"));
         else if (p == "/echo") co_await echo(s, r);
         else if (p == "/headers") co_await headers(s, r);
@@ -265,6 +267,18 @@ private:
         ++stalled;
         char c;
         for (;;) co_await s.async_read_some(asio::buffer(&c, 1), corio::use_task);  // until the peer closes
+    }
+
+    static corio::task<void> drip(tcp::socket& s, std::string_view spec) {
+        auto slash = spec.find('/');
+        std::size_t n = std::stoul(std::string(spec.substr(0, slash)));
+        std::size_t ms = slash == std::string_view::npos ? 0 : std::stoul(std::string(spec.substr(slash + 1)));
+        co_await write(s, head(200, "Content-Length: " + std::to_string(n) + "\r\n\r\n"));
+        const std::string body = letters(n);
+        for (char c : body) {
+            co_await corio::sleep(std::chrono::milliseconds(ms));
+            co_await asio::async_write(s, asio::buffer(&c, 1), corio::use_task);
+        }
     }
 
     corio::task<void> big(tcp::socket& s, std::size_t n) {

@@ -116,6 +116,8 @@ public:
 
     asio::io_context& context() noexcept { return ctx_; }
     std::size_t active() const noexcept { return active_count_; }
+    /// Transfer objects alive (adopted, not yet disowned), finished ones included.
+    std::size_t alive() const noexcept { return alive_count_; }
 
     /// An easy handle from the pool, or a new one (`fresh`). A pooled handle
     /// keeps the options of its last request: the client sets the ones that
@@ -162,12 +164,14 @@ public:
         t->alive_next = alive_;
         if (alive_) alive_->alive_prev = t;
         alive_ = t;
+        ++alive_count_;
     }
     void disown(transfer* t) noexcept {
         if (t->alive_prev) t->alive_prev->alive_next = t->alive_next;
         else alive_ = t->alive_next;
         if (t->alive_next) t->alive_next->alive_prev = t->alive_prev;
         t->alive_prev = t->alive_next = nullptr;
+        --alive_count_;
     }
 
     /// Starts `t` (its easy handle fully set up). libcurl may call the timer
@@ -430,6 +434,7 @@ private:
     transfer* active_ = nullptr;
     transfer* alive_ = nullptr;
     std::size_t active_count_ = 0;
+    std::size_t alive_count_ = 0;
     std::chrono::steady_clock::time_point deadline_{};
     std::chrono::steady_clock::time_point armed_at_{};
     bool want_deadline_ = false;
