@@ -60,13 +60,13 @@ namespace corio {
 
 /// One line of a task dump.
 struct task_dump {
-    std::size_t depth = 0;   // 0: a task of the loop; deeper: nested under the line above at depth - 1
-    std::string kind;        // "task", "child" (a combinator's child chain), "scope"
-    std::string name;        // the spawn name ("" when unnamed)
-    std::string state;       // pending, running, waiting, scheduled, done, failed, cancelled
-    bool cancel_requested = false;
-    std::string coroutine;   // the chain's outermost coroutine
-    std::string awaiting;    // what the chain is suspended in ("" when not parked)
+    std::size_t depth = 0;   ///< 0: a task of the loop; deeper: nested under the line above at depth - 1
+    std::string kind;        ///< "task", "child" (a combinator's child chain), "scope"
+    std::string name;        ///< the spawn name ("" when unnamed)
+    std::string state;       ///< pending, running, waiting, scheduled, done, failed, cancelled
+    bool cancel_requested = false;  ///< whether the task's scope was cancelled
+    std::string coroutine;   ///< the chain's outermost coroutine
+    std::string awaiting;    ///< what the chain is suspended in ("" when not parked)
 };
 
 namespace detail {
