@@ -73,6 +73,7 @@
 
 namespace corio::http {
 
+/// Header lines to send: (name, value) pairs, in order.
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Response headers, in arrival order; lookups ignore the name's case.
