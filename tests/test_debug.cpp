@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -197,4 +198,69 @@ TEST_CASE("dump_tasks_on_signal: SIGQUIT prints the dump") {
     std::string err = cap.text();
     CHECK(err.find("task 'dumper' [running]") != std::string::npos);
     CHECK(err.find("task 'main' [waiting]") != std::string::npos);
+}
+
+// ------------------------------------------------ reports a user reads ---
+
+task<void> fails_unobserved() {
+    co_await corio::sleep(1ms);
+    throw std::runtime_error("disk on fire");
+}
+
+TEST_CASE("an unnamed task's unobserved error is reported under the coroutine it runs") {
+    capture_stderr cap;
+    corio::run(
+        []() -> task<void> {
+            { auto h = corio::spawn(fails_unobserved()); }  // detached: nobody takes its error
+            co_await corio::sleep(2ms);
+        },
+        corio::run_options{.virtual_time = true});
+    const std::string err = cap.text();
+    CHECK(err.find("corio: unhandled exception in unnamed task running fails_unobserved: disk on fire\n") !=
+          std::string::npos);
+    CHECK(err.find("task ''") == std::string::npos);
+}
+
+TEST_CASE("a named task's unobserved error is reported under its name") {
+    capture_stderr cap;
+    corio::run(
+        []() -> task<void> {
+            { auto h = corio::spawn(fails_unobserved(), "indexer"); }
+            co_await corio::sleep(2ms);
+        },
+        corio::run_options{.virtual_time = true});
+    CHECK(cap.text().find("corio: unhandled exception in task 'indexer': disk on fire\n") != std::string::npos);
+}
+
+TEST_CASE("an unobserved error that is no std::exception is reported with its type") {
+    capture_stderr cap;
+    corio::run(
+        []() -> task<void> {
+            { auto h = corio::spawn([]() -> task<void> { co_await corio::sleep(1ms); throw 42; }(), "thrower"); }
+            co_await corio::sleep(2ms);
+        },
+        corio::run_options{.virtual_time = true});
+    CHECK(cap.text().find("corio: unhandled exception in task 'thrower': an exception of type int (not derived from "
+                          "std::exception)\n") != std::string::npos);
+}
+
+TEST_CASE("the deadlock report names what each suspended task awaits, without debug hooks' help") {
+    std::string msg;
+    try {
+        corio::run(
+            []() -> task<void> {
+                corio::event never;
+                auto stuck = corio::spawn([&]() -> task<void> { co_await never.wait(); }, "stuck");
+                co_await stuck;
+            },
+            corio::run_options{.virtual_time = true});
+    } catch (const corio::invalid_state_error& e) {
+        msg = e.what();
+    }
+    CHECK(msg.find("(deadlock: nothing can ever wake it)\ncorio: 2 live task(s) and child chain(s):\n") !=
+          std::string::npos);
+    CHECK(msg.find("  - task 'main' [waiting] in ") != std::string::npos);
+    CHECK(msg.find(", awaiting join_handle<void>::awaiter::on_cancel\n") != std::string::npos);
+    CHECK(msg.find("  - task 'stuck' [waiting] in ") != std::string::npos);
+    CHECK(msg.find(", awaiting event::wait_awaiter") != std::string::npos);
 }

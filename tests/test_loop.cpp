@@ -261,6 +261,28 @@ TEST_CASE("run: a main that can never be woken is reported, not hung") {
     CHECK(msg.find("deadlock") != std::string::npos);
 }
 
+TEST_CASE("run: the deadlock report lists every suspended task, its state and what it awaits") {
+    std::string msg = message_of([] {
+        corio::run(
+            []() -> task<void> {
+                corio::event never;
+                auto stuck = corio::spawn([&]() -> task<void> { co_await never.wait(); }, "stuck");
+                co_await stuck;
+            },
+            corio::run_options{.virtual_time = true});
+    });
+    CHECK(msg.find("corio: the event loop ran out of work while a task it waits for is still suspended "
+                   "(deadlock: nothing can ever wake it)\ncorio: 2 live task(s) and child chain(s):\n") == 0);
+    CHECK(msg.find("\n  - task 'main' [waiting] in ") != std::string::npos);
+    CHECK(msg.find("\n  - task 'stuck' [waiting] in ") != std::string::npos);
+    // Names come from the program's symbol table (no -rdynamic needed).
+    CHECK(msg.find(", awaiting join_handle<void>::awaiter::on_cancel\n") != std::string::npos);
+    CHECK(msg.find(", awaiting event::wait_awaiter") != std::string::npos);
+    std::size_t awaiting = 0;
+    for (auto p = msg.find(", awaiting "); p != std::string::npos; p = msg.find(", awaiting ", p + 1)) ++awaiting;
+    CHECK(awaiting == 2);
+}
+
 TEST_CASE("event_loop: adopts a user's io_context driven by io_context::run()") {
     asio::io_context ctx;
     corio::event_loop loop(ctx);

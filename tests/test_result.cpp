@@ -89,3 +89,16 @@ TEST_CASE("result<void>: success, error, cancelled") {
     CHECK(c.cancelled());
     CHECK_THROWS_AS(c.value(), corio::cancelled_error);
 }
+
+TEST_CASE("result: error_message() gives the error's text without the caller rethrowing") {
+    CHECK(corio::result<int>(7).error_message().empty());
+    CHECK(corio::result<void>().error_message().empty());
+    CHECK(corio::result<int>(std::make_exception_ptr(std::runtime_error("no route to host"))).error_message() ==
+          "no route to host");
+    CHECK(corio::result<void>(std::make_exception_ptr(corio::timeout_error())).error_message() ==
+          corio::timeout_error().what());
+    CHECK(corio::result<int>(std::make_exception_ptr(corio::cancelled_error())).error_message() ==
+          "corio: operation cancelled");
+    CHECK(corio::result<int>(std::make_exception_ptr(42)).error_message() ==
+          "an exception of type int (not derived from std::exception)");
+}

@@ -190,8 +190,8 @@ public:
         notify = &on_cancel;
         ch_->park(this);
         initiating_ = true;
-        event_loop& loop = event_loop::from(*ch_->sched);
-        std::apply([&](auto&&... a) { std::move(init_)(handler{this, loop.life(), loop.get_executor()}, std::move(a)...); },
+        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
+        std::apply([&](auto&&... a) { std::move(init_)(handler{this, detail::loop_access::life(loop), loop.get_executor()}, std::move(a)...); },
                    std::move(args_));
         initiating_ = false;
         if (result_) {
@@ -248,7 +248,7 @@ private:
             op->result_.emplace(std::forward<A>(a)...);
             if (op->initiating_) return;  // await_suspend goes on without suspending
             op->ch_->unpark();
-            loop->resume_from_handler(op->h_);
+            detail::loop_access::resume_from_handler(*loop, op->h_);
         }
     };
 
@@ -384,7 +384,7 @@ public:
         link_t* link = take_awaitable_link();
         link->target = this;
         asio::cancellation_slot slot = link->signal.slot();
-        event_loop& loop = event_loop::from(*ch_->sched);
+        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         try {
             asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link), E(loop.get_executor()), slot,
                                                      asio::cancellation_state(slot));
@@ -453,16 +453,16 @@ private:
         finished_ = true;
         if (launching_) return;  // await_suspend goes on without suspending
         ch_->unpark();
-        event_loop& loop = event_loop::from(*ch_->sched);
+        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         if (emitting_ || !loop.get_executor().running_in_this_thread()) {
             // Never resume inline from inside a cancellation, nor on a thread
             // that is not the loop's.
-            asio::post(loop.get_executor(), [life = loop.life(), h = h_] {
-                if (event_loop* l = *life) l->resume_from_handler(h);
+            asio::post(loop.get_executor(), [life = detail::loop_access::life(loop), h = h_] {
+                if (event_loop* l = *life) detail::loop_access::resume_from_handler(*l, h);
             });
             return;
         }
-        loop.resume_from_handler(h_);
+        detail::loop_access::resume_from_handler(loop, h_);
     }
 
     static void on_cancel(waiter_base* w) noexcept {

@@ -44,257 +44,14 @@
 
 #include "detail/awaitable_traits.hpp"
 #include "detail/scheduler.hpp"
+#include "detail/scope_record.hpp"
+#include "detail/scoped.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
 #include "task.hpp"
 #include "time.hpp"
 
 namespace corio {
-
-namespace detail {
-
-/// A scope as run by cancel_scope, timeout, move_on_after and shield.
-struct scope_record : deadline_scope {
-    enum class phase : unsigned char { idle, running, finished };
-
-    static constexpr std::uint8_t phase_mask = 3, relative_flag = 4;
-
-    explicit scope_record(clock::time_point deadline_at = clock::time_point::max(), bool shield = false) noexcept {
-        deadline = deadline_at;
-        shielded = shield;
-        owner_bits = scope_flag | static_cast<std::uint8_t>(phase::idle);
-    }
-    scope_record(const scope_record&) = default;  // only while idle (an awaiter moved before it starts)
-    /// A record still running is left when it goes: its frame was destroyed
-    /// mid-await (the loop was torn down). Whoever holds it destroys the
-    /// operand first, so scopes nested inside have left already.
-    ~scope_record() { leave(); }
-
-    phase state() const noexcept { return static_cast<phase>(owner_bits & phase_mask); }
-    void set_state(phase p) noexcept {
-        owner_bits = static_cast<std::uint8_t>((owner_bits & ~phase_mask) | static_cast<std::uint8_t>(p));
-    }
-
-    /// Makes this the innermost scope of `ch`. A relative deadline is taken
-    /// from the loop clock now; an expired one cancels at once (the operand
-    /// may still complete if it never suspends).
-    void enter(chain* ch) {
-        if (state() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
-        set_state(phase::running);
-        ch->enter(this);
-        const bool relative = owner_bits & relative_flag;
-        if (!relative && deadline == clock::time_point::max()) return;
-        const clock::time_point now = ch->sched->now();
-        if (relative) deadline = saturating_add(now, deadline.time_since_epoch());
-        if (deadline != clock::time_point::max() && deadline <= now) cancel_scope_node(this, ch);
-    }
-
-    void leave() noexcept {
-        if (state() != phase::running) return;
-        chain* c = own_chain();
-        c->sched->remove_timer(this);
-        c->leave(this);
-        set_state(phase::finished);
-    }
-
-    /// The cancellation now propagating belongs to this scope (R2). O(1) for
-    /// each enclosing scope after the first of an unwinding (see owner_memo).
-    bool owns_cancellation() {
-        chain* c = own_chain();
-        return cancellation_owner(this, *c->sched, c) == this;
-    }
-
-    /// The chain of this running record, without walking the scope path per
-    /// frame: a record is left (and asks who owns a cancellation) on its own
-    /// chain, which is the running one and has this record innermost. A few
-    /// levels are walked first, as that is cheaper than asking which chain
-    /// runs; the full walk remains for a frame destroyed mid-await (teardown).
-    chain* own_chain() noexcept {
-        scope_node* s = parent;
-        for (int i = 0; i < 3 && s; ++i, s = s->parent)
-            if (s->kind != scope_kind::inner)
-                return s->kind == scope_kind::chain_root ? &static_cast<chain_root*>(s)->ch : nullptr;
-        if (chain* c = running_chain(); c && c->scope == this) return c;
-        return owner_chain(this);
-    }
-
-    void reschedule(clock::time_point tp) {
-        if (state() == phase::finished)
-            throw invalid_state_error("corio: cancel_scope::reschedule() on a scope that has already finished");
-        if (state() != phase::running) {
-            deadline = tp;
-            return;
-        }
-        scheduler& sched = *owner_chain(this)->sched;
-        sched.remove_timer(this);
-        deadline = tp;
-        // The chain may be parked right now: arm (or fire) the new deadline at once.
-        if (tp == clock::time_point::max() || cancel_called) return;
-        if (tp <= sched.now()) cancel_scope_node(this);
-        else sched.add_timer(this);
-    }
-
-};
-
-static_assert(sizeof(void*) != 8 || sizeof(scope_record) == 56, "corio: a scope record sits in every frame awaiting a timeout");
-
-template <class T>
-using optional_result = std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>;
-
-enum class on_own_cancel { absorb, throw_timeout, pass };
-
-/// Holds an operand (by value, or by reference for an lvalue) and, once the
-/// await begins, its awaiter.
-template <class A>
-class operand {
-    using raw = decltype(get_awaiter(std::declval<A&&>()));
-
-public:
-    static constexpr bool is_self = std::is_reference_v<raw>;
-    using awaiter_type = std::remove_reference_t<raw>;
-
-    template <class U>
-    explicit operand(U&& u) : aw_(std::forward<U>(u)) {}
-    operand(operand&& o) noexcept(std::is_nothrow_move_constructible_v<A>) : aw_(static_cast<A&&>(o.aw_)) {}
-    operand(const operand&) = delete;
-    ~operand() {
-        if constexpr (!is_self)
-            if (slot_.started) std::destroy_at(ptr());
-    }
-
-    awaiter_type& start() {
-        if constexpr (is_self) {
-            return aw_;
-        } else {
-            ::new (static_cast<void*>(slot_.bytes)) awaiter_type(get_awaiter(static_cast<A&&>(aw_)));
-            slot_.started = true;
-            return *ptr();
-        }
-    }
-    awaiter_type& get() noexcept {
-        if constexpr (is_self) return aw_;
-        else return *ptr();
-    }
-
-private:
-    awaiter_type* ptr() noexcept {
-        if constexpr (is_self) return nullptr;
-        else return std::launder(reinterpret_cast<awaiter_type*>(slot_.bytes));
-    }
-    struct empty {};
-    struct storage {
-        alignas(awaiter_type) unsigned char bytes[sizeof(awaiter_type)];
-        bool started = false;
-    };
-    A aw_;
-    [[no_unique_address]] std::conditional_t<is_self, empty, storage> slot_{};
-};
-
-/// Awaits an operand inside a scope, without a coroutine frame of its own:
-/// the scope record lives in this awaiter (in the caller's frame), the
-/// operand's awaiter resumes the caller directly, and await_resume leaves the
-/// scope and decides what the operand's outcome means for this scope.
-/// External: the record belongs to a cancel_scope object instead.
-template <on_own_cancel Mode, bool External, class A>
-class scoped {
-    using inner_t = typename operand<A>::awaiter_type;
-    using R = decltype(std::declval<inner_t&>().await_resume());
-    /// A cancel_scope's record, left when the awaiter goes.
-    struct record_ref {
-        scope_record* p;
-        ~record_ref() { p->leave(); }
-    };
-    // rec_ is declared before op_, so it is destroyed after it: an awaiter
-    // destroyed mid-await (its frame destroyed with the loop) lets the operand,
-    // and every scope nested in it, leave first; then this scope leaves.
-    using record_t = std::conditional_t<External, record_ref, scope_record>;
-
-public:
-    using result_type = std::conditional_t<Mode == on_own_cancel::absorb, optional_result<R>, R>;
-
-    template <class U>
-    scoped(scope_record* record, U&& aw) : rec_{record}, op_(std::forward<U>(aw)) {}
-    /// A scope whose deadline is `d` after the await begins (built in place:
-    /// a record passed by value would be one more temporary in the frame).
-    template <class U>
-    scoped(clock::duration d, U&& aw) : rec_(clock::time_point(d)), op_(std::forward<U>(aw)) {
-        rec_.owner_bits |= scope_record::relative_flag;
-    }
-    template <class U>
-    scoped(clock::time_point deadline, bool shield, U&& aw) : rec_(deadline, shield), op_(std::forward<U>(aw)) {}
-    scoped(scoped&&) = default;
-
-    bool await_ready() const noexcept { return false; }
-
-    template <class P>
-    auto await_suspend(std::coroutine_handle<P> caller) {
-        rec().enter(chain_of(caller));
-        inner_t& in = op_.start();
-        using S = decltype(in.await_suspend(caller));
-        if (in.await_ready()) {
-            if constexpr (std::is_same_v<S, void> || std::is_same_v<S, bool>) return false;
-            else return std::coroutine_handle<>(caller);
-        }
-        if constexpr (std::is_same_v<S, void>) {
-            in.await_suspend(caller);
-            return true;
-        } else if constexpr (std::is_same_v<S, bool>) {
-            return in.await_suspend(caller);
-        } else {
-            return std::coroutine_handle<>(in.await_suspend(caller));
-        }
-    }
-
-    result_type await_resume() {
-        scope_record& r = rec();
-        try {
-            if constexpr (std::is_void_v<R>) {
-                op_.get().await_resume();
-                r.leave();
-                if constexpr (Mode == on_own_cancel::absorb) return true;
-                else return;
-            } else if constexpr (Mode == on_own_cancel::absorb) {
-                result_type value(op_.get().await_resume());
-                r.leave();
-                return value;
-            } else {
-                R value = op_.get().await_resume();
-                r.leave();
-                return static_cast<R&&>(value);
-            }
-        } catch (const cancelled_error&) {
-            if (Mode == on_own_cancel::pass || r.state() != scope_record::phase::running || !r.owns_cancellation()) {
-                r.leave();
-                throw;
-            }
-            r.leave();
-            r.cancelled_caught = true;
-        } catch (...) {
-            r.leave();
-            throw;
-        }
-        if constexpr (Mode == on_own_cancel::throw_timeout) throw timeout_error{};
-        else if constexpr (Mode == on_own_cancel::absorb) return result_type{};
-        else throw cancelled_error{};  // unreachable: pass rethrows above
-    }
-
-private:
-    scope_record& rec() noexcept {
-        if constexpr (External) return *rec_.p;
-        else return rec_;
-    }
-
-    record_t rec_;
-    operand<A> op_;
-};
-
-template <class A>
-using stored_operand = std::conditional_t<std::is_lvalue_reference_v<A>, A, std::remove_cvref_t<A>>;
-
-template <on_own_cancel Mode, class A>
-using scoped_for = scoped<Mode, false, stored_operand<A>>;
-
-}  // namespace detail
 
 /// A cancel scope: `cancel_scope s{deadline}; auto r = co_await s.run(aw);`
 /// r is std::optional<T> (bool for void), empty (false) when this scope's own
@@ -319,7 +76,7 @@ public:
     /// Cancels the scope (level-triggered). Before run(): it starts cancelled.
     /// After it finished: no effect. Idempotent. Call on the loop's thread.
     void cancel() noexcept {
-        if (rec_.state() == detail::scope_record::phase::finished) return;
+        if (rec_.current_phase() == detail::scope_record::phase::finished) return;
         detail::cancel_scope_node(&rec_);
     }
 
@@ -333,8 +90,8 @@ public:
     bool cancel_called() const noexcept { return rec_.cancel_called; }
     /// The scope absorbed a cancellation at its boundary.
     bool cancelled_caught() const noexcept { return rec_.cancelled_caught; }
-    bool running() const noexcept { return rec_.state() == detail::scope_record::phase::running; }
-    bool finished() const noexcept { return rec_.state() == detail::scope_record::phase::finished; }
+    bool running() const noexcept { return rec_.current_phase() == detail::scope_record::phase::running; }
+    bool finished() const noexcept { return rec_.current_phase() == detail::scope_record::phase::finished; }
 
 private:
     detail::scope_record rec_;
@@ -467,7 +224,7 @@ task<R> run_with_token(cancellation_token tok, A aw) {
     if (tok.cancelled()) {
         cancel_scope_node(&rec);
     }
-    auto ex = event_loop::from(*ch->sched).get_executor();
+    auto ex = detail::loop_access::loop_of(*ch->sched).get_executor();
     cancellation_registration reg(tok, [link, ex] {
         asio::post(ex, [link] {
             if (link->scope) cancel_scope_node(link->scope);

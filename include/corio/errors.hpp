@@ -15,11 +15,18 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <utility>
 #include <vector>
+
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#endif
 
 namespace corio {
 
@@ -29,6 +36,38 @@ class cancelled_error final {
 public:
     const char* what() const noexcept { return "corio: operation cancelled"; }
 };
+
+namespace detail {
+
+/// The demangled type of the exception being handled (inside a catch), or
+/// "an unknown type".
+inline std::string current_exception_type_name() {
+#if __has_include(<cxxabi.h>)
+    if (const std::type_info* t = abi::__cxa_current_exception_type()) {
+        int status = 0;
+        std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(t->name(), nullptr, nullptr, &status), std::free);
+        return status == 0 && d ? std::string(d.get()) : std::string(t->name());
+    }
+#endif
+    return "an unknown type";
+}
+
+/// The message of a stored exception: what() of a std::exception or a
+/// cancelled_error, else a sentence naming its type; "" for a null pointer.
+inline std::string exception_message(const std::exception_ptr& e) {
+    if (!e) return {};
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (const cancelled_error& x) {
+        return x.what();
+    } catch (...) {
+        return "an exception of type " + current_exception_type_name() + " (not derived from std::exception)";
+    }
+}
+
+}  // namespace detail
 
 /// A timeout()'s own deadline expired before its operand finished.
 class timeout_error : public std::runtime_error {

@@ -387,7 +387,7 @@ task<wait_result<T>> wait_impl(std::vector<join_handle<T>*> hs, return_when when
                                std::optional<clock::duration> timeout) {
     std::vector<spawn_state*> states;
     states.reserve(hs.size());
-    for (join_handle<T>* h : hs) states.push_back(h->state());
+    for (join_handle<T>* h : hs) states.push_back(detail::loop_access::task_context(*h));
     co_await wait_awaiter(std::move(states), when, timeout);
     wait_result<T> out;
     for (join_handle<T>* h : hs) (h->done() ? out.done : out.pending).push_back(h);

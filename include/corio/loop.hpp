@@ -68,9 +68,14 @@
 #include <vector>
 
 #include "detail/frame_allocator.hpp"
+#include "detail/observer.hpp"
 #include "detail/remote_gate.hpp"
+#include "detail/running_loop.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/signal_hub.hpp"
+#include "detail/spawn_state.hpp"
+#include "detail/task_tree.hpp"
+#include "detail/to_task.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 
@@ -81,6 +86,9 @@ using clock = detail::clock;
 class event_loop;
 template <class T>
 class join_handle;
+namespace detail {
+struct loop_access;
+}  // namespace detail
 
 struct run_options {
     /// The clock jumps to the next deadline whenever nothing is ready.
@@ -101,232 +109,9 @@ struct run_options {
 
 namespace detail {
 
-// ------------------------------------------------- what entry points take ---
-// Every entry point (run, spawn, task_group::spawn, the combinators) takes
-// (a) any awaitable, or (b) a callable returning one: corio invokes it inside
-// a task that keeps the callable (a lambda and its captures) alive for as
-// long as the coroutine it returned runs.
-
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
-
-template <class A>
-concept awaitable_object = requires(A&& a) { get_awaiter(static_cast<A&&>(a)).await_ready(); };
-
-/// A callable corio invokes itself (never an awaitable that happens to be callable).
-template <class F>
-concept awaitable_factory =
-    !awaitable_object<F> && std::is_invocable_v<std::decay_t<F>&> && awaitable_object<std::invoke_result_t<std::decay_t<F>&>>;
-
-template <class A>
-task<await_result_t<A>> await_in_task(A a) {
-    static_assert(std::is_move_constructible_v<A>,
-                  "corio: this awaitable cannot be moved into a combinator or task; wrap it in a task, "
-                  "e.g. [&]() -> corio::task<T> { co_return co_await aw; }");
-    if constexpr (std::is_void_v<await_result_t<A>>) co_await std::move(a);
-    else co_return co_await std::move(a);
-}
-
-/// Calls `f` and awaits what it returns; `f` lives in this frame meanwhile.
-template <class F, class R = await_result_t<std::invoke_result_t<F&>>>
-task<R> call_in_task(F f) {
-    if constexpr (std::is_void_v<R>) co_await f();
-    else co_return co_await f();
-}
-
-/// Anything an entry point takes, as the task<T> that runs it.
-template <class A>
-auto to_task(A&& a) {
-    using D = std::remove_cvref_t<A>;
-    if constexpr (is_task<D>::value) return D(std::move(a));
-    else if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
-    else {
-        static_assert(awaitable_object<A>, "corio: expected an awaitable or a callable returning one");
-        static_assert(!std::is_lvalue_reference_v<A> || std::is_copy_constructible_v<D>,
-                      "corio: a named operation cannot be copied into a task; pass std::move(op), or the call "
-                      "itself (spawn(q.get()))");
-        return await_in_task<D>(std::forward<A>(a));
-    }
-}
-
-template <class A>
-using to_task_t = decltype(to_task(std::declval<A>()));
-
-/// A combinator operand: a callable becomes the task that calls it; an
-/// awaitable is passed on as it is (an lvalue stays a reference).
-template <class A>
-decltype(auto) as_operand(A&& a) {
-    if constexpr (awaitable_factory<A>) return call_in_task(std::decay_t<A>(std::forward<A>(a)));
-    else return static_cast<A&&>(a);
-}
-
-template <class A>
-using operand_t = decltype(as_operand(std::declval<A>()));
-
-}  // namespace detail
-
-namespace detail {
-
-inline thread_local event_loop* tls_running_loop = nullptr;
-
-[[gnu::noinline]] inline event_loop* running_loop() noexcept { return tls_running_loop; }
-[[gnu::noinline]] inline event_loop* exchange_running_loop(event_loop* l) noexcept {
-    return std::exchange(tls_running_loop, l);
-}
-
-/// Marks `loop` as the one running on this thread for the guard's lifetime.
-class running_loop_guard {
-public:
-    explicit running_loop_guard(event_loop* loop) noexcept : prev_(exchange_running_loop(loop)) {}
-    ~running_loop_guard() { exchange_running_loop(prev_); }
-    running_loop_guard(const running_loop_guard&) = delete;
-    running_loop_guard& operator=(const running_loop_guard&) = delete;
-
-private:
-    event_loop* prev_;
-};
-
-/// Something to notify when a spawned task finishes (an awaiting join, a
-/// wait(), a task group). The list's head is the task frame's
-/// promise_base::link, whose bit 0 marks the frame as a chain's outermost:
-/// every link of the list carries that bit, so unlinking through `pprev`
-/// keeps it wherever it writes.
-struct observer {
-    static constexpr std::uintptr_t tag = promise_base::root_bit;
-    // `next` stays the first member: notify_observers walks back through pprev.
-
-    std::uintptr_t next = tag;  // tagged link to the next observer (tag alone: none)
-    std::uintptr_t* pprev = nullptr;
-    void (*fn)(observer*) noexcept = nullptr;
-
-    static observer* at(std::uintptr_t link) noexcept { return reinterpret_cast<observer*>(link & ~tag); }
-    std::uintptr_t as_link() noexcept { return reinterpret_cast<std::uintptr_t>(this) | tag; }
-
-    void unlink() noexcept {
-        if (!pprev) return;
-        *pprev = next;
-        if (observer* n = at(next)) n->pprev = pprev;
-        next = tag;
-        pprev = nullptr;
-    }
-};
-
-/// The task context of a spawned task: its root scope, its chain and its
-/// outermost frame (a chain_root), whose promise keeps the result until the
-/// handle lets go and, until the task finishes, the list of observers (in
-/// the continuation slot an outermost frame does not use). Owned jointly by
-/// the running task and the join_handle (refs). Kept small on purpose (a
-/// million sleeping tasks pay for every byte): 72 bytes, names in a side table.
-struct spawn_state : chain_root, pooled {
-    spawn_state() noexcept { spawned = true; }
-
-    bool finished() const noexcept { return status >= task_status::done; }
-    scope_node* root() noexcept { return this; }
-
-    /// The frame's promise (found from the frame: see promise_of).
-    promise_base& promise() const noexcept {
-        return promise_of(frame);
-    }
-
-    /// Adds `o` to the observers notified when the task finishes (only while
-    /// it has not finished: the list lives in the running frame).
-    void add_observer(observer* o) noexcept {
-        std::uintptr_t& head = promise().link;
-        o->next = head;
-        o->pprev = &head;
-        if (observer* first = observer::at(head)) first->pprev = &o->next;
-        head = o->as_link();
-    }
-
-    /// Unlinks and calls every observer, oldest first, so joiners resume in
-    /// the order they began to wait. An observer's fn only schedules (nothing
-    /// runs inline), but it may unlink other observers of this task: a task
-    /// group's observer cancels the group's scope, whose waiters (a joiner of
-    /// this very task, a wait() over it) unlink themselves. So the next
-    /// observer is taken from the list as it is after each call, never from a
-    /// pointer fetched before it: an unlinked observer is never called, and
-    /// none behind it is skipped.
-    void notify_observers() noexcept {
-        std::uintptr_t& head = promise().link;
-        observer* o = oldest_observer(head);
-        while (o) {
-            observer* newer = newer_observer(o, head);
-            o->unlink();
-            o->fn(o);
-            // Still linked: nothing older is left, it is the oldest. Unlinked
-            // by fn: find the oldest again (rare: only after a cancellation).
-            o = newer && newer->pprev ? newer : oldest_observer(head);
-        }
-    }
-
-    static observer* oldest_observer(std::uintptr_t head) noexcept {
-        observer* o = observer::at(head);
-        if (o)
-            while (observer* n = observer::at(o->next)) o = n;  // the list is newest first
-        return o;
-    }
-    /// The observer linked just before `o` (newer), or null. `next` is an
-    /// observer's first member: a pprev that is not the head points into it.
-    static observer* newer_observer(observer* o, std::uintptr_t& head) noexcept {
-        return o->pprev == &head ? nullptr : reinterpret_cast<observer*>(o->pprev);
-    }
-
-    /// Drops one reference; the last one frees the task. Safe after the
-    /// loop is gone: the loop then detached it (ch.sched null, no name).
-    void release() noexcept {
-        if (--refs != 0) return;
-        unlink();  // from the loop's list of held, finished tasks
-        if (frame) frame.destroy();
-        if (named) ch.sched->task_names_.erase(this);
-        delete this;
-    }
-
-    std::string_view name() const noexcept {
-        if (!named) return {};
-        auto it = ch.sched->task_names_.find(this);
-        return it == ch.sched->task_names_.end() ? std::string_view() : std::string_view(it->second);
-    }
-
-    static spawn_state* from_chain(chain* c) noexcept { return static_cast<spawn_state*>(chain_root::from_chain(c)); }
-    static spawn_state* from_root(scope_node* s) noexcept { return static_cast<spawn_state*>(s); }
-};
-
-// A million sleeping tasks pay for every byte: keep it at 72 on 64-bit targets.
-static_assert(sizeof(void*) != 8 || sizeof(spawn_state) == 72, "corio: spawn_state grew");
-static_assert(alignof(spawn_state) <= 8, "corio: pooled objects use 8-byte size classes");
-
-inline void* tag_start(spawn_state* s) noexcept {
-    return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(s) | 1u);
-}
-
-template <class T>
-T take_result(spawn_state* s) {
-    if (s->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
-    s->result_taken = true;
-    if (s->status == task_status::cancelled && !s->frame) throw cancelled_error{};
-    auto& p = static_cast<task_promise<T>&>(s->promise());
-    return p.take();
-}
-
-/// The name of the spawned task a frame runs in (a combinator child's frame
-/// is named after the task that awaits the combinator), or "".
-inline std::string task_name_of(std::coroutine_handle<> h) {
-    chain* c = promise_of(h).ch;
-    scope_node* s = c ? chain_root::from_chain(c) : nullptr;
-    for (; s; s = s->parent) {
-        if (s->kind == scope_kind::chain_root && static_cast<chain_root*>(s)->spawned)
-            return std::string(static_cast<spawn_state*>(s)->name());
-    }
-    return {};
-}
-
 /// Set by debug.hpp (which formats with fmt); without it, a plain fprintf.
 inline void (*slow_step_hook)(std::string_view task, std::chrono::nanoseconds took,
                               std::chrono::nanoseconds threshold) noexcept = nullptr;
-/// Set by debug.hpp: dump_tasks() text, appended to the deadlock report.
-inline std::string (*task_dump_hook)(event_loop&) = nullptr;
 
 inline void report_slow_step(std::string_view task, std::chrono::nanoseconds took, std::chrono::nanoseconds threshold) noexcept {
     if (slow_step_hook) return slow_step_hook(task, took, threshold);
@@ -394,7 +179,7 @@ public:
     /// Starts `t` as a new task on this loop (at the loop's next turn).
     template <class T>
     join_handle<T> spawn(task<T> t, std::string_view name = {}) {
-        return join_handle<T>(start(std::move(t), name, &root_scope_));
+        return join_handle<T>(start(std::move(t), name, &root_scope_));  // a friend of join_handle
     }
     /// Spawns any awaitable, or a callable returning one (invoked inside the
     /// task, which keeps it alive: `spawn([&]() -> task<void> {...})` is safe).
@@ -417,8 +202,22 @@ public:
 
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
 
-    /// Reports an error nobody can receive (a detached task that failed).
+    /// Reports an error nobody can receive (a detached task that failed) to
+    /// the exception handler, or else as a line on stderr.
     void report_unhandled(std::exception_ptr e, std::string_view task_name) noexcept {
+        report_error(e, task_name, nullptr);
+    }
+
+private:
+    // corio internals, reached through detail::loop_access (below join_handle).
+    friend struct detail::loop_access;
+
+    /// A spawned task's error nobody took. The handler gets the task's name
+    /// ("" when unnamed); the stderr line names an unnamed task by the
+    /// coroutine it runs.
+    void report_task_error(const detail::spawn_state* s) noexcept { report_error(s->promise().error, s->name(), s); }
+
+    void report_error(std::exception_ptr e, std::string_view task_name, const detail::spawn_state* s) noexcept {
         if (handler_) {
             try {
                 handler_(e, task_name);
@@ -426,22 +225,20 @@ public:
             }
             return;
         }
-        std::string what = "unknown exception";
         try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            what = ex.what();
+            const std::string who = s ? detail::task_label(s) : "task '" + std::string(task_name) + "'";
+            const std::string what = detail::exception_message(e);
+            std::fprintf(stderr, "corio: unhandled exception in %s: %s\n", who.c_str(), what.c_str());
         } catch (...) {
+            std::fputs("corio: unhandled exception (out of memory while describing it)\n", stderr);
         }
-        std::fprintf(stderr, "corio: unhandled exception in task '%.*s': %s\n", static_cast<int>(task_name.size()),
-                     task_name.data(), what.c_str());
     }
 
-    /// corio internals: the scheduler core (used by awaitables and combinators).
+    /// The scheduler core (used by awaitables and combinators).
     detail::scheduler& core() noexcept { return *this; }
     static event_loop& from(detail::scheduler& s) noexcept { return static_cast<event_loop&>(s); }
 
-    /// corio internals: starts a task whose root scope lives under `parent`.
+    /// Starts a task whose root scope lives under `parent`.
     template <class T>
     detail::spawn_state* start(task<T> t, std::string_view name, detail::scope_node* parent) {
         if (closed_) throw invalid_state_error("corio: spawn on a closed event loop");
@@ -465,18 +262,17 @@ public:
         return s;
     }
 
-    /// corio internals: null once this loop is destroyed (for handlers that
+    /// Null once this loop is destroyed (for handlers that
     /// may outlive it in an adopted io_context).
     const std::shared_ptr<event_loop*>& life() const noexcept { return life_; }
 
-    /// corio internals: resumes `h` from an Asio completion handler.
+    /// Resumes `h` from an Asio completion handler.
     void resume_from_handler(std::coroutine_handle<> h) noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         resume(h);
         sync_timer();
     }
 
-private:
     void init() {
         complete_task_ = &on_task_complete;
         life_ = std::make_shared<event_loop*>(this);
@@ -553,7 +349,7 @@ private:
     void detach_from_loop(detail::spawn_state* s) noexcept {
         // A state its loop detached (ch.sched null) has nothing left to report.
         if (s->ch.sched && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
-            report_unhandled(s->promise().error, s->name());
+            report_task_error(s);
             s->error_observed = true;
         }
         if (s->named) {
@@ -565,7 +361,7 @@ private:
 
     static void on_task_complete(detail::chain_root* r) noexcept {
         auto* s = static_cast<detail::spawn_state*>(r);
-        switch (s->promise().state()) {
+        switch (s->promise().finished_as()) {
             case detail::outcome::cancelled: s->status = detail::task_status::cancelled; break;
             case detail::outcome::error: s->status = detail::task_status::failed; break;
             default: s->status = detail::task_status::done; break;
@@ -579,7 +375,7 @@ private:
         s->unlink();
         --live_;
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
-            report_unhandled(s->promise().error, s->name());
+            report_task_error(s);
         // A handle still holds it: the loop keeps track of it (its scope links
         // are free now), so that a loop destroyed first can detach it.
         if (s->refs > 1) s->link_under(&held_);
@@ -601,7 +397,7 @@ private:
     }
 
     void drain() noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         if (debug_) [[unlikely]] drain_timed();  // one branch per drain, not per resumption
         else
         // A bounded batch, but not just what was queued at the start: a task
@@ -641,7 +437,7 @@ private:
             event_loop* l = *life;
             if (ec == asio::error::operation_aborted || !l) return;
             l->armed_ = false;
-            detail::running_loop_guard g(l);
+            detail::running_loop_guard g(l, l);
             l->fire_due_timers(clock::now());
             l->sync_timer();
         });
@@ -650,7 +446,7 @@ private:
     /// Drives the io_context until `done()`; throws when nothing can make progress.
     template <class Pred>
     void drive(Pred done) {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         while (!done()) {
             if (ctx_.stopped()) ctx_.restart();
             if (virtual_time_) {
@@ -671,8 +467,8 @@ private:
     [[noreturn]] void throw_deadlock() {
         std::string msg =
             "corio: the event loop ran out of work while a task it waits for is still suspended "
-            "(deadlock: nothing can ever wake it)";
-        if (detail::task_dump_hook) msg += "\n" + detail::task_dump_hook(*this);  // debug.hpp's dump_tasks()
+            "(deadlock: nothing can ever wake it)\n";
+        msg += detail::format_task_lines(detail::collect_tasks(*this));  // what each task is suspended in
         throw invalid_state_error(msg);
     }
 
@@ -707,18 +503,19 @@ public:
             throw invalid_state_error("corio: call_soon_threadsafe on a closed or destroyed event loop");
     }
 
-    /// corio internals: the door other threads post through (thread.hpp).
+private:
+    /// The door other threads post through (thread.hpp).
     const std::shared_ptr<detail::remote_gate>& remote() const noexcept { return gate_; }
-    /// corio internals: the loop's signal set, made on first use (signal.hpp).
+    /// The loop's signal set, made on first use (signal.hpp).
     detail::signal_hub& signals() {
         if (!signals_) signals_ = std::make_unique<detail::signal_hub>(ctx_);
         return *signals_;
     }
 
-    /// corio internals: runs a callable posted from another thread, as a loop step.
+    /// Runs a callable posted from another thread, as a loop step.
     template <class F>
     void run_threadsafe_call(F& f) noexcept {
-        detail::running_loop_guard g(this);
+        detail::running_loop_guard g(this, this);
         try {
             f();
         } catch (...) {
@@ -727,7 +524,6 @@ public:
         sync_timer();
     }
 
-private:
     /// drain() under run_options::debug: times every step and reports those
     /// longer than slow_step_threshold, naming the task.
     void drain_timed() noexcept {
@@ -759,7 +555,6 @@ template <class T>
 class join_handle {
 public:
     join_handle() noexcept = default;
-    explicit join_handle(detail::spawn_state* s) noexcept : s_(s) {}
     join_handle(join_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     join_handle& operator=(join_handle&& o) noexcept {
         if (this != &o) {
@@ -850,15 +645,18 @@ public:
     awaiter operator co_await() & noexcept { return awaiter(s_); }
     awaiter operator co_await() && noexcept { return awaiter(s_); }
 
-    /// corio internals.
-    detail::spawn_state* state() const noexcept { return s_; }
-
 private:
+    friend class event_loop;
+    friend struct detail::loop_access;
+    explicit join_handle(detail::spawn_state* s) noexcept : s_(s) {}
+    /// The spawned task's context (reached through detail::loop_access).
+    detail::spawn_state* task_context() const noexcept { return s_; }
+
     void reset() noexcept {
         if (!s_) return;
         detail::spawn_state* s = std::exchange(s_, nullptr);
         if (s->status == detail::task_status::failed && !s->result_taken && !s->error_observed) {
-            event_loop::from(*s->ch.sched).report_unhandled(s->promise().error, s->name());
+            event_loop::from(*s->ch.sched).report_task_error(s);
             s->result_taken = true;
         }
         s->detached = true;
@@ -869,16 +667,35 @@ private:
 };
 
 namespace detail {
-/// The chain (task) running right now on this thread's loop, or null outside
-/// any task (e.g. while a loop tears down). Every frame a scheduler resumes is
-/// a corio task frame, whose promise sits where a promise_base would.
-inline chain* running_chain() noexcept {
-    event_loop* l = running_loop();
-    if (!l) return nullptr;
-    std::coroutine_handle<> h = l->core().running_;
-    if (!h) return nullptr;
-    return promise_of(h).ch;
-}
+/// The one door to the internals of event_loop and join_handle (private
+/// members, one friend: Asio's awaitable.hpp style). Awaitables, combinators
+/// and the other corio headers go through it; user code has no business here.
+struct loop_access {
+    /// The scheduler core of a loop, and the loop of a scheduler core.
+    static scheduler& core(event_loop& l) noexcept { return l.core(); }
+    static event_loop& loop_of(scheduler& s) noexcept { return event_loop::from(s); }
+    /// Starts `t` as a spawned task whose root scope lives under `parent`.
+    template <class T>
+    static spawn_state* start(event_loop& l, task<T> t, std::string_view name, scope_node* parent) {
+        return l.start(std::move(t), name, parent);
+    }
+    /// The handle of a task start() returned (takes over the reference start() left for it).
+    template <class T>
+    static join_handle<T> make_handle(spawn_state* s) noexcept { return join_handle<T>(s); }
+    template <class T>
+    static spawn_state* task_context(const join_handle<T>& h) noexcept { return h.task_context(); }
+    /// Null once the loop is destroyed (for handlers that may outlive it).
+    static const std::shared_ptr<event_loop*>& life(const event_loop& l) noexcept { return l.life(); }
+    /// Resumes `h` from an Asio completion handler, as a step of the loop.
+    static void resume_from_handler(event_loop& l, std::coroutine_handle<> h) noexcept { l.resume_from_handler(h); }
+    /// The door other threads post through (thread.hpp).
+    static const std::shared_ptr<remote_gate>& remote(const event_loop& l) noexcept { return l.remote(); }
+    /// The loop's signal set, made on first use (signal.hpp).
+    static signal_hub& signals(event_loop& l) { return l.signals(); }
+    /// Runs a callable posted from another thread, as a step of the loop.
+    template <class F>
+    static void run_threadsafe_call(event_loop& l, F& f) noexcept { l.run_threadsafe_call(f); }
+};
 }  // namespace detail
 
 /// Returns the memory this thread keeps for reuse (empty frame slabs) to the
@@ -911,7 +728,7 @@ T event_loop::run_until_complete(task<T> main) {
     join_handle<T> h = spawn(std::move(main), "main");
     detail::cancel_target_guard on_signal;  // run_options::cancel_on_signals, see signal.hpp
     if (!options_.cancel_on_signals.empty()) {
-        signals().set_cancel_target(h.state()->root(), options_.cancel_on_signals);
+        signals().set_cancel_target(h.task_context()->root(), options_.cancel_on_signals);
         on_signal.hub = signals_.get();
     }
     drive([&] { return h.done(); });
@@ -919,7 +736,7 @@ T event_loop::run_until_complete(task<T> main) {
     detail::cancel_scope_node(&root_scope_);
     drive([&] { return live_ == 0; });
     root_scope_.cancel_called = false;
-    return detail::take_result<T>(h.state());
+    return detail::take_result<T>(h.task_context());
 }
 
 /// asyncio.run: runs `main` on a new event loop until it finishes, cancels

@@ -630,7 +630,7 @@ task<void> pool_state<T>::close_now(item* it) {
     }
     owned.it = nullptr;
     destroy(it);
-    if (err) event_loop::from(*c->sched).report_unhandled(err, "corio pool: aclose()");
+    if (err) detail::loop_access::loop_of(*c->sched).report_unhandled(err, "corio pool: aclose()");
 }
 
 template <class T>

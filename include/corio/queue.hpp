@@ -48,106 +48,15 @@
 #include <utility>
 #include <vector>
 
+#include "detail/fifo_store.hpp"
+#include "detail/heap_store.hpp"
+#include "detail/lifo_store.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 
 namespace corio {
-
-namespace detail {
-
-/// FIFO storage: a power-of-two ring that grows by doubling (never shrinks
-/// below what a bounded queue needs), so steady-state put/get allocate nothing.
-template <class T>
-class fifo_store {
-public:
-    fifo_store() noexcept = default;
-    fifo_store(const fifo_store&) = delete;
-    fifo_store& operator=(const fifo_store&) = delete;
-    ~fifo_store() {
-        while (head_ != tail_) std::destroy_at(slot(head_++));
-        if (buf_) std::allocator<T>().deallocate(buf_, cap_);
-    }
-    std::size_t size() const noexcept { return tail_ - head_; }
-    template <class U>
-    void push(U&& v) {
-        if (tail_ - head_ == cap_) grow();
-        ::new (static_cast<void*>(slot(tail_))) T(std::forward<U>(v));
-        ++tail_;
-    }
-    T pop() {
-        T* p = slot(head_);
-        T v = std::move(*p);
-        std::destroy_at(p);
-        ++head_;
-        return v;
-    }
-
-private:
-    T* slot(std::size_t i) const noexcept { return buf_ + (i & (cap_ - 1)); }
-    void grow() {
-        std::size_t cap = cap_ ? cap_ * 2 : 16;
-        T* fresh = std::allocator<T>().allocate(cap);
-        std::size_t n = tail_ - head_;
-        for (std::size_t i = 0; i < n; ++i) {
-            T* from = slot(head_ + i);
-            ::new (static_cast<void*>(fresh + i)) T(std::move(*from));
-            std::destroy_at(from);
-        }
-        if (buf_) std::allocator<T>().deallocate(buf_, cap_);
-        buf_ = fresh;
-        cap_ = cap;
-        head_ = 0;
-        tail_ = n;
-    }
-
-    T* buf_ = nullptr;
-    std::size_t cap_ = 0;
-    std::size_t head_ = 0;
-    std::size_t tail_ = 0;
-};
-
-template <class T>
-class lifo_store {
-public:
-    std::size_t size() const noexcept { return items_.size(); }
-    template <class U>
-    void push(U&& v) {
-        items_.emplace_back(std::forward<U>(v));
-    }
-    T pop() {
-        T v = std::move(items_.back());
-        items_.pop_back();
-        return v;
-    }
-
-private:
-    std::vector<T> items_;
-};
-
-template <class T, class Compare>
-class heap_store {
-public:
-    std::size_t size() const noexcept { return items_.size(); }
-    template <class U>
-    void push(U&& v) {
-        items_.emplace_back(std::forward<U>(v));
-        std::push_heap(items_.begin(), items_.end(), comp_);
-    }
-    T pop() {
-        std::pop_heap(items_.begin(), items_.end(), comp_);
-        T v = std::move(items_.back());
-        items_.pop_back();
-        return v;
-    }
-
-private:
-    std::vector<T> items_;
-    [[no_unique_address]] Compare comp_{};
-};
-
-}  // namespace detail
 
 /// The queue machinery shared by queue, priority_queue and lifo_queue;
 /// `Store` decides which item get() takes.
@@ -204,15 +113,15 @@ public:
     void task_done() {
         if (unfinished_ == 0)
             throw std::logic_error("corio: queue::task_done() called more times than items were put");
-        if (--unfinished_ == 0) wake_all(joiners_, 0);
+        if (--unfinished_ == 0) wake_all(joiners_, wait_result::waiting);
     }
 
     /// Closes the queue: puts fail, gets drain what is left, every blocked
     /// putter and getter is woken with queue_closed. Idempotent.
     void close() noexcept {
         closed_ = true;
-        wake_all(putters_, 2);
-        wake_all(getters_, 2);
+        wake_all(putters_, wait_result::closed);
+        wake_all(getters_, wait_result::closed);
     }
 
     std::size_t size() const noexcept { return store_.size(); }
@@ -226,14 +135,24 @@ public:
     std::size_t putters() const noexcept { return putters_.size(); }
 
 private:
-    /// A waiter: `result` is 0 waiting, 1 served, 2 closed, 3 cancelled.
+    /// How a waiter's operation stands; set by the queue when it wakes the
+    /// waiter, or by the awaiter itself, and read by await_resume and the
+    /// awaiter's destructor.
+    enum class wait_result : std::uint8_t {
+        waiting,    // not decided yet (parked, or not started)
+        served,     // put: its item was inserted; get: an item is reserved for it
+        closed,     // the queue is (or got) closed: queue_closed
+        cancelled,  // its scope was cancelled before it was served: cancelled_error
+        free_item,  // get: a free item was there at once (await_ready), take it
+        taken,      // get: it took its item (nothing reserved is left to give back)
+    };
     struct waiter : detail::parked {
-        std::uint8_t result = 0;
+        wait_result result = wait_result::waiting;
     };
 
     bool has_space() const noexcept { return maxsize_ == 0 || store_.size() < maxsize_; }
 
-    static void wake_all(detail::wait_list& l, std::uint8_t result) noexcept {
+    static void wake_all(detail::wait_list& l, wait_result result) noexcept {
         while (detail::wait_node* n = l.pop_front()) {
             auto* w = static_cast<waiter*>(static_cast<detail::parked*>(n));
             w->result = result;
@@ -247,7 +166,7 @@ private:
 
     static void on_cancel(detail::waiter_base* w) noexcept {
         auto* self = static_cast<waiter*>(static_cast<detail::parked*>(w));
-        self->result = 3;
+        self->result = wait_result::cancelled;
         self->ch->sched->schedule(self->h);
     }
 
@@ -274,13 +193,13 @@ public:
 
     bool await_ready() {
         if (q_->closed_) {
-            this->result = 2;
+            this->result = wait_result::closed;
             return true;
         }
         if (q_->putters_.empty() && q_->has_space()) {
             q_->store_.push(std::move(item_));
             ++q_->unfinished_;
-            this->result = 1;
+            this->result = wait_result::served;
             q_->pump();
             return true;
         }
@@ -290,13 +209,13 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->putters_, &on_cancel)) return true;
-        this->result = 3;
+        this->result = wait_result::cancelled;
         return false;
     }
 
     void await_resume() const {
-        if (this->result == 1) return;  // inserted (even if cancelled since)
-        if (this->result == 2) throw queue_closed("corio: put() on a closed queue");
+        if (this->result == wait_result::served) return;  // inserted (even if cancelled since)
+        if (this->result == wait_result::closed) throw queue_closed("corio: put() on a closed queue");
         throw cancelled_error{};
     }
 
@@ -321,7 +240,7 @@ public:
     ~get_awaiter() {
         if (this->linked) {
             q_->getters_.erase(this);
-        } else if (this->result == 1) {  // reserved, never resumed: free the item
+        } else if (this->result == wait_result::served) {  // reserved, never resumed: free the item
             --q_->reserved_;
             q_->pump();
         }
@@ -330,11 +249,11 @@ public:
     bool await_ready() noexcept {
         // Items beyond the reserved ones are free (no getter can be waiting then).
         if (q_->store_.size() > q_->reserved_) {
-            this->result = 4;
+            this->result = wait_result::free_item;
             return true;
         }
         if (q_->closed_) {
-            this->result = 2;
+            this->result = wait_result::closed;
             return true;
         }
         return false;
@@ -343,22 +262,22 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->getters_, &on_cancel)) return true;
-        this->result = 3;
+        this->result = wait_result::cancelled;
         return false;
     }
 
     T await_resume() {
         switch (this->result) {
-            case 1:  // an item was reserved for us
+            case wait_result::served:  // an item was reserved for us
                 --q_->reserved_;
-                this->result = 5;
+                this->result = wait_result::taken;
                 if (this->ch->cancel_requested()) {
                     q_->pump();  // the item goes to the next getter, or stays
                     throw cancelled_error{};
                 }
                 return take();
-            case 4: return take();
-            case 2: throw queue_closed("corio: get() on a closed and drained queue");
+            case wait_result::free_item: return take();
+            case wait_result::closed: throw queue_closed("corio: get() on a closed and drained queue");
             default: throw cancelled_error{};
         }
     }
@@ -366,7 +285,7 @@ public:
 private:
     friend class basic_queue;
     T take() {
-        this->result = 5;
+        this->result = wait_result::taken;
         T v = q_->store_.pop();
         q_->pump();
         return v;
@@ -394,11 +313,11 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->joiners_, &on_cancel)) return true;
-        this->result = 3;
+        this->result = wait_result::cancelled;
         return false;
     }
     void await_resume() const {
-        if (this->result == 3) throw cancelled_error{};
+        if (this->result == wait_result::cancelled) throw cancelled_error{};
     }
 
 private:
@@ -417,13 +336,13 @@ void basic_queue<T, Store>::pump() {
         auto* p = static_cast<put_awaiter*>(static_cast<waiter*>(static_cast<detail::parked*>(putters_.pop_front())));
         store_.push(std::move(p->item_));
         ++unfinished_;
-        p->result = 1;
+        p->result = wait_result::served;
         p->wake();
     }
     while (!getters_.empty() && store_.size() > reserved_) {
         auto* g = static_cast<waiter*>(static_cast<detail::parked*>(getters_.pop_front()));
         ++reserved_;
-        g->result = 1;
+        g->result = wait_result::served;
         g->wake();
     }
 }

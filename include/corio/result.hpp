@@ -2,11 +2,14 @@
 //
 // gather_settled() returns these. has_value() tells which; value() returns the
 // value or rethrows the stored exception; error() gives the exception_ptr (null
-// when a value is held). A result is never empty: default construction makes
+// when a value is held); error_message() gives the error's message as text
+// (what() of a std::exception or of cancelled_error; for any other type a
+// sentence naming it; "" when a value is held) without the caller rethrowing. A result is never empty: default construction makes
 // a value-initialised T (result<void>: success).
 #pragma once
 
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -35,6 +38,9 @@ public:
 
     /// True when the stored error is a cancelled_error.
     bool cancelled() const noexcept { return is_cancelled(error()); }
+
+    /// The stored error's message ("" when a value is held).
+    std::string error_message() const { return detail::exception_message(error()); }
 
     static bool is_cancelled(const std::exception_ptr& e) noexcept {
         if (!e) return false;
@@ -67,6 +73,8 @@ public:
     }
     std::exception_ptr error() const noexcept { return error_; }
     bool cancelled() const noexcept { return result<int>::is_cancelled(error_); }
+    /// The stored error's message ("" on success).
+    std::string error_message() const { return detail::exception_message(error_); }
 
 private:
     std::exception_ptr error_;

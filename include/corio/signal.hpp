@@ -69,8 +69,8 @@ public:
             cancelled_ = true;
             return false;
         }
-        event_loop& loop = event_loop::from(*ch->sched);
-        hub_ = &loop.signals();
+        event_loop& loop = detail::loop_access::loop_of(*ch->sched);
+        hub_ = &detail::loop_access::signals(loop);
         hub_->add_waiter(this);
         work_.emplace(loop.get_executor());
         h = caller;

@@ -158,7 +158,8 @@ public:
 
     /// Starts `t` (which holds a crew_ticket of this crew) at the loop's next turn.
     void spawn(scheduler& sched, task<void> t) {
-        join_handle<void> detached(event_loop::from(sched).start(std::move(t), {}, &scope_));
+        join_handle<void> detached =
+            loop_access::make_handle<void>(loop_access::start(loop_access::loop_of(sched), std::move(t), {}, &scope_));
     }
     /// Cancels every child (level-triggered; later children start cancelled).
     void cancel() noexcept { cancel_scope_node(&scope_); }

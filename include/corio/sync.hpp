@@ -72,10 +72,10 @@
 #include <string>
 #include <utility>
 
+#include "detail/running_loop.hpp"
 #include "detail/scheduler.hpp"
 #include "detail/wait_list.hpp"
 #include "errors.hpp"
-#include "loop.hpp"
 #include "task.hpp"
 
 namespace corio {

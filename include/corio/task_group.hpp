@@ -100,7 +100,7 @@ public:
         auto* node = new child_node;
         detail::spawn_state* s;
         try {
-            s = event_loop::from(*sched_).start(std::move(t), name, &scope_);
+            s = detail::loop_access::start(detail::loop_access::loop_of(*sched_), std::move(t), name, &scope_);
         } catch (...) {
             delete node;
             throw;
@@ -110,7 +110,7 @@ public:
         node->fn = &on_child_done;
         s->add_observer(node);
         ++live_;
-        return join_handle<T>(s);
+        return detail::loop_access::make_handle<T>(s);
     }
 
     /// Spawns any other awaitable (moved or copied into an adapter task), or

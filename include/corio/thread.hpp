@@ -110,7 +110,7 @@ public:
             cancelled_ = true;
             return false;
         }
-        event_loop& loop = event_loop::from(*ch_->sched);
+        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         asio::thread_pool& pool = pool_registry().get(loop.options().thread_pool_size);
         std::stop_token token;
         if constexpr (Stoppable) token = stop_.get_token();
@@ -123,12 +123,12 @@ public:
         // it sets posted_, and nothing below touches the frame. Posting
         // straight to the io_context is safe: this frame, which the loop
         // destroys before its io_context, waits for posted_.
-        asio::post(pool, [self = this, ex = loop.get_executor(), life = loop.life(), token = std::move(token)]() mutable {
+        asio::post(pool, [self = this, ex = loop.get_executor(), life = detail::loop_access::life(loop), token = std::move(token)]() mutable {
             self->value_.capture([&]() -> R { return self->call_(std::move(token)); });
             asio::post(ex, [self, life = std::move(life)] {
                 if (event_loop* l = *life) {  // on the loop's thread: null once the loop is gone
                     self->ch_->unpark();
-                    l->resume_from_handler(self->h_);
+                    detail::loop_access::resume_from_handler(*l, self->h_);
                 }
             });
             self->posted_.store(true, std::memory_order_release);  // the last touch
@@ -187,14 +187,14 @@ public:
             cancelled_ = true;
             return false;
         }
-        event_loop& loop = event_loop::from(*ch_->sched);
+        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         asio::thread_pool& pool = pool_registry().get(loop.options().thread_pool_size);
         st_ = std::make_shared<state>(state{std::move(*f_), {}, {}, this});
         work_.emplace(loop.get_executor());
         h_ = caller;
         notify = &on_cancel;
         ch_->park(this);
-        asio::post(pool, [st = st_, gate = loop.remote()] {
+        asio::post(pool, [st = st_, gate = detail::loop_access::remote(loop)] {
             st->value.capture([&]() -> R {
                 if constexpr (Stoppable) return std::move(st->f)(st->stop.get_token());
                 else return std::move(st->f)();
@@ -204,7 +204,7 @@ public:
                 detached_call* self = st->waiter;
                 if (!l || !self) return;  // the awaiter left (cancelled) or the loop is gone
                 self->ch_->unpark();
-                l->resume_from_handler(self->h_);
+                detail::loop_access::resume_from_handler(*l, self->h_);
             });
         });
         return true;
@@ -320,7 +320,7 @@ void remote_state<T>::finish(bool cancelled) {
     gate->post([wt, gate] {
         if (auto* l = static_cast<event_loop*>(gate->loop)) {
             wt->ch->unpark();
-            l->resume_from_handler(wt->h);
+            detail::loop_access::resume_from_handler(*l, wt->h);
         }
     });
 }
@@ -428,8 +428,8 @@ public:
                 cancelled_ = true;
                 return false;
             }
-            event_loop& loop = event_loop::from(*this->ch->sched);
-            this->gate = loop.remote();
+            event_loop& loop = detail::loop_access::loop_of(*this->ch->sched);
+            this->gate = detail::loop_access::remote(loop);
             this->h = caller;
             this->notify = &on_cancel;
             std::lock_guard<std::mutex> lock(s_->m);
@@ -475,7 +475,7 @@ private:
 };
 
 namespace detail {
-inline std::shared_ptr<remote_gate> gate_of(event_loop& loop) { return loop.remote(); }
+inline std::shared_ptr<remote_gate> gate_of(event_loop& loop) { return detail::loop_access::remote(loop); }
 
 template <class T>
 remote_join_handle<T> spawn_through(const std::shared_ptr<remote_gate>& gate, task<T> t, std::string name) {
@@ -486,7 +486,7 @@ remote_join_handle<T> spawn_through(const std::shared_ptr<remote_gate>& gate, ta
         auto* l = static_cast<event_loop*>(gate->loop);
         if (!l) return;
         try {
-            st->inner = l->spawn(run_remote<T>(std::move(t), st), name).state();  // the handle detaches
+            st->inner = detail::loop_access::task_context(l->spawn(run_remote<T>(std::move(t), st), name));  // the handle detaches
         } catch (...) {
             st->value.fail(std::current_exception());
             st->finish(false);
@@ -521,14 +521,14 @@ std::future<T> run_through(const std::shared_ptr<remote_gate>& gate, task<T> t) 
 /// exception (cancelled_error if the loop cancelled it at shutdown).
 template <class T>
 std::future<T> run_coroutine_threadsafe(event_loop& loop, task<T> t) {
-    return detail::run_through(loop.remote(), std::move(t));
+    return detail::run_through(detail::loop_access::remote(loop), std::move(t));
 }
 
 /// Thread-safe: starts `t` as a task of `loop` and returns a handle that a
 /// task on any loop may await.
 template <class T>
 remote_join_handle<T> spawn_on(event_loop& loop, task<T> t, std::string_view name = {}) {
-    return detail::spawn_through(loop.remote(), std::move(t), std::string(name));
+    return detail::spawn_through(detail::loop_access::remote(loop), std::move(t), std::string(name));
 }
 
 // ---------------------------------------------------------------------------
@@ -622,7 +622,7 @@ private:
         event_loop loop(options);
         event stop;
         s.loop = &loop;
-        s.gate = loop.remote();
+        s.gate = detail::loop_access::remote(loop);
         s.stop_event = &stop;
         s.keep_alive.emplace(loop.get_executor());
         ready.set_value();

@@ -18,6 +18,7 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "detail/clock.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
@@ -29,24 +30,6 @@ namespace corio {
 inline clock::time_point now() { return current_loop().now(); }
 
 namespace detail {
-
-/// `t + d`, clamped to the clock's range instead of overflowing.
-inline clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
-    if (d > clock::duration::zero() && t > clock::time_point::max() - d) return clock::time_point::max();
-    if (d < clock::duration::zero() && t < clock::time_point::min() - d) return clock::time_point::min();
-    return t + d;
-}
-
-template <class Rep, class Period>
-clock::duration to_clock_duration(std::chrono::duration<Rep, Period> d) noexcept {
-    using namespace std::chrono;
-    // Clamp before converting so that e.g. hours::max() does not overflow nanoseconds.
-    using wide = duration<long double, std::nano>;
-    wide w = duration_cast<wide>(d);
-    if (w >= wide(clock::duration::max())) return clock::duration::max();
-    if (w <= wide(clock::duration::min())) return clock::duration::min();
-    return duration_cast<clock::duration>(d);
-}
 
 class sleep_awaiter : wake_timer {
     // 32 bytes: it sits in every sleeping frame. Until suspension,

@@ -32,11 +32,20 @@
 #include <variant>
 
 #include "../errors.hpp"
-#include "../loop.hpp"
-#include "../result.hpp"
-#include "../task.hpp"
 #include "awaitable_traits.hpp"
+#include "promise.hpp"
 #include "scheduler.hpp"
+#include "task_promise.hpp"
+#include "to_task.hpp"
+
+namespace corio {
+// Public types the adapters below name; their headers (loop.hpp, result.hpp)
+// define them before any of these templates is instantiated.
+template <class T>
+class join_handle;
+template <class T>
+class result;
+}  // namespace corio
 
 namespace corio::detail {
 
@@ -133,7 +142,7 @@ struct combinator {
         k->unlink();
         k->running = false;
         --g.running;
-        const outcome st = k->promise().state();
+        const outcome st = k->promise().finished_as();
         if (st == outcome::cancelled) g.any_cancelled = true;
         if (!g.stopping && (g.mode == combine_mode::race || (g.mode == combine_mode::all && st != outcome::value)))
             g.stop(static_cast<std::size_t>(k - g.slots));
@@ -161,9 +170,9 @@ struct combinator {
     void conclude() const {
         if (cancelled_at_start) throw cancelled_error{};
         const promise_base* w = winner == no_index ? nullptr : &slots[winner].promise();
-        if (w && w->state() == outcome::error) std::rethrow_exception(w->error);
+        if (w && w->finished_as() == outcome::error) std::rethrow_exception(w->error);
         if ((suspended || any_cancelled) && caller->cancel_requested()) throw cancelled_error{};
-        if (w && w->state() == outcome::cancelled) std::rethrow_exception(w->error);
+        if (w && w->finished_as() == outcome::cancelled) std::rethrow_exception(w->error);
     }
 };
 
@@ -260,7 +269,7 @@ value_or_monostate_t<T> take_value(task<T>& t) {
 template <class T>
 result<T> take_settled(task<T>& t) {
     auto& p = t.handle().promise();
-    if (p.state() != outcome::value) return result<T>(p.error);
+    if (p.finished_as() != outcome::value) return result<T>(p.error);
     if constexpr (std::is_void_v<T>) return result<T>();
     else return result<T>(p.take());
 }

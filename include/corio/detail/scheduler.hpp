@@ -1,6 +1,32 @@
 // corio/detail/scheduler.hpp: the machinery under event_loop and task<T>:
 // the cancel-scope tree, chains, waiters and the scheduler core.
 //
+// How chains, scopes and frames hang together. One loop; task A runs a
+// task group (child B) and, inside the group's body, awaits
+// `timeout(1s, gather(f(), g()))`:
+//
+//   the scope tree (scope_node: parent, first_child, siblings, newest first)
+//
+//   root_scope_                    loop_root: the scheduler's own
+//   └─ A  spawn_state              chain_root: A's root scope + chain A + A.frame
+//      └─ group scope              inner: entered by chain A (task_group)
+//         ├─ B  spawn_state        chain_root: the group child, a task of its own
+//         └─ T  scope_record       inner: the timeout's, in a frame of chain A
+//            ├─ F  child_slot      chain_root: gather child f(), its chain F
+//            └─ G  child_slot      chain_root: gather child g(), its chain G
+//
+//   chain A (inside A's block)          chain A's frames (task<T> frames)
+//     sched  -> the scheduler             A.frame <-- f1 <-- f2
+//     scope  -> T, its innermost          each promise: ch = &A.ch, link = the
+//     waiter -> what A is parked in,      frame awaiting it; A.frame's link is
+//               or null                   root_bit (+ A's observers)
+//
+//   While A awaits the gather, f2 is suspended and chains F and G run; each
+//   child's outermost frame (link = root_bit) hands its chain back to the
+//   gather from its final_suspend. A chain's inner scopes form one line (each
+//   is entered under the innermost); every other child of a scope is the
+//   root of another chain.
+//
 // Vocabulary and invariants:
 // - A *chain* is one line of execution: the stack of task<T> frames that a
 //   spawned task, or one concurrent child of a combinator, runs. Every frame
@@ -8,7 +34,7 @@
 // - Cancel scopes form a tree. Each chain has exactly one innermost scope
 //   (chain::scope). Every scope but the loop's root belongs to one chain: the
 //   chain it is the root of (chain_root) or the chain that entered it
-//   (owned_scope). Entering a scope on a chain makes the new scope a child of
+//   (inner_scope). Entering a scope on a chain makes the new scope a child of
 //   the chain's innermost scope, so a scope is its chain's innermost exactly
 //   when it has no child of kind `inner`.
 // - Cancelling a scope marks it and wakes every chain suspended in its subtree
@@ -36,19 +62,15 @@
 #include <string>
 #include <unordered_map>
 
+#include "clock.hpp"
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
+#include "wakeable.hpp"
 
 namespace corio::detail {
 
 class scheduler;
 struct chain;
-
-/// A suspension that cancellation can interrupt. notify is called on the
-/// loop thread when the chain's scope is cancelled: it must unlink the waiter
-/// from whatever it waits on and arrange for the chain to resume (and then
-/// throw cancelled_error), never resume inline.
-using waiter_base = wakeable;
 
 enum class scope_kind : unsigned char {
     loop_root,   // the loop's root scope: no chain of its own
@@ -111,16 +133,39 @@ enum class task_status : std::uint8_t { pending, running, done, failed, cancelle
 /// promise (promise_base::root_bit), whose final suspension then calls the
 /// owner's completion hook on the scheduler.
 struct chain_root : scope_node {
-    // Bits for spawn_state; they fill scope_node's tail padding.
+    // Bits for spawn_state (a combinator child leaves them at their initial
+    // values, except `spawned`); they fill scope_node's tail padding. Each
+    // field's meaning and invariant:
+
+    // How far the spawned task got. pending until its first step (a task
+    // cancelled before it never runs and goes straight to cancelled); running
+    // from then on; done, failed or cancelled once its outermost frame
+    // finished (or the loop destroyed it: cancelled). Only moves forward.
     task_status status : 3 = task_status::pending;
+    // Owners of this block: 2 at spawn (the running task and the join_handle).
+    // The task's end drops one (event_loop::finish), the handle's reset the
+    // other; the release() that reaches 0 destroys the frame and frees the
+    // block. Never above 2.
     unsigned refs : 2 = 2;
+    // The join_handle was dropped: nobody can take the result any more, so an
+    // error is reported when the task fails (unless error_observed).
     bool detached : 1 = false;
+    // An await took the result (value or error), or the handle reported the
+    // error when dropped. Set once; a second await throws invalid_state_error.
     bool result_taken : 1 = false;
+    // The scheduler's side table (task_names_) holds this task's name. Only
+    // then is the table consulted; cleared when the loop detaches the block.
     bool named : 1 = false;
-    bool error_observed : 1 = false;  // a task group received the error: never report it
-    bool spawned : 1 = false;         // a spawned task's (else a combinator child's)
-    chain ch;
-    std::coroutine_handle<> frame{};
+    // Someone else received the error (a task group, or the loop's report at
+    // teardown): it is never reported again.
+    bool error_observed : 1 = false;
+    // This block is a spawn_state (a spawned task); else a combinator's
+    // child_slot. Set at construction, never changes: final_suspend picks the
+    // completion hook (complete_task_ or complete_child_) by it.
+    bool spawned : 1 = false;
+
+    chain ch;                          // the chain; ch.scope starts as this node
+    std::coroutine_handle<> frame{};   // the outermost frame (null once destroyed)
 
     chain_root() noexcept { kind = scope_kind::chain_root; }
 

@@ -23,18 +23,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "clock.hpp"
 #include "frame_allocator.hpp"
+#include "wakeable.hpp"
 
 namespace corio::detail {
-
-using clock = std::chrono::steady_clock;
-
-/// Something the loop wakes through one function pointer: a chain's waiter
-/// when its scope is cancelled (see waiter_base), a timer_node when its
-/// deadline comes.
-struct wakeable {
-    void (*notify)(wakeable*) noexcept = nullptr;
-};
 
 struct timer_node {
     static constexpr std::uint32_t not_queued = 0xffffffffu;
