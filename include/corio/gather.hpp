@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "detail/child_chain.hpp"
+#include "detail/recycled_array.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
@@ -105,100 +106,125 @@ auto collect_tasks(R&& r) {
 template <class T>
 using task_value_t = typename std::remove_cvref_t<T>::value_type;
 
-// ---------------------------------------------------------------- gather ---
+// ---------------------------------------------------------------- engine ---
+//
+// One coroutine runs every combinator below: it binds the children to the
+// engine (combinator, child_chain.hpp), runs them, concludes (rethrows the
+// first error, or cancelled_error), then a projection turns the finished
+// tasks into the combinator's value. A combinator is a mode plus a
+// projection: values (gather), settled results (gather_settled), the winner
+// (race), over a tuple of tasks or a vector of them (gather_limited is
+// gather's vector with a limit).
+
+/// The engine's slots for a tuple of tasks (in the frame) or a vector (pooled).
+template <class Tasks>
+struct slots_for;
 
 template <class... T>
-task<std::tuple<value_or_monostate_t<T>...>> gather_tuple(task<T>... ts) {
-    (require_valid(ts), ...);
+struct slots_for<std::tuple<task<T>...>> {
     std::array<child_slot, sizeof...(T)> slots;
-    combinator g(slots.data(), sizeof...(T), combine_mode::all);
-    std::size_t i = 0;
-    (g.bind(i++, ts.handle()), ...);
-    co_await launch_children{g};
-    g.conclude();
-    co_return std::tuple<value_or_monostate_t<T>...>(take_value(ts)...);
-}
+    explicit slots_for(const std::tuple<task<T>...>&) noexcept {}
+    child_slot* data() noexcept { return slots.data(); }
+};
 
-// Out of line: g++ 12 sees a false -Wmaybe-uninitialized when the tuple of
-// variants is built inside the coroutine body.
-template <class... T>
-std::tuple<result<T>...> settled_tuple(task<T>&... ts) {
-    return std::tuple<result<T>...>(take_settled(ts)...);
-}
+template <class T>
+struct slots_for<std::vector<task<T>>> {
+    recycled_array<child_slot> slots;
+    explicit slots_for(const std::vector<task<T>>& ts) : slots(ts.size()) {}
+    child_slot* data() noexcept { return slots.data(); }
+};
 
 template <class... T>
-task<std::tuple<result<T>...>> gather_settled_tuple(task<T>... ts) {
-    (require_valid(ts), ...);
-    std::array<child_slot, sizeof...(T)> slots;
-    combinator g(slots.data(), sizeof...(T), combine_mode::settled);
+void bind_tasks(combinator& g, std::tuple<task<T>...>& ts) {
+    std::apply([&](task<T>&... t) { (require_valid(t), ...); }, ts);
     std::size_t i = 0;
-    (g.bind(i++, ts.handle()), ...);
-    co_await launch_children{g};
-    g.conclude();
-    co_return settled_tuple(ts...);
-}
-
-template <class Var, std::size_t... I, class... T>
-Var pick_winner(std::size_t w, std::index_sequence<I...>, task<T>&... ts) {
-    std::optional<Var> out;
-    ((w == I ? (void)out.emplace(std::in_place_index<I>, take_value(ts)) : (void)0), ...);
-    return std::move(*out);
-}
-
-template <class... T>
-task<std::variant<value_or_monostate_t<T>...>> race_tuple(task<T>... ts) {
-    (require_valid(ts), ...);
-    std::array<child_slot, sizeof...(T)> slots;
-    combinator g(slots.data(), sizeof...(T), combine_mode::race);
-    std::size_t i = 0;
-    (g.bind(i++, ts.handle()), ...);
-    co_await launch_children{g};
-    g.conclude();
-    co_return pick_winner<std::variant<value_or_monostate_t<T>...>>(g.winner, std::index_sequence_for<T...>{}, ts...);
+    std::apply([&](task<T>&... t) { (g.bind(i++, t.handle()), ...); }, ts);
 }
 
 template <class T>
-void bind_all(combinator& g, std::vector<task<T>>& ts) {
+void bind_tasks(combinator& g, std::vector<task<T>>& ts) {
     for (std::size_t i = 0; i < ts.size(); ++i) {
         require_valid(ts[i]);
         g.bind(i, ts[i].handle());
     }
 }
 
+template <class... T>
+constexpr std::size_t task_count(const std::tuple<task<T>...>&) noexcept {
+    return sizeof...(T);
+}
 template <class T>
-task<std::vector<value_or_monostate_t<T>>> gather_vector(std::vector<task<T>> ts, std::size_t limit) {
-    recycled_array<child_slot> slots(ts.size());
-    combinator g(slots.data(), ts.size(), combine_mode::all, limit);
-    bind_all(g, ts);
-    co_await launch_children{g};
-    g.conclude();
-    std::vector<value_or_monostate_t<T>> out;
-    out.reserve(ts.size());
-    for (auto& t : ts) out.push_back(take_value(t));
-    co_return out;
+std::size_t task_count(const std::vector<task<T>>& ts) noexcept {
+    return ts.size();
 }
 
-template <class T>
-task<std::vector<result<T>>> gather_settled_vector(std::vector<task<T>> ts) {
-    recycled_array<child_slot> slots(ts.size());
-    combinator g(slots.data(), ts.size(), combine_mode::settled);
-    bind_all(g, ts);
-    co_await launch_children{g};
-    g.conclude();
-    std::vector<result<T>> out;
-    out.reserve(ts.size());
-    for (auto& t : ts) out.push_back(take_settled(t));
-    co_return out;
-}
+/// gather: every child's value, in argument order.
+struct project_values {
+    static constexpr combine_mode mode = combine_mode::all;
+    template <class... T>
+    static std::tuple<value_or_monostate_t<T>...> make(const combinator&, std::tuple<task<T>...>& ts) {
+        return std::apply([](task<T>&... t) { return std::tuple<value_or_monostate_t<T>...>(take_value(t)...); }, ts);
+    }
+    template <class T>
+    static std::vector<value_or_monostate_t<T>> make(const combinator&, std::vector<task<T>>& ts) {
+        std::vector<value_or_monostate_t<T>> out;
+        out.reserve(ts.size());
+        for (auto& t : ts) out.push_back(take_value(t));
+        return out;
+    }
+};
 
-template <class T>
-task<std::pair<std::size_t, value_or_monostate_t<T>>> race_vector(std::vector<task<T>> ts) {
-    recycled_array<child_slot> slots(ts.size());
-    combinator g(slots.data(), ts.size(), combine_mode::race);
-    bind_all(g, ts);
+/// gather_settled: every child's outcome as a result<T>.
+struct project_settled {
+    static constexpr combine_mode mode = combine_mode::settled;
+    template <class... T>
+    static std::tuple<result<T>...> make(const combinator&, std::tuple<task<T>...>& ts) {
+        return std::apply([](task<T>&... t) { return std::tuple<result<T>...>(take_settled(t)...); }, ts);
+    }
+    template <class T>
+    static std::vector<result<T>> make(const combinator&, std::vector<task<T>>& ts) {
+        std::vector<result<T>> out;
+        out.reserve(ts.size());
+        for (auto& t : ts) out.push_back(take_settled(t));
+        return out;
+    }
+};
+
+/// race: the winner's value, at its index.
+struct project_winner {
+    static constexpr combine_mode mode = combine_mode::race;
+    template <class... T>
+    static std::variant<value_or_monostate_t<T>...> make(const combinator& g, std::tuple<task<T>...>& ts) {
+        return std::apply([&](task<T>&... t) { return pick(g.winner, std::index_sequence_for<T...>{}, t...); }, ts);
+    }
+    template <class T>
+    static std::pair<std::size_t, value_or_monostate_t<T>> make(const combinator& g, std::vector<task<T>>& ts) {
+        return {g.winner, take_value(ts[g.winner])};
+    }
+
+private:
+    template <std::size_t... I, class... T>
+    static std::variant<value_or_monostate_t<T>...> pick(std::size_t w, std::index_sequence<I...>, task<T>&... ts) {
+        std::optional<std::variant<value_or_monostate_t<T>...>> out;
+        ((w == I ? (void)out.emplace(std::in_place_index<I>, take_value(ts)) : (void)0), ...);
+        return std::move(*out);
+    }
+};
+
+template <class Project, class Tasks>
+using projected_t = decltype(Project::make(std::declval<const combinator&>(), std::declval<Tasks&>()));
+
+/// The one child-running coroutine: `ts` (a tuple or a vector of tasks) run
+/// as children of the awaiting chain under Project's mode, at most `limit`
+/// at once; its value is Project's view of the finished children.
+template <class Project, class Tasks>
+task<projected_t<Project, Tasks>> run_children(Tasks ts, std::size_t limit = no_index) {
+    slots_for<Tasks> slots(ts);
+    combinator g(slots.data(), task_count(ts), Project::mode, limit);
+    bind_tasks(g, ts);
     co_await launch_children{g};
     g.conclude();
-    co_return std::pair<std::size_t, value_or_monostate_t<T>>(g.winner, take_value(ts[g.winner]));
+    co_return Project::make(g, ts);
 }
 
 template <class... A>
@@ -211,13 +237,13 @@ concept variadic_operands = !(sizeof...(A) == 1 && (operand_range<A> && ...));
 template <class... A>
     requires detail::variadic_operands<A...>
 auto gather(A&&... operands) {
-    return detail::gather_tuple(detail::as_task(std::forward<A>(operands))...);
+    return detail::run_children<detail::project_values>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
 
 /// gather over a range (tasks are moved out of it): a vector in input order.
 template <detail::operand_range R>
 auto gather(R&& range) {
-    return detail::gather_vector(detail::collect_tasks(std::forward<R>(range)), detail::no_index);
+    return detail::run_children<detail::project_values>(detail::collect_tasks(std::forward<R>(range)));
 }
 
 /// Runs every operand to its end; each outcome as a result<T>, in argument
@@ -226,13 +252,13 @@ auto gather(R&& range) {
 template <class... A>
     requires detail::variadic_operands<A...>
 auto gather_settled(A&&... operands) {
-    return detail::gather_settled_tuple(detail::as_task(std::forward<A>(operands))...);
+    return detail::run_children<detail::project_settled>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
 
 /// gather_settled over a range: a vector<result<T>> in input order.
 template <detail::operand_range R>
 auto gather_settled(R&& range) {
-    return detail::gather_settled_vector(detail::collect_tasks(std::forward<R>(range)));
+    return detail::run_children<detail::project_settled>(detail::collect_tasks(std::forward<R>(range)));
 }
 
 /// gather(range) with at most `limit` children running at once.
@@ -240,7 +266,7 @@ auto gather_settled(R&& range) {
 template <detail::operand_range R>
 auto gather_limited(std::size_t limit, R&& range) {
     if (limit == 0) throw std::invalid_argument("corio: gather_limited() needs a limit of at least 1");
-    return detail::gather_vector(detail::collect_tasks(std::forward<R>(range)), limit);
+    return detail::run_children<detail::project_values>(detail::collect_tasks(std::forward<R>(range)), limit);
 }
 
 /// The first operand to finish wins: a variant holding its value (at its
@@ -249,7 +275,7 @@ auto gather_limited(std::size_t limit, R&& range) {
 template <class... A>
     requires(sizeof...(A) > 0 && detail::variadic_operands<A...>)
 auto race(A&&... operands) {
-    return detail::race_tuple(detail::as_task(std::forward<A>(operands))...);
+    return detail::run_children<detail::project_winner>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
 
 /// race over a range: {index of the winner, its value}. An empty range throws
@@ -258,7 +284,7 @@ template <detail::operand_range R>
 auto race(R&& range) {
     auto ts = detail::collect_tasks(std::forward<R>(range));
     if (ts.empty()) throw std::invalid_argument("corio: race() of an empty range");
-    return detail::race_vector(std::move(ts));
+    return detail::run_children<detail::project_winner>(std::move(ts));
 }
 
 // ------------------------------------------------------------------ wait ---

@@ -130,9 +130,9 @@ public:
     ~acquire_awaiter() {
         // Only when the waiting frame is destroyed while suspended.
         if (queued()) ch->sched->remove_timer(this);
-        if (linked) {
+        if (linked()) {
             bool head = l_->waiters_.front() == this;
-            l_->waiters_.erase(this);
+            unlink();  // before the pump below looks at the list
             if (head && !l_->waiters_.empty()) l_->pump(*ch->sched);
         } else if (state_ == state::granted) {
             l_->refund(n_);

@@ -310,8 +310,8 @@ public:
     pool_waiter(const pool_waiter&) = delete;
     ~pool_waiter() {
         // Only when the waiting frame is destroyed while suspended.
-        if (linked) s_->cancel_waiter(this);
-        else if (state_ == state::granted) {
+        // A waiter still in the list unlinks itself (its hook).
+        if (!linked() && state_ == state::granted) {
             try {
                 s_->pass_on(got_);
             } catch (...) {

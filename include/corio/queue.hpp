@@ -187,9 +187,6 @@ public:
         : q_(&q), item_(std::move(v)) {}
     put_awaiter(put_awaiter&&) = default;  // movable until started (parked asserts it)
     put_awaiter& operator=(const put_awaiter&) = delete;
-    ~put_awaiter() {
-        if (this->linked) q_->putters_.erase(this);
-    }
 
     bool await_ready() {
         if (q_->closed_) {
@@ -238,8 +235,8 @@ public:
     get_awaiter(get_awaiter&&) = default;  // movable until started (parked asserts it)
     get_awaiter& operator=(const get_awaiter&) = delete;
     ~get_awaiter() {
-        if (this->linked) {
-            q_->getters_.erase(this);
+        if (this->linked()) {
+            this->unlink();
         } else if (this->result == wait_result::served) {  // reserved, never resumed: free the item
             --q_->reserved_;
             q_->pump();
@@ -305,9 +302,6 @@ public:
     explicit join_awaiter(basic_queue& q) noexcept : q_(&q) {}
     join_awaiter(join_awaiter&&) = default;  // movable until started (parked asserts it)
     join_awaiter& operator=(const join_awaiter&) = delete;
-    ~join_awaiter() {
-        if (this->linked) q_->joiners_.erase(this);
-    }
 
     bool await_ready() const noexcept { return q_->unfinished_ == 0; }
     template <class P>

@@ -148,9 +148,9 @@ public:
     acquire_awaiter(acquire_awaiter&&) = default;  // movable until started (parked asserts it)
     acquire_awaiter& operator=(const acquire_awaiter&) = delete;
     ~acquire_awaiter() {
-        // Only when the waiting frame is destroyed while suspended.
-        if (linked) s_->waiters_.erase(this);
-        else if (state_ == state::granted) s_->release_one();
+        // Only when the waiting frame is destroyed while suspended (a waiter
+        // still in the list unlinks itself: its hook).
+        if (!linked() && state_ == state::granted) s_->release_one();
     }
 
     bool await_ready() noexcept {

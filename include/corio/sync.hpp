@@ -202,8 +202,8 @@ public:
     lock_awaiter(lock_awaiter&&) = default;  // movable until started (parked asserts it)
     lock_awaiter& operator=(const lock_awaiter&) = delete;
     ~lock_awaiter() {
-        if (linked) m_->waiters_.erase(this);
-        else if (granted && state_ == state::waiting) m_->unlock_internal();
+        // A waiter still in the list unlinks itself (its hook).
+        if (!linked() && granted && state_ == state::waiting) m_->unlock_internal();
     }
 
     bool await_ready() const noexcept { return false; }
@@ -322,9 +322,6 @@ public:
     explicit wait_awaiter(event& e) noexcept : e_(&e) {}
     wait_awaiter(wait_awaiter&&) = default;  // movable until started (parked asserts it)
     wait_awaiter& operator=(const wait_awaiter&) = delete;
-    ~wait_awaiter() {
-        if (linked) e_->waiters_.erase(this);
-    }
 
     bool await_ready() const noexcept { return e_->set_; }
     template <class P>
@@ -404,9 +401,8 @@ public:
     ~wait_awaiter() {
         // Only when the waiting frame is destroyed while suspended: if the
         // mutex is not ours at this point, the guard must not unlock it.
-        if (!linked) return;
-        if (where_ == where::cv) cv_->waiters_.erase(this);
-        else m_->waiters_.erase(this);
+        if (!linked()) return;
+        unlink();  // from the condition's list or the mutex's
         g_->m_ = nullptr;
     }
 
@@ -535,9 +531,6 @@ public:
     explicit arrive_awaiter(barrier& b) noexcept : b_(&b) {}
     arrive_awaiter(arrive_awaiter&&) = default;  // movable until started (parked asserts it)
     arrive_awaiter& operator=(const arrive_awaiter&) = delete;
-    ~arrive_awaiter() {
-        if (linked) b_->waiters_.erase(this);
-    }
 
     bool await_ready() noexcept {
         if (b_->broken_) {

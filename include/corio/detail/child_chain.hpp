@@ -51,8 +51,7 @@ namespace corio::detail {
 
 struct combinator;
 
-struct child_slot : chain_root {
-    combinator* owner = nullptr;
+struct child_slot : child_root {
     bool running = false;
 
     promise_base& promise() const noexcept { return promise_of(frame); }
@@ -66,9 +65,12 @@ enum class combine_mode : unsigned char {
 
 inline constexpr std::size_t no_index = std::numeric_limits<std::size_t>::max();
 
-struct combinator {
+/// The engine: runs n children (at most `limit` at once) under one mode. It is
+/// the child_owner its slots report to, so another engine alive at the same
+/// time (a nested gather, a race inside a child) never sees these children.
+struct combinator : child_owner {
     combinator(child_slot* s, std::size_t count, combine_mode m, std::size_t max_running = no_index) noexcept
-        : slots(s), n(count), limit(max_running), mode(m) {}
+        : child_owner{&on_child_complete}, slots(s), n(count), limit(max_running), mode(m) {}
     combinator(const combinator&) = delete;
     combinator& operator=(const combinator&) = delete;
 
@@ -96,7 +98,6 @@ struct combinator {
         k.ch.sched = caller->sched;
         k.ch.scope = &k;
         k.ch.waiter = nullptr;
-        caller->sched->complete_child_ = &on_child_complete;
         k.link_under(caller->scope);
         promise_base& p = k.promise();
         p.ch = &k.ch;
@@ -136,9 +137,9 @@ struct combinator {
         return true;
     }
 
-    static void on_child_complete(chain_root* r) noexcept {
+    static void on_child_complete(child_root* r) noexcept {
         auto* k = static_cast<child_slot*>(r);
-        combinator& g = *k->owner;
+        combinator& g = *static_cast<combinator*>(k->owner);
         k->unlink();
         k->running = false;
         --g.running;

@@ -1,5 +1,6 @@
 // corio/detail/frame_allocator.hpp: per-thread slab allocator for coroutine
-// frames and task states.
+// frames and task states, and the thread's one recycled big block (under
+// recycled_array.hpp). big_array.hpp holds the loop's mapped arrays.
 //
 // Invariants:
 // - Blocks come in 8-byte size classes up to max_pooled bytes. Coroutine
@@ -32,11 +33,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
-#include <memory>
 #include <new>
-#include <type_traits>
 #include <utility>
+
+#include "intrusive_list.hpp"
 
 #if defined(__unix__)
 #include <sys/mman.h>
@@ -63,22 +63,24 @@ inline constexpr std::size_t class_count = max_pooled / size_step;
 
 struct frame_pool;
 
-struct slab {
+/// A slab's header, at its start. Linked (its hook) exactly while it is in
+/// its owner's partial list for its class: it has a free block.
+struct slab : list_hook<> {
+    slab(frame_pool* o, char* first, char* last, std::uint32_t block_bytes) noexcept
+        : owner(o), bump(first), end(last), block(block_bytes) {}
+
     frame_pool* owner;
-    slab* prev;
-    slab* next;
-    void* free_list;
+    void* free_list = nullptr;
     char* bump;
     char* end;
-    std::uint32_t used;
+    std::uint32_t used = 0;
     std::uint32_t block;
-    bool listed;  // in the owner's partial list for its class
 };
 
 inline constexpr std::uint8_t hot_max = 32;
 
 struct frame_pool {
-    slab* partial[class_count] = {};
+    intrusive_list<slab> partial[class_count];
     // Per-class stacks of recently freed blocks, still counted as used in
     // their slabs: the common free-then-allocate-again pair (a ready await,
     // a spawn+join) costs a push and a pop. At most hot_max per class.
@@ -163,19 +165,11 @@ inline slab* slab_of(void* p) noexcept {
 }
 
 inline void unlist(frame_pool& pool, std::size_t cls, slab* s) noexcept {
-    if (s->prev) s->prev->next = s->next;
-    else pool.partial[cls] = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->prev = s->next = nullptr;
-    s->listed = false;
+    pool.partial[cls].erase(s);
 }
 
 inline void enlist(frame_pool& pool, std::size_t cls, slab* s) noexcept {
-    s->prev = nullptr;
-    s->next = pool.partial[cls];
-    if (s->next) s->next->prev = s;
-    pool.partial[cls] = s;
-    s->listed = true;
+    pool.partial[cls].push_front(s);
 }
 
 inline void free_local(frame_pool& pool, void* p) noexcept {
@@ -184,8 +178,8 @@ inline void free_local(frame_pool& pool, void* p) noexcept {
     *static_cast<void**>(p) = s->free_list;
     s->free_list = p;
     --s->used;
-    if (!s->listed) enlist(pool, cls, s);
-    if (s->used == 0 && (s->prev || s->next)) {
+    if (!s->linked()) enlist(pool, cls, s);
+    if (s->used == 0 && pool.partial[cls].size() > 1) {  // not the last of its class
         unlist(pool, cls, s);
         cache_slab(pool, s);
     }
@@ -215,17 +209,16 @@ inline frame_pool& this_thread_pool() {
 
 /// The slow half of object_allocate: no recycled block of class `cls`.
 [[gnu::noinline]] inline void* allocate_from_slab(frame_pool& pool, std::size_t cls) {
-    slab* s = pool.partial[cls];
+    slab* s = pool.partial[cls].front();
     if (!s && pool.remote.load(std::memory_order_relaxed)) {
         reclaim_remote(pool);
-        s = pool.partial[cls];
+        s = pool.partial[cls].front();
     }
     if (!s) {
         void* mem = take_slab(pool);
-        s = static_cast<slab*>(mem);
         std::uint32_t block = static_cast<std::uint32_t>((cls + 1) * size_step);
         char* first = static_cast<char*>(mem) + ((sizeof(slab) + 15) / 16) * 16;
-        *s = slab{&pool, nullptr, nullptr, nullptr, first, static_cast<char*>(mem) + slab_bytes, 0, block, false};
+        s = ::new (mem) slab(&pool, first, static_cast<char*>(mem) + slab_bytes, block);  // never destroyed: unmapped
         enlist(pool, cls, s);
     }
     void* p;
@@ -296,104 +289,6 @@ inline frame_pool& this_thread_pool() {
 #endif
 }
 
-/// Storage for the loop's big arrays (ready queue ring, timer heap) of
-/// trivially copyable T. From 256 KiB a buffer is mapped directly and grows
-/// or shrinks with mremap: no second buffer while it doubles (a million
-/// spawns would otherwise hold 4 + 8 MiB at once) and no copy. Through
-/// malloc, freeing a big buffer would also raise glibc's dynamic mmap
-/// threshold, after which the array's next smaller buffers come from the brk
-/// heap and stay resident (a million spawns left ~5 MiB behind that way).
-template <class T>
-class big_array {
-    static_assert(std::is_trivially_copyable_v<T>);
-
-public:
-    static constexpr std::size_t mapped_from = 256 * 1024;
-
-    big_array() noexcept = default;
-    big_array(const big_array&) = delete;
-    big_array& operator=(const big_array&) = delete;
-    ~big_array() { release(); }
-
-    T* data() const noexcept { return p_; }
-    std::size_t capacity() const noexcept { return cap_; }
-    T& operator[](std::size_t i) const noexcept { return p_[i]; }
-
-    /// Makes the capacity `n`, keeping the first min(n, capacity()) elements.
-    void reallocate(std::size_t n) {
-        if (n == cap_) return;
-        if (n == 0) {
-            release();
-            return;
-        }
-        [[maybe_unused]] const std::size_t old_bytes = cap_ * sizeof(T), new_bytes = n * sizeof(T);
-#if defined(__linux__) && !defined(CORIO_NO_FRAME_POOL)
-        if (mapped(old_bytes) && mapped(new_bytes)) {
-            void* q = ::mremap(p_, old_bytes, new_bytes, MREMAP_MAYMOVE);
-            if (q == MAP_FAILED) throw std::bad_alloc();
-            p_ = static_cast<T*>(q);
-            cap_ = n;
-            return;
-        }
-#endif
-        T* q = allocate(new_bytes);
-        if (p_) std::memcpy(static_cast<void*>(q), p_, (n < cap_ ? n : cap_) * sizeof(T));
-        release();
-        p_ = q;
-        cap_ = n;
-    }
-
-    /// Gives the whole pages inside elements [first, last) back to the system
-    /// (they read as zero afterwards). Only for a mapped buffer; else a no-op.
-    void discard(std::size_t first, std::size_t last) noexcept {
-#if defined(__linux__) && !defined(CORIO_NO_FRAME_POOL)
-        if (!mapped(cap_ * sizeof(T))) return;
-        constexpr std::uintptr_t page = 4096;
-        const auto begin = (reinterpret_cast<std::uintptr_t>(p_ + first) + page - 1) & ~(page - 1);
-        const auto end = reinterpret_cast<std::uintptr_t>(p_ + last) & ~(page - 1);
-        if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-#else
-        (void)first;
-        (void)last;
-#endif
-    }
-
-private:
-    static bool mapped(std::size_t bytes) noexcept {
-#if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
-        return bytes >= mapped_from;
-#else
-        (void)bytes;
-        return false;
-#endif
-    }
-    static T* allocate(std::size_t bytes) {
-#if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
-        if (mapped(bytes)) {
-            void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p == MAP_FAILED) throw std::bad_alloc();
-            return static_cast<T*>(p);
-        }
-#endif
-        return static_cast<T*>(::operator new(bytes));
-    }
-    void release() noexcept {
-        if (p_) {
-            [[maybe_unused]] const std::size_t bytes = cap_ * sizeof(T);
-#if defined(__unix__) && !defined(CORIO_NO_FRAME_POOL)
-            if (mapped(bytes)) ::munmap(p_, bytes);
-            else
-#endif
-                ::operator delete(p_);
-        }
-        p_ = nullptr;
-        cap_ = 0;
-    }
-
-    T* p_ = nullptr;
-    std::size_t cap_ = 0;
-};
-
 /// A block for a coroutine frame (or anything else): 16-byte aligned.
 inline void* frame_allocate(std::size_t n) { return object_allocate((n + 15) & ~std::size_t{15}); }
 inline void frame_deallocate(void* p, std::size_t n) noexcept { object_deallocate(p, (n + 15) & ~std::size_t{15}); }
@@ -436,31 +331,6 @@ inline void big_deallocate(void* p, std::size_t bytes) noexcept {
     ::operator delete(p);
 #endif
 }
-
-/// A fixed-size array of default-constructed T in a recycled big block.
-template <class T>
-class recycled_array {
-public:
-    explicit recycled_array(std::size_t n) : n_(n), bytes_(n * sizeof(T)) {
-        static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-        data_ = static_cast<T*>(big_allocate(bytes_));
-        std::uninitialized_value_construct_n(data_, n_);
-    }
-    recycled_array(const recycled_array&) = delete;
-    recycled_array& operator=(const recycled_array&) = delete;
-    ~recycled_array() {
-        std::destroy_n(data_, n_);
-        big_deallocate(data_, bytes_);
-    }
-    T* data() noexcept { return data_; }
-    std::size_t size() const noexcept { return n_; }
-    T& operator[](std::size_t i) noexcept { return data_[i]; }
-
-private:
-    T* data_;
-    std::size_t n_;
-    std::size_t bytes_;
-};
 
 /// Returns this thread's cached empty slabs (and big block) to the system now.
 inline void trim_frame_cache() noexcept {

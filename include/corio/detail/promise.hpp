@@ -95,8 +95,8 @@ struct promise_base {
             // The chain's outermost frame: its owner decides (and may destroy
             // this frame: touch nothing after).
             chain_root* r = chain_root::from_chain(c);
-            if (r->spawned) c->sched->complete_task_(r);
-            else c->sched->complete_child_(r);
+            if (r->spawned) c->sched->complete_task(r);
+            else static_cast<child_root*>(r)->report_done();
         }
         void await_resume() noexcept {}
     };

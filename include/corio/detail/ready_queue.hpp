@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "frame_allocator.hpp"
+#include "big_array.hpp"
 
 namespace corio::detail {
 

@@ -128,10 +128,11 @@ struct chain {
 enum class task_status : std::uint8_t { pending, running, done, failed, cancelled };
 
 /// A chain together with its outermost scope and outermost frame: one block
-/// per spawned task (spawn_state) or combinator child (child_slot). The
+/// per spawned task (spawn_state) or combinator child (child_root). The
 /// scope finds its chain by layout; the outermost frame is marked in its
-/// promise (promise_base::root_bit), whose final suspension then calls the
-/// owner's completion hook on the scheduler.
+/// promise (promise_base::root_bit), whose final suspension then reports to
+/// the chain's owner: the loop for a spawned task, the child's own
+/// child_owner for a combinator child.
 struct chain_root : scope_node {
     // Bits for spawn_state (a combinator child leaves them at their initial
     // values, except `spawned`); they fill scope_node's tail padding. Each
@@ -178,6 +179,25 @@ struct chain_root : scope_node {
 #pragma GCC diagnostic pop
         return reinterpret_cast<chain_root*>(reinterpret_cast<char*>(c) - offset);
     }
+};
+
+struct child_root;
+
+/// Whoever runs combinator children (the engine of child_chain.hpp, or any
+/// other): the one function its children report to. A child records its
+/// owner when it is bound (child_root::owner), so each child's completion
+/// goes to the engine that started it, however many engines are alive on the
+/// scheduler at once; nothing on the scheduler is written to start a child.
+struct child_owner {
+    void (*on_child_done)(child_root*) noexcept = nullptr;
+};
+
+/// A combinator child's chain_root: the block above plus the owner its
+/// completion is dispatched to (see task.hpp's final_awaiter).
+struct child_root : chain_root {
+    child_owner* owner = nullptr;
+
+    void report_done() noexcept { owner->on_child_done(this); }
 };
 
 /// A scope a running chain entered below its innermost one. It stores no
@@ -350,15 +370,15 @@ public:
 
     std::coroutine_handle<> next_{};  // trampoline slot, see the header comment
     std::coroutine_handle<> running_{};  // the frame this scheduler resumed last and is still inside (its chain runs)
-    /// Completion of a chain's outermost frame, by who owns the chain: a
-    /// spawned task (set by event_loop) or a combinator child (set by the
-    /// combinator when it starts one). Called from final_suspend.
-    void (*complete_task_)(chain_root*) noexcept = nullptr;
-    void (*complete_child_)(chain_root*) noexcept = nullptr;
+    /// Completion of a spawned task's outermost frame (called from its
+    /// final_suspend). A combinator child reports to its own owner instead
+    /// (child_root::report_done): the scheduler knows no combinator.
+    void complete_task(chain_root* r) noexcept { complete_task_(r); }
     scope_node root_scope_;           // parent of every spawned task's root scope
     std::unordered_map<const void*, std::string> task_names_;  // spawned task -> name, for named tasks only
 
 protected:
+    void (*complete_task_)(chain_root*) noexcept = nullptr;  // set once, by the event_loop this scheduler is
     void (*request_drain_)(scheduler*) = nullptr;
     ready_queue ready_;
     timer_heap timers_;

@@ -72,7 +72,7 @@ public:
         arm();
     }
     void remove_waiter(signal_waiter* w) noexcept {
-        if (w->linked) waiters_.erase(w);
+        w->unlink();
         try {
             for (int s : w->wanted) unref(s);
         } catch (...) {
@@ -128,7 +128,7 @@ private:
         bool taken = false;
         wait_node* n = waiters_.front();
         while (n) {
-            wait_node* next = n->next;
+            wait_node* next = wait_list::next(n);
             auto* w = static_cast<signal_waiter*>(static_cast<parked*>(n));
             if (w->wants(sig)) {
                 waiters_.erase(w);

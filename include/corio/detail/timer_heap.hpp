@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "big_array.hpp"
 #include "clock.hpp"
 #include "frame_allocator.hpp"
 #include "wakeable.hpp"

@@ -2,8 +2,8 @@
 // (semaphore, mutex, event, condition_variable, barrier, queue, limiter) uses.
 //
 // Invariants: nodes live in the awaiters (in coroutine frames), so parking
-// allocates nothing; `wait_node::linked` is true exactly while the node is in
-// a list; `parked::wake()` hands the chain to the scheduler and never resumes
+// allocates nothing; `wait_node::linked()` is true exactly while the node is
+// in a list, and a node destroyed while linked unlinks itself; `parked::wake()` hands the chain to the scheduler and never resumes
 // inline.
 #pragma once
 
@@ -11,60 +11,17 @@
 #include <coroutine>
 #include <cstddef>
 
+#include "intrusive_list.hpp"
 #include "scheduler.hpp"
 
 namespace corio::detail {
 
-/// A node of a wait_list. Invariant: `linked` is true exactly while the node is
-/// in some list; prev/next are meaningful only then.
-struct wait_node {
-    wait_node* prev = nullptr;
-    wait_node* next = nullptr;
-    bool linked = false;
-};
+/// A node of a wait_list: linked() is true exactly while it is in a list; a
+/// node destroyed while linked unlinks itself (intrusive_list.hpp).
+struct wait_node : list_hook<> {};
 
 /// Intrusive doubly linked FIFO of waiters; owns nothing and never allocates.
-class wait_list {
-public:
-    wait_list() noexcept = default;
-    wait_list(const wait_list&) = delete;
-    wait_list& operator=(const wait_list&) = delete;
-
-    bool empty() const noexcept { return head_ == nullptr; }
-    std::size_t size() const noexcept { return size_; }
-    wait_node* front() const noexcept { return head_; }
-
-    void push_back(wait_node* n) noexcept {
-        n->prev = tail_;
-        n->next = nullptr;
-        n->linked = true;
-        if (tail_) tail_->next = n;
-        else head_ = n;
-        tail_ = n;
-        ++size_;
-    }
-
-    wait_node* pop_front() noexcept {
-        wait_node* n = head_;
-        if (n) erase(n);
-        return n;
-    }
-
-    void erase(wait_node* n) noexcept {
-        if (n->prev) n->prev->next = n->next;
-        else head_ = n->next;
-        if (n->next) n->next->prev = n->prev;
-        else tail_ = n->prev;
-        n->prev = n->next = nullptr;
-        n->linked = false;
-        --size_;
-    }
-
-private:
-    wait_node* head_ = nullptr;
-    wait_node* tail_ = nullptr;
-    std::size_t size_ = 0;
-};
+using wait_list = intrusive_list<wait_node>;
 
 /// The common part of a parked waiter: the chain and the coroutine to resume.
 struct parked : waiter_base, wait_node {
@@ -76,7 +33,7 @@ struct parked : waiter_base, wait_node {
     /// task before it is awaited. Once it has looked at its caller's chain
     /// (or parked) it is pinned: its address is in lists and handlers.
     parked([[maybe_unused]] parked&& o) noexcept : waiter_base(), wait_node() {
-        assert(!o.ch && !o.linked && "corio: an operation was moved after it started (awaiters are pinned once awaited)");
+        assert(!o.ch && !o.linked() && "corio: an operation was moved after it started (awaiters are pinned once awaited)");
     }
     parked& operator=(parked&&) = delete;
 
