@@ -62,6 +62,7 @@ corio::task<void> echo_server(tcp::acceptor& acceptor) {
     co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<void> {
         for (;;) {
             tcp::socket sock = co_await acceptor.async_accept(corio::use_task);
+            co_await corio::yield_now();  // throws if the accept completed as the server was cancelled
             g.spawn(echo_session(std::move(sock)));
         }
     });
