@@ -2,7 +2,7 @@
 # Installs what corio's build, tests and examples need, if it is missing.
 #
 #   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl
-#                              (+ Google Benchmark and python3, optional)
+#                              (+ Google Benchmark, python3 and doxygen, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
 #   scripts/deps.sh --valgrind also valgrind (.ci/run's memcheck stage)
 #   scripts/deps.sh --check    only report what is missing (exit 1 if any)
@@ -52,6 +52,7 @@ have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
 have_cmd python3                || optional+=(python3)
 have_cmd ccache                 || optional+=(ccache)   # .ci/run uses it when present
 (( want_valgrind )) && { have_cmd valgrind || required+=(valgrind); }
+have_cmd doxygen                || optional+=(doxygen)   # the `docs` target (API reference)
 
 clang_tsan_runtime() {   # does clang++ have its ThreadSanitizer/ASan runtimes?
   local dir arch

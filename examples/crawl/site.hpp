@@ -53,6 +53,10 @@ public:
         auto body = [this](corio::task_group& tg) -> corio::task<void> {
             for (;;) {
                 tcp::socket s = co_await acceptor_.async_accept(corio::use_task);
+                // An accept that completed as the group was cancelled (Ctrl-C)
+                // still returns its socket; yield_now() throws cancelled_error
+                // then, instead of spawning into a group that is shutting down.
+                co_await corio::yield_now();
                 s.set_option(tcp::no_delay(true));
                 tg.spawn(connection(std::move(s)));
             }

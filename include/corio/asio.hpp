@@ -110,10 +110,11 @@
 
 namespace corio {
 
-/// Completion token: `co_await op(args..., corio::use_task)`.
+/// The type of use_task: `co_await op(args..., corio::use_task)`.
 struct use_task_t {
     constexpr use_task_t() noexcept = default;
 };
+/// The completion token that makes an Asio async operation awaitable from a corio task (see the header comment).
 inline constexpr use_task_t use_task{};
 
 namespace detail {

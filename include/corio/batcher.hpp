@@ -63,11 +63,15 @@
 
 namespace corio {
 
+/// Coalesces concurrent submit() calls into batched calls of one handler (see the header comment).
 template <class In, class Out>
 class micro_batcher {
 public:
+    /// The batch handler: takes the inputs of one batch, returns one output per input, in order.
     using handler_type = std::function<task<std::vector<Out>>(std::vector<In>)>;
 
+    /// A batch is handed to `handler` when it holds `max_size` inputs or `max_wait` after its first one;
+    /// at most `max_concurrent_batches` handler calls run at once.
     template <class Rep, class Period>
     micro_batcher(handler_type handler, std::size_t max_size, std::chrono::duration<Rep, Period> max_wait,
                   std::size_t max_concurrent_batches = 1) {
@@ -91,6 +95,7 @@ public:
     /// Sends the partial batch and waits for every handler call. See above.
     task<void> close() { return close_impl(s_); }
 
+    /// True once close() was called: submit() then throws.
     bool closed() const noexcept { return s_->closed; }
     /// Submissions waiting in the batch that is being collected.
     std::size_t pending() const noexcept { return s_->pending_live; }

@@ -61,6 +61,7 @@ namespace corio {
 class cancel_scope {
 public:
     cancel_scope() noexcept = default;
+    /// A scope with an absolute deadline (loop time).
     explicit cancel_scope(clock::time_point deadline) noexcept : rec_(deadline) {}
     cancel_scope(const cancel_scope&) = delete;
     cancel_scope& operator=(const cancel_scope&) = delete;
@@ -85,12 +86,15 @@ public:
     /// Throws invalid_state_error once the scope has finished.
     void reschedule(clock::time_point deadline) { rec_.reschedule(deadline); }
 
+    /// The deadline (time_point::max() when none).
     clock::time_point deadline() const noexcept { return rec_.deadline; }
     /// cancel() was called or the deadline expired (while the scope ran).
     bool cancel_called() const noexcept { return rec_.cancel_called; }
     /// The scope absorbed a cancellation at its boundary.
     bool cancelled_caught() const noexcept { return rec_.cancelled_caught; }
+    /// True while run() is awaiting the scope's operand.
     bool running() const noexcept { return rec_.current_phase() == detail::scope_record::phase::running; }
+    /// True once run() has returned or thrown.
     bool finished() const noexcept { return rec_.current_phase() == detail::scope_record::phase::finished; }
 
 private:
@@ -144,9 +148,12 @@ auto shield(A&& aw) {
 class cancellation_token {
 public:
     cancellation_token() noexcept = default;
+    /// A token observing `t`.
     explicit cancellation_token(std::stop_token t) noexcept : t_(std::move(t)) {}
 
+    /// True once its source was cancelled. Thread-safe.
     bool cancelled() const noexcept { return t_.stop_requested(); }
+    /// False for a default-constructed token (no source).
     bool can_be_cancelled() const noexcept { return t_.stop_possible(); }
     /// For std::jthread / std::stop_callback interop.
     const std::stop_token& stop_token() const noexcept { return t_; }
@@ -160,16 +167,21 @@ private:
 class cancellation_source {
 public:
     cancellation_source() = default;
+    /// A source cancelled with `parent` (and by its own cancel()).
     explicit cancellation_source(const cancellation_token& parent) {
         if (parent.cancelled()) src_.request_stop();
         else if (parent.can_be_cancelled()) link_ = std::make_unique<std::stop_callback<forward_stop>>(parent.stop_token(), forward_stop{src_});
     }
+    /// Takes over `o`'s stop state.
     cancellation_source(cancellation_source&&) = default;
+    /// Takes over `o`'s stop state.
     cancellation_source& operator=(cancellation_source&&) = default;
 
+    /// A token observing this source.
     cancellation_token token() const noexcept { return cancellation_token(src_.get_token()); }
     /// Returns true when this call did the cancelling.
     bool cancel() noexcept { return src_.request_stop(); }
+    /// True once cancel() was called (here or through a parent). Thread-safe.
     bool cancelled() const noexcept { return src_.stop_requested(); }
 
 private:
@@ -188,6 +200,8 @@ private:
 class cancellation_registration {
 public:
     cancellation_registration() noexcept = default;
+    /// Calls `fn` once when `tok` is cancelled (at once, on this thread, if it already is),
+    /// on the thread that cancels; destroying the registration unregisters it.
     cancellation_registration(const cancellation_token& tok, std::function<void()> fn)
         : cb_(std::make_unique<std::stop_callback<std::function<void()>>>(tok.stop_token(), std::move(fn))) {}
 

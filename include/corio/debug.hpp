@@ -70,6 +70,7 @@ inline std::string format_tasks(const std::vector<task_dump>& tasks) { return de
 
 /// Writes the dump of `loop` to stderr.
 inline void print_tasks(event_loop& loop) { std::fputs(format_tasks(dump_tasks(loop)).c_str(), stderr); }
+/// Writes the dump of the running loop to stderr.
 inline void print_tasks() { print_tasks(current_loop()); }
 
 /// Prints the task dump to stderr each time `sig` arrives (SIGQUIT: Ctrl-\).

@@ -34,6 +34,7 @@ namespace corio {
 /// std::exception on purpose; it carries no message.
 class cancelled_error final {
 public:
+    /// "corio: operation cancelled".
     const char* what() const noexcept { return "corio: operation cancelled"; }
 };
 
@@ -100,11 +101,15 @@ public:
 /// order they happened. Never holds a cancelled_error.
 class exception_group : public std::exception {
 public:
+    /// A group of `errors` (in the order they happened).
     explicit exception_group(std::vector<std::exception_ptr> errors)
         : errors_(std::move(errors)), message_(describe(errors_)) {}
 
+    /// The grouped exceptions, in order.
     const std::vector<std::exception_ptr>& exceptions() const noexcept { return errors_; }
+    /// The number of grouped exceptions.
     std::size_t size() const noexcept { return errors_.size(); }
+    /// A message describing the grouped errors.
     const char* what() const noexcept override { return message_.c_str(); }
 
     /// True when some member is an E (or derives from it). Nested groups are not searched.

@@ -290,11 +290,15 @@ auto race(R&& range) {
 
 // ------------------------------------------------------------------ wait ---
 
+/// When wait() returns, as in asyncio.wait: at the first task to finish, at the first error, or when all finished.
 enum class return_when : unsigned char { first_completed, first_exception, all_completed };
 
+/// What wait() returns: the handles of the tasks that finished and of those still running.
 template <class T>
 struct wait_result {
+    /// The handles whose task finished, in input order.
     std::vector<join_handle<T>*> done;
+    /// The handles whose task still runs, in input order.
     std::vector<join_handle<T>*> pending;
 };
 

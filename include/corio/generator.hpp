@@ -90,19 +90,28 @@ namespace corio {
 template <class T>
 class optional_ref {
 public:
+    /// The referenced type.
     using value_type = T;
     optional_ref() noexcept = default;
+    /// An empty reference.
     optional_ref(std::nullopt_t) noexcept {}
+    /// A reference to `r`.
     explicit optional_ref(T& r) noexcept : p_(std::addressof(r)) {}
 
+    /// True when it refers to something.
     bool has_value() const noexcept { return p_ != nullptr; }
+    /// True when it refers to something.
     explicit operator bool() const noexcept { return p_ != nullptr; }
+    /// The referenced object (undefined when empty).
     T& operator*() const noexcept { return *p_; }
+    /// The referenced object's address (undefined when empty).
     T* operator->() const noexcept { return p_; }
+    /// The referenced object; std::bad_optional_access when empty.
     T& value() const {
         if (!p_) throw std::bad_optional_access();
         return *p_;
     }
+    /// The referenced object's address, or null when empty.
     T* get() const noexcept { return p_; }
 
 private:
@@ -240,18 +249,29 @@ private:
 
 }  // namespace detail
 
+/// An async generator: a lazy coroutine that co_yields items and co_awaits anything
+/// (asyncio's async generator). Pull items with next(), `for_each()` or the iterator form;
+/// move-only; destroying it destroys a suspended body (its locals' destructors run).
 template <class T>
 class [[nodiscard]] async_generator {
 public:
+    /// The coroutine's promise.
     using promise_type = detail::generator_promise<T>;
+    /// The coroutine handle the promise makes.
     using handle_type = std::coroutine_handle<promise_type>;
+    /// The item type without reference or cv-qualification.
     using value_type = std::remove_cvref_t<T>;
+    /// What the iterator's operator* gives: `T` itself when `T` is a reference, `T&` otherwise.
     using reference = std::conditional_t<std::is_reference_v<T>, T, T&>;
+    /// What next() yields: `std::optional<T>`, or `optional_ref<U>` for `T = U&`.
     using next_type = typename detail::generator_next<T>::type;
 
     async_generator() noexcept = default;
+    /// Takes ownership of a generator coroutine (what the promise returns).
     explicit async_generator(handle_type h) noexcept : h_(h) {}
+    /// Takes over `o`'s coroutine; `o` becomes empty.
     async_generator(async_generator&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    /// Destroys this generator's coroutine, then takes over `o`'s.
     async_generator& operator=(async_generator&& o) noexcept {
         if (this != &o) {
             reset();
@@ -265,6 +285,7 @@ public:
 
     /// True when this object holds a generator (finished or not).
     bool valid() const noexcept { return static_cast<bool>(h_); }
+    /// valid().
     explicit operator bool() const noexcept { return valid(); }
     /// True once the body has returned or thrown.
     bool done() const noexcept { return !h_ || h_.done(); }
@@ -279,6 +300,7 @@ public:
 
     /// Awaitable: runs the body to its first item; yields an iterator.
     advance_to_iterator begin() noexcept { return advance_to_iterator(h_); }
+    /// The end of the iterator form: an iterator equals it once the body has finished.
     std::default_sentinel_t end() const noexcept { return {}; }
 
 private:
@@ -289,17 +311,24 @@ private:
     handle_type h_{};
 };
 
+/// The iterator form: `for (auto it = co_await g.begin(); it != g.end(); co_await ++it)`.
 template <class T>
 class async_generator<T>::iterator {
 public:
+    /// The item type.
     using value_type = async_generator<T>::value_type;
+    /// What operator* gives.
     using reference = async_generator<T>::reference;
+    /// Iterator requirement; not meaningful.
     using difference_type = std::ptrdiff_t;
 
     iterator() noexcept = default;
+    /// An iterator over the generator `h` (made by begin()).
     explicit iterator(handle_type h) noexcept : h_(h) {}
 
+    /// The current item (valid until the next advance).
     reference operator*() const noexcept { return static_cast<reference>(*h_.promise().current); }
+    /// The current item's address (valid until the next advance).
     std::remove_reference_t<reference>* operator->() const noexcept { return h_.promise().current; }
 
     /// Awaitable: advances to the next item; yields this iterator.
@@ -314,13 +343,17 @@ private:
     handle_type h_{};
 };
 
+/// What begin() returns: an awaitable that runs the body to its first item and yields an iterator.
 template <class T>
 class async_generator<T>::advance_to_iterator {
     using base = detail::advance_awaiter<T, detail::advance_kind::iterate>;
 
 public:
+    /// The awaitable of begin() for the generator `h`.
     explicit advance_to_iterator(handle_type h) noexcept : a_(h), h_(h) {}
+    /// Awaiter protocol: ready when the generator has nothing to run.
     bool await_ready() const { return a_.await_ready(); }
+    /// Awaiter protocol: resumes the generator's body, symmetric transfer.
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
         return a_.await_suspend(caller);

@@ -74,6 +74,7 @@
 
 namespace corio::http {
 
+/// Header lines to send: (name, value) pairs, in order.
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Response headers, in arrival order; lookups ignore the name's case.
@@ -87,10 +88,12 @@ public:
             if (iequals(k, name)) return std::string_view(v);
         return std::nullopt;
     }
+    /// The first value of `name` (case-insensitive), or `fallback`.
     std::string_view value_or(std::string_view name, std::string_view fallback) const noexcept {
         auto v = get(name);
         return v ? *v : fallback;
     }
+    /// Whether a header `name` (case-insensitive) is present.
     bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
     /// Every value of `name`, in order (Set-Cookie, ...).
     std::vector<std::string_view> get_all(std::string_view name) const {
@@ -100,14 +103,21 @@ public:
         return out;
     }
 
+    /// Number of header lines.
     std::size_t size() const noexcept { return items_.size(); }
+    /// True when there is no header line.
     bool empty() const noexcept { return items_.empty(); }
+    /// Iteration over (name, value) pairs, in the order received.
     auto begin() const noexcept { return items_.begin(); }
+    /// The end of the iteration.
     auto end() const noexcept { return items_.end(); }
 
+    /// Appends a header line.
     void add(std::string name, std::string value) { items_.emplace_back(std::move(name), std::move(value)); }
+    /// Removes every header line.
     void clear() noexcept { items_.clear(); }
 
+    /// ASCII case-insensitive comparison (header names).
     static bool iequals(std::string_view a, std::string_view b) noexcept {
         if (a.size() != b.size()) return false;
         for (std::size_t i = 0; i < a.size(); ++i)
@@ -145,9 +155,12 @@ inline const std::error_category& status_category() noexcept {
 /// what() is the whole message: "corio::http: GET <url>: <libcurl's reason>".
 class error : public std::system_error {
 public:
+    /// An error `ec` of the request for `url`; `message` is what what() returns.
     error(std::error_code ec, std::string url, std::string message)
         : std::system_error(ec), url_(std::move(url)), message_(std::move(message)) {}
+    /// The URL of the failed request.
     const std::string& url() const noexcept { return url_; }
+    /// The whole message: "corio::http: GET <url>: <reason>".
     const char* what() const noexcept override { return message_.c_str(); }
 
 private:
@@ -155,25 +168,33 @@ private:
     std::string message_;
 };
 
+/// A response whose status is >= 400, thrown by raise_for_status(); code() is in status_category().
 class status_error : public error {
 public:
+    /// The error for `status` from `url`.
     status_error(long status, std::string url)
         : error(std::error_code(static_cast<int>(status), status_category()), url,
                 "corio::http: " + url + ": HTTP status " + std::to_string(status)),
           status_(status) {}
+    /// The HTTP status code.
     long status() const noexcept { return status_; }
 
 private:
     long status_;
 };
 
+/// A complete response: status, headers and the whole body.
 struct response {
+    /// The HTTP status code (200, 404, ...).
     long status = 0;
+    /// The response headers, in the order received (the last response's, after redirects).
     http::headers headers;
+    /// The body, decoded (libcurl handles the transfer encoding).
     std::string body;
-    std::string effective_url;  // after redirects
-    std::chrono::microseconds elapsed{0};  // libcurl's total time of the transfer
+    std::string effective_url;  ///< after redirects
+    std::chrono::microseconds elapsed{0};  ///< libcurl's total time of the transfer
 
+    /// Status 2xx or 3xx.
     bool ok() const noexcept { return status >= 200 && status < 400; }
     /// Throws status_error when status >= 400; returns *this otherwise.
     const response& raise_for_status() const {
@@ -182,25 +203,27 @@ struct response {
     }
 };
 
+/// Settings of a client, fixed when it is made (bad values: invalid_argument).
 struct options {
     /// Total time per request (corio's timeout; timeout_error). Empty: none.
     std::optional<clock::duration> timeout{};
     /// Time to establish a connection (libcurl's; http::error).
     clock::duration connect_timeout = std::chrono::seconds(30);
-    std::size_t max_connections = 0;           // open at once; 0: unlimited
-    std::size_t max_connections_per_host = 0;  // 0: unlimited
-    bool http2 = true;                         // HTTP/2 over TLS when the server offers it
-    bool verify_tls = true;                    // peer certificate and host name
-    bool follow_redirects = false;
-    long max_redirects = 10;
-    std::string user_agent = "corio-http/0.1";
-    header_list default_headers{};             // sent with every request
+    std::size_t max_connections = 0;           ///< open at once; 0: unlimited
+    std::size_t max_connections_per_host = 0;  ///< 0: unlimited
+    bool http2 = true;                         ///< HTTP/2 over TLS when the server offers it
+    bool verify_tls = true;                    ///< peer certificate and host name
+    bool follow_redirects = false;  ///< follow 3xx responses (Location)
+    long max_redirects = 10;  ///< when following redirects
+    std::string user_agent = "corio-http/0.1";  ///< the User-Agent header
+    header_list default_headers{};             ///< sent with every request
 };
 
+/// Settings of one request, overriding the client's.
 struct request_options {
-    std::optional<clock::duration> timeout{};  // overrides options::timeout
-    header_list headers{};                     // added to the client's default headers
-    std::optional<bool> follow_redirects{};    // overrides options::follow_redirects
+    std::optional<clock::duration> timeout{};  ///< overrides options::timeout
+    header_list headers{};                     ///< added to the client's default headers
+    std::optional<bool> follow_redirects{};    ///< overrides options::follow_redirects
 };
 
 class client;
@@ -565,14 +588,21 @@ inline async_generator<std::string> stream_lines(async_generator<std::string> ch
 /// out) aborts an unfinished transfer.
 class stream_response {
 public:
+    /// The HTTP status code.
     long status = 0;
+    /// The response headers.
     http::headers headers;
+    /// The URL of the response, after redirects.
     std::string effective_url;
 
+    /// Takes over `o`'s transfer.
     stream_response(stream_response&&) noexcept = default;
+    /// Aborts this response's unfinished transfer, then takes over `o`'s.
     stream_response& operator=(stream_response&&) noexcept = default;
 
+    /// Status 2xx or 3xx.
     bool ok() const noexcept { return status >= 200 && status < 400; }
+    /// Throws status_error when status >= 400; returns *this otherwise.
     const stream_response& raise_for_status() const {
         if (status >= 400) throw status_error(status, effective_url);
         return *this;
@@ -601,6 +631,7 @@ class client {
 public:
     /// A client on the loop running on this thread (invalid_state_error if none).
     explicit client(options o = {}) : client(current_loop(), std::move(o)) {}
+    /// A client on `loop`, with the settings `o` (invalid_argument when one is out of range).
     client(event_loop& loop, options o) : loop_(&loop), opts_(std::move(o)) {
         validate(opts_);
         multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
@@ -612,12 +643,16 @@ public:
     /// Transfers still in flight are removed; their requests throw invalid_state_error.
     ~client() = default;
 
+    /// GET `url`. The response, whatever its status (raise_for_status() turns >= 400 into status_error);
+    /// http::error on a transport error, timeout_error when a timeout expires. Cancellation point.
     task<response> get(std::string url, request_options o = {}) {
         return request("GET", std::move(url), {}, {}, std::move(o));
     }
+    /// POST `body` to `url`; as get().
     task<response> post(std::string url, std::string body, request_options o = {}) {
         return request("POST", std::move(url), std::move(body), {}, std::move(o));
     }
+    /// PUT `body` to `url`; as get().
     task<response> put(std::string url, std::string body, request_options o = {}) {
         return request("PUT", std::move(url), std::move(body), {}, std::move(o));
     }
@@ -636,7 +671,9 @@ public:
     /// not: 0 once every request of this client has returned and every
     /// stream_response and body generator is gone (a leak check for tests).
     std::size_t live_transfers() const noexcept { return multi_->alive(); }
+    /// The client's settings.
     const options& settings() const noexcept { return opts_; }
+    /// The loop the client runs on.
     event_loop& loop() const noexcept { return *loop_; }
 
 private:

@@ -45,6 +45,7 @@
 
 namespace corio {
 
+/// A token-bucket rate limiter on the loop clock (see the header comment).
 class limiter {
 public:
     class acquire_awaiter;
@@ -86,9 +87,11 @@ public:
         return missing >= static_cast<decltype(missing)>(burst_) ? 0 : burst_ - static_cast<std::size_t>(missing);
     }
 
+    /// The bucket's capacity: tokens that can be taken at once after an idle period.
     std::size_t burst() const noexcept { return burst_; }
     /// The cost of one token (1 s / rate, rounded up to whole nanoseconds).
     clock::duration interval() const noexcept { return interval_; }
+    /// Tasks waiting for tokens.
     std::size_t waiters() const noexcept { return waiters_.size(); }
 
 private:
@@ -122,9 +125,12 @@ private:
     detail::wait_list waiters_;
 };
 
+/// What acquire() returns: waits (FIFO) until the tokens are available and takes them.
 class [[nodiscard]] limiter::acquire_awaiter : detail::parked, detail::wake_timer {
 public:
+    /// An acquire of `n` tokens from `l`.
     acquire_awaiter(limiter& l, std::size_t n) noexcept : l_(&l), n_(n) {}
+    /// Movable until the await starts.
     acquire_awaiter(acquire_awaiter&&) = default;  // movable until started (parked asserts it)
     acquire_awaiter& operator=(const acquire_awaiter&) = delete;
     ~acquire_awaiter() {
@@ -140,8 +146,10 @@ public:
         }
     }
 
+    /// Awaiter protocol: ready at once for 0 tokens.
     bool await_ready() const noexcept { return n_ == 0; }
 
+    /// Awaiter protocol: takes the tokens now if possible, else parks until they accrue.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         ch = detail::chain_of(caller);
@@ -164,6 +172,7 @@ public:
         return true;
     }
 
+    /// Awaiter protocol: returns once the tokens were taken; cancelled_error when cancelled.
     void await_resume() {
         if (state_ == state::granted) {
             state_ = state::done;

@@ -86,6 +86,7 @@
 
 namespace corio {
 
+/// The loop clock, std::chrono::steady_clock (a loop under virtual time keeps its own now() in its time points).
 using clock = detail::clock;
 
 class event_loop;
@@ -95,6 +96,7 @@ namespace detail {
 struct loop_access;
 }  // namespace detail
 
+/// Options of an event_loop and of run().
 struct run_options {
     /// The clock jumps to the next deadline whenever nothing is ready.
     bool virtual_time = false;
@@ -109,6 +111,7 @@ struct run_options {
     /// stderr when one step of a task holds the loop longer than
     /// slow_step_threshold. See debug.hpp.
     bool debug = false;
+    /// With debug: the longest one task step may hold the loop before a warning.
     std::chrono::nanoseconds slow_step_threshold = std::chrono::milliseconds(100);
     /// Test-only schedule fuzzing (tests/stress.cpp): the loop runs what is
     /// ready in a seeded random order of steps, keeping the order within
@@ -136,11 +139,15 @@ inline void report_slow_step(std::string_view task, std::chrono::nanoseconds too
 /// The event loop of the calling thread, or invalid_state_error when none runs.
 event_loop& current_loop();
 
+/// The event loop: runs tasks on one thread over an asio::io_context (its own or a user's).
 class event_loop : private detail::scheduler {
 public:
+    /// The executor of the loop's io_context.
     using executor_type = asio::io_context::executor_type;
+    /// Receives errors nobody can observe (a detached task that failed) with the task's name.
     using exception_handler = std::function<void(std::exception_ptr, std::string_view task_name)>;
 
+    /// A loop on an io_context of its own.
     explicit event_loop(run_options options = {})
         : detail::scheduler(options.virtual_time),
           owned_ctx_(std::make_unique<asio::io_context>(1)),
@@ -169,11 +176,14 @@ public:
         detail::decay_frame_cache();
     }
 
+    /// The loop's io_context: build Asio I/O objects on it.
     asio::io_context& context() noexcept { return ctx_; }
+    /// The executor of context().
     executor_type get_executor() noexcept { return ctx_.get_executor(); }
 
     /// The loop's clock: steady_clock::now(), or the virtual clock.
     clock::time_point now() const noexcept { return scheduler::now(); }
+    /// True when the loop runs under virtual time.
     bool virtual_time() const noexcept { return scheduler::virtual_time(); }
 
     /// Spawned tasks that have not finished yet.
@@ -181,6 +191,7 @@ public:
     /// Deadlines (sleeps, timeouts) currently armed.
     std::size_t pending_timers() const noexcept { return timers_.size(); }
 
+    /// True once close() was called.
     bool closed() const noexcept { return closed_; }
     /// After close(), spawn() throws invalid_state_error.
     void close() noexcept {
@@ -212,6 +223,7 @@ public:
         return run_until_complete(detail::to_task(std::forward<A>(a)));
     }
 
+    /// Replaces the handler of errors nobody can observe (by default they are printed to stderr).
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
 
     /// Reports an error nobody can receive (a detached task that failed) to
@@ -603,7 +615,9 @@ template <class T>
 class join_handle {
 public:
     join_handle() noexcept = default;
+    /// Takes over `o`'s task; `o` becomes empty.
     join_handle(join_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    /// Detaches this handle's task, then takes over `o`'s.
     join_handle& operator=(join_handle&& o) noexcept {
         if (this != &o) {
             reset();
@@ -615,11 +629,13 @@ public:
     join_handle& operator=(const join_handle&) = delete;
     ~join_handle() { reset(); }
 
+    /// Holds a task (not default-constructed or moved from).
     bool valid() const noexcept { return s_ != nullptr; }
     /// The task has finished (with a value, an error, or cancelled).
     bool done() const noexcept { return s_ && s_->finished(); }
     /// The task ended because a cancelled_error reached its boundary.
     bool cancelled() const noexcept { return s_ && s_->status == detail::task_status::cancelled; }
+    /// The task's name given to spawn() ("" when none).
     std::string_view name() const noexcept { return s_ ? s_->name() : std::string_view(); }
 
     /// Cancels the task's root scope (no-op once it finished). Idempotent.
@@ -627,12 +643,16 @@ public:
         if (s_ && !s_->finished()) detail::cancel_scope_node(s_->root());
     }
 
+    /// What `co_await handle` uses: observes the task until it finishes.
     class awaiter : detail::waiter_base, detail::observer {
     public:
+        /// An awaiter observing the task `s`.
         explicit awaiter(detail::spawn_state* s) noexcept : s_(s) {}
+        /// Copyable until the await begins.
         awaiter(const awaiter&) = default;  // only before the await begins
         /// A frame destroyed mid-await (with the loop) leaves no dangling observer.
         ~awaiter() { observer::unlink(); }
+        /// Awaiter protocol: ready when the task already finished.
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
@@ -640,6 +660,7 @@ public:
             // not suspend): that is where the awaiter's loop is known.
             return false;
         }
+        /// Awaiter protocol: parks the caller until the task finishes (or the caller's scope is cancelled).
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             ch_ = detail::chain_of(caller);
@@ -656,6 +677,7 @@ public:
             ch_->park(this);
             return true;
         }
+        /// Awaiter protocol: the task's value, or rethrows its exception; cancelled_error when the await was cancelled.
         T await_resume() {
             if (cancelled_) throw cancelled_error{};
             return detail::take_result<T>(s_);
@@ -690,7 +712,9 @@ public:
         bool cancelled_ = false;
     };
 
+    /// Awaits the task (the handle stays valid).
     awaiter operator co_await() & noexcept { return awaiter(s_); }
+    /// Awaits the task.
     awaiter operator co_await() && noexcept { return awaiter(s_); }
 
 private:

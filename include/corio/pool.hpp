@@ -99,12 +99,12 @@ struct pool_options {
 
 /// A snapshot of a pool's counters.
 struct pool_stats {
-    std::size_t size = 0;     // resources alive or being created
-    std::size_t idle = 0;     // ready to be handed out
-    std::size_t in_use = 0;   // leases out
-    std::size_t waiters = 0;  // acquires waiting
-    std::size_t created = 0;  // made by the factory, in total
-    std::size_t closed = 0;   // closed (or destroyed), in total
+    std::size_t size = 0;     ///< resources alive or being created
+    std::size_t idle = 0;     ///< ready to be handed out
+    std::size_t in_use = 0;   ///< leases out
+    std::size_t waiters = 0;  ///< acquires waiting
+    std::size_t created = 0;  ///< made by the factory, in total
+    std::size_t closed = 0;   ///< closed (or destroyed), in total
 };
 
 template <class T>
@@ -394,6 +394,7 @@ private:
 template <class T>
 class pool {
 public:
+    /// The pool's configuration type.
     using options = pool_options<T>;
     class lease;
 
@@ -422,6 +423,7 @@ public:
     /// every resource. Cancellation point while it waits.
     task<void> close() { return s_->close(); }
 
+    /// Counters of the pool at this moment.
     pool_stats stats() const noexcept { return s_->stats(); }
 
 private:
@@ -433,7 +435,9 @@ template <class T>
 class [[nodiscard]] pool<T>::lease {
 public:
     lease() noexcept = default;
+    /// Takes over `o`'s resource; `o` becomes empty.
     lease(lease&& o) noexcept : s_(std::exchange(o.s_, nullptr)), it_(std::exchange(o.it_, nullptr)) {}
+    /// Gives back this lease's resource, then takes over `o`'s.
     lease& operator=(lease&& o) noexcept {
         if (this != &o) {
             release();
@@ -446,8 +450,11 @@ public:
     lease& operator=(const lease&) = delete;
     ~lease() { release(); }
 
+    /// The resource (invalid_state_error on an empty lease).
     T& operator*() const { return checked()->value; }
+    /// The resource (invalid_state_error on an empty lease).
     T* operator->() const { return &checked()->value; }
+    /// The resource (invalid_state_error on an empty lease).
     T& get() const { return checked()->value; }
 
     /// Gives the resource back now for reuse (no-op on an empty lease).
@@ -464,7 +471,9 @@ public:
     explicit operator bool() const noexcept { return it_ != nullptr; }
 
 private:
+    /// @cond
     friend class detail::pool_waiter<T>;
+    /// @endcond
     lease(detail::pool_state<T>* s, detail::pool_item<T>* it) noexcept : s_(s), it_(it) {}
 
     detail::pool_item<T>* checked() const {

@@ -124,14 +124,21 @@ public:
         wake_all(getters_, wait_result::closed);
     }
 
+    /// Items in the queue.
     std::size_t size() const noexcept { return store_.size(); }
+    /// True when no item is queued.
     bool empty() const noexcept { return store_.size() == 0; }
+    /// True when bounded and holding maxsize() items.
     bool full() const noexcept { return maxsize_ != 0 && store_.size() >= maxsize_; }
+    /// The bound (0: unbounded).
     std::size_t maxsize() const noexcept { return maxsize_; }
+    /// True once close() was called.
     bool closed() const noexcept { return closed_; }
     /// Items put and not yet marked task_done().
     std::size_t unfinished() const noexcept { return unfinished_; }
+    /// Tasks waiting in get().
     std::size_t getters() const noexcept { return getters_.size(); }
+    /// Tasks waiting in put().
     std::size_t putters() const noexcept { return putters_.size(); }
 
 private:
@@ -180,14 +187,18 @@ private:
     detail::wait_list joiners_;
 };
 
+/// What put() returns: waits (FIFO) for room, then puts the item.
 template <class T, class Store>
 class [[nodiscard]] basic_queue<T, Store>::put_awaiter : basic_queue<T, Store>::waiter {
 public:
+    /// A put of `v` into `q`.
     put_awaiter(basic_queue& q, T&& v) noexcept(std::is_nothrow_move_constructible_v<T>)
         : q_(&q), item_(std::move(v)) {}
+    /// Movable until the await starts.
     put_awaiter(put_awaiter&&) = default;  // movable until started (parked asserts it)
     put_awaiter& operator=(const put_awaiter&) = delete;
 
+    /// Awaiter protocol: puts at once when there is room and no putter waits (ready to throw queue_closed when closed).
     bool await_ready() {
         if (q_->closed_) {
             this->result = wait_result::closed;
@@ -203,6 +214,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->putters_, &on_cancel)) return true;
@@ -210,6 +222,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: returns once the item is in; queue_closed or cancelled_error otherwise.
     void await_resume() const {
         if (this->result == wait_result::served) return;  // inserted (even if cancelled since)
         if (this->result == wait_result::closed) throw queue_closed("corio: put() on a closed queue");
@@ -228,10 +241,13 @@ private:
     T item_;
 };
 
+/// What get() returns: waits (FIFO) for an item and yields it.
 template <class T, class Store>
 class [[nodiscard]] basic_queue<T, Store>::get_awaiter : basic_queue<T, Store>::waiter {
 public:
+    /// A get from `q`.
     explicit get_awaiter(basic_queue& q) noexcept : q_(&q) {}
+    /// Movable until the await starts.
     get_awaiter(get_awaiter&&) = default;  // movable until started (parked asserts it)
     get_awaiter& operator=(const get_awaiter&) = delete;
     ~get_awaiter() {
@@ -243,6 +259,7 @@ public:
         }
     }
 
+    /// Awaiter protocol: takes an item at once when one is queued and no getter waits.
     bool await_ready() noexcept {
         // Items beyond the reserved ones are free (no getter can be waiting then).
         if (q_->store_.size() > q_->reserved_) {
@@ -256,6 +273,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->getters_, &on_cancel)) return true;
@@ -263,6 +281,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: the item; queue_closed once closed and drained, cancelled_error when cancelled.
     T await_resume() {
         switch (this->result) {
             case wait_result::served:  // an item was reserved for us
@@ -296,20 +315,26 @@ private:
     basic_queue* q_;
 };
 
+/// What join() returns: waits until every item put was marked task_done().
 template <class T, class Store>
 class [[nodiscard]] basic_queue<T, Store>::join_awaiter : basic_queue<T, Store>::waiter {
 public:
+    /// A join of `q`.
     explicit join_awaiter(basic_queue& q) noexcept : q_(&q) {}
+    /// Movable until the await starts.
     join_awaiter(join_awaiter&&) = default;  // movable until started (parked asserts it)
     join_awaiter& operator=(const join_awaiter&) = delete;
 
+    /// Awaiter protocol: ready when no item is unfinished.
     bool await_ready() const noexcept { return q_->unfinished_ == 0; }
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (this->park_on(caller, q_->joiners_, &on_cancel)) return true;
         this->result = wait_result::cancelled;
         return false;
     }
+    /// Awaiter protocol: returns once the item is in; queue_closed or cancelled_error otherwise.
     void await_resume() const {
         if (this->result == wait_result::cancelled) throw cancelled_error{};
     }

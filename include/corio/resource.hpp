@@ -68,6 +68,7 @@ namespace corio {
 class context_exit {
 public:
     context_exit() noexcept = default;
+    /// An end with the error `e` (null: the body returned); `cancelled` when `e` is a cancelled_error.
     context_exit(std::exception_ptr e, bool cancelled) noexcept : error_(std::move(e)), cancelled_(cancelled) {}
 
     /// The body's exception (a cancelled_error too), or null when it returned.
@@ -306,13 +307,19 @@ task<void> run_body(body_outcome<R>& out, F& body, T& r) {
 template <class T>
 class [[nodiscard]] async_context {
 public:
+    /// The coroutine's promise (a function returning async_context<T> is a context manager).
     using promise_type = detail::context_promise<T>;
+    /// The coroutine handle the promise makes.
     using handle_type = std::coroutine_handle<promise_type>;
+    /// The resource type the context co_yields.
     using value_type = T;
 
     async_context() noexcept = default;
+    /// Takes ownership of a context coroutine (what the promise returns).
     explicit async_context(handle_type h) noexcept : h_(h) {}
+    /// Takes over `o`'s coroutine; `o` becomes empty.
     async_context(async_context&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    /// Destroys this context's coroutine if it never ran, then takes over `o`'s.
     async_context& operator=(async_context&& o) noexcept {
         if (this != &o) {
             if (h_) h_.destroy();
@@ -394,6 +401,8 @@ public:
         entries_.push_back(std::move(e));
         co_return r;
     }
+    /// Awaits `aw` (an awaitable whose value has aclose()) and registers that value's aclose()
+    /// to run when the stack closes; returns a reference to the value, owned by the stack.
     template <class A, class V = std::remove_cvref_t<detail::await_result_t<A>>>
         requires(!detail::is_async_context<std::remove_cvref_t<A>>::value && detail::closeable<V>)
     task<V&> enter(A aw) {

@@ -18,22 +18,31 @@
 
 namespace corio {
 
+/// A value of type T or an exception: what gather_settled() gives per child.
 template <class T>
 class result {
 public:
     static_assert(!std::is_reference_v<T>, "corio::result<T&> is not supported; use result<std::reference_wrapper<T>>");
 
     result() = default;
+    /// A result holding `value`.
     result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+    /// A result holding the exception `error`.
     result(std::exception_ptr error) : v_(std::in_place_index<1>, std::move(error)) {}
 
+    /// True when it holds a value.
     bool has_value() const noexcept { return v_.index() == 0; }
+    /// has_value().
     explicit operator bool() const noexcept { return has_value(); }
 
+    /// The value, or rethrows the stored exception.
     T& value() & { rethrow_if_error(); return std::get<0>(v_); }
+    /// The value, or rethrows the stored exception.
     const T& value() const& { rethrow_if_error(); return std::get<0>(v_); }
+    /// The value (moved out), or rethrows the stored exception.
     T&& value() && { rethrow_if_error(); return std::get<0>(std::move(v_)); }
 
+    /// The stored exception, or null when it holds a value.
     std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(v_); }
 
     /// True when the stored error is a cancelled_error.
@@ -42,6 +51,7 @@ public:
     /// The stored error's message ("" when a value is held).
     std::string error_message() const { return detail::exception_message(error()); }
 
+    /// True when `e` is a cancelled_error.
     static bool is_cancelled(const std::exception_ptr& e) noexcept {
         if (!e) return false;
         try {
@@ -60,18 +70,25 @@ private:
     std::variant<T, std::exception_ptr> v_;
 };
 
+/// The outcome of a task<void>: success or an exception.
 template <>
 class result<void> {
 public:
     result() = default;
+    /// A result holding `error` (null: success).
     result(std::exception_ptr error) : error_(std::move(error)) {}
 
+    /// True on success.
     bool has_value() const noexcept { return !error_; }
+    /// has_value().
     explicit operator bool() const noexcept { return has_value(); }
+    /// Returns on success, or rethrows the stored exception.
     void value() const {
         if (error_) std::rethrow_exception(error_);
     }
+    /// The stored exception, or null on success.
     std::exception_ptr error() const noexcept { return error_; }
+    /// True when the stored error is a cancelled_error.
     bool cancelled() const noexcept { return result<int>::is_cancelled(error_); }
     /// The stored error's message ("" on success).
     std::string error_message() const { return detail::exception_message(error_); }

@@ -46,6 +46,7 @@
 namespace corio {
 
 
+/// An async counting semaphore, FIFO fair (asyncio.Semaphore; see the header comment).
 class semaphore {
 public:
     class permit;
@@ -77,6 +78,7 @@ public:
     std::size_t waiters() const noexcept { return waiters_.size(); }
 
 protected:
+    /// corio internals: a semaphore whose count may not exceed `max` (bounded_semaphore).
     semaphore(std::ptrdiff_t initial, std::ptrdiff_t max) : count_(initial), max_(max) {
         if (initial < 0)
             throw std::invalid_argument("corio: semaphore initial value must be >= 0, got " + std::to_string(initial));
@@ -104,6 +106,7 @@ private:
 /// A semaphore whose release() throws std::logic_error above its initial value.
 class bounded_semaphore : public semaphore {
 public:
+    /// A semaphore of `initial` permits that may never hold more.
     explicit bounded_semaphore(std::ptrdiff_t initial) : semaphore(initial, initial) {}
 };
 
@@ -111,7 +114,9 @@ public:
 class [[nodiscard]] semaphore::permit {
 public:
     permit() noexcept = default;
+    /// Takes over `o`'s permit; `o` becomes empty.
     permit(permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    /// Releases this permit, then takes over `o`'s.
     permit& operator=(permit&& o) noexcept {
         if (this != &o) {
             release();
@@ -131,8 +136,11 @@ public:
     /// semaphore::release() later).
     semaphore* detach() noexcept { return std::exchange(s_, nullptr); }
 
+    /// True while it holds a permit (not released or moved from).
     bool owns_permit() const noexcept { return s_ != nullptr; }
+    /// owns_permit().
     explicit operator bool() const noexcept { return s_ != nullptr; }
+    /// The semaphore of the permit, or null when empty.
     semaphore* get_semaphore() const noexcept { return s_; }
 
 private:
@@ -142,9 +150,12 @@ private:
     semaphore* s_ = nullptr;
 };
 
+/// What acquire() returns: waits (FIFO) for a permit and yields it.
 class [[nodiscard]] semaphore::acquire_awaiter : public detail::parked {
 public:
+    /// An acquire on `s`.
     explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}
+    /// Movable until the await starts.
     acquire_awaiter(acquire_awaiter&&) = default;  // movable until started (parked asserts it)
     acquire_awaiter& operator=(const acquire_awaiter&) = delete;
     ~acquire_awaiter() {
@@ -153,6 +164,7 @@ public:
         if (!linked() && state_ == state::granted) s_->release_one();
     }
 
+    /// Awaiter protocol: takes a free permit at once when there is one.
     bool await_ready() noexcept {
         if (s_->count_ > 0) {  // no waiter can exist while permits are free
             --s_->count_;
@@ -162,6 +174,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: parks the caller in FIFO order.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (park_on(caller, s_->waiters_, &on_cancel)) return true;
@@ -169,6 +182,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: the permit; cancelled_error when cancelled.
     permit await_resume() {
         if (state_ == state::granted) {
             ch->unpark();  // still parked since the hand-off (see release_one)

@@ -897,6 +897,7 @@ task<void> for_each_concurrent(async_generator<T>& gen, std::size_t n, F fn) {
     detail::require_positive(n, "for_each_concurrent(gen, n, fn): n");
     return detail::for_each_concurrent_task(gen, n, std::move(fn));
 }
+/// for_each_concurrent() over a generator passed as a temporary (it lives until the call ends).
 template <class T, class F>
 task<void> for_each_concurrent(async_generator<T>&& gen, std::size_t n, F fn) {
     detail::require_positive(n, "for_each_concurrent(gen, n, fn): n");

@@ -84,6 +84,7 @@ class condition_variable;
 
 // ------------------------------------------------------------------ mutex ---
 
+/// An async mutex, FIFO fair (asyncio.Lock; see the header comment).
 class mutex {
 public:
     class guard;
@@ -99,6 +100,7 @@ public:
     /// Locks the mutex only if it is free; never suspends.
     [[nodiscard]] try_lock_awaiter try_lock() noexcept;
 
+    /// True while a task holds the mutex.
     bool locked() const noexcept { return owner_ != nullptr; }
     /// Tasks waiting to lock (including condition_variable waiters re-locking).
     std::size_t waiters() const noexcept { return waiters_.size(); }
@@ -147,7 +149,9 @@ private:
 class [[nodiscard]] mutex::guard {
 public:
     guard() noexcept = default;
+    /// Takes over `o`'s lock; `o` becomes empty.
     guard(guard&& o) noexcept : m_(std::exchange(o.m_, nullptr)), owner_(std::exchange(o.owner_, nullptr)) {}
+    /// Unlocks what this guard holds, then takes over `o`'s lock.
     guard& operator=(guard&& o) noexcept {
         if (this != &o) {
             release();
@@ -172,8 +176,11 @@ public:
         release();
     }
 
+    /// True while it holds the lock.
     bool owns_lock() const noexcept { return m_ != nullptr; }
+    /// owns_lock().
     explicit operator bool() const noexcept { return m_ != nullptr; }
+    /// The mutex held, or null.
     mutex* get_mutex() const noexcept { return m_; }
 
 private:
@@ -196,9 +203,12 @@ private:
     detail::chain* owner_ = nullptr;
 };
 
+/// What lock() returns: waits (FIFO) for the mutex and yields its guard.
 class [[nodiscard]] mutex::lock_awaiter : mutex::lock_waiter {
 public:
+    /// A lock of `m`.
     explicit lock_awaiter(mutex& m) noexcept : m_(&m) {}
+    /// Movable until the await starts.
     lock_awaiter(lock_awaiter&&) = default;  // movable until started (parked asserts it)
     lock_awaiter& operator=(const lock_awaiter&) = delete;
     ~lock_awaiter() {
@@ -206,8 +216,10 @@ public:
         if (!linked() && granted && state_ == state::waiting) m_->unlock_internal();
     }
 
+    /// Awaiter protocol: always goes to await_suspend.
     bool await_ready() const noexcept { return false; }
 
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         ch = detail::chain_of(caller);
@@ -231,6 +243,7 @@ public:
         return true;
     }
 
+    /// Awaiter protocol: the guard of the locked mutex; cancelled_error when cancelled.
     guard await_resume() {
         if (granted && state_ == state::waiting) {
             if (ch->cancel_requested()) {
@@ -262,10 +275,14 @@ private:
     state state_ = state::waiting;
 };
 
+/// What try_lock() returns: locks only if the mutex is free.
 class [[nodiscard]] mutex::try_lock_awaiter {
 public:
+    /// A try-lock of `m`.
     explicit try_lock_awaiter(mutex& m) noexcept : m_(&m) {}
+    /// Awaiter protocol: always goes to await_suspend.
     bool await_ready() const noexcept { return false; }
+    /// Awaiter protocol: takes the mutex when it is free; never parks.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) noexcept {
         ch_ = detail::chain_of(caller);
@@ -275,6 +292,7 @@ public:
         }
         return false;
     }
+    /// Awaiter protocol: the guard, or an empty optional when the mutex was held.
     std::optional<guard> await_resume() {
         if (got_) return std::optional<guard>(guard(*m_, ch_));
         if (m_->owner_ == ch_)
@@ -294,6 +312,7 @@ inline mutex::try_lock_awaiter mutex::try_lock() noexcept { return try_lock_awai
 
 // ------------------------------------------------------------------ event ---
 
+/// An async event (asyncio.Event): set wakes every waiter, clear resets it.
 class event {
 public:
     class wait_awaiter;
@@ -306,7 +325,9 @@ public:
     inline void set() noexcept;
     /// Resets the event; waiters already woken still return.
     void clear() noexcept { set_ = false; }
+    /// True while set.
     bool is_set() const noexcept { return set_; }
+    /// Tasks waiting.
     std::size_t waiters() const noexcept { return waiters_.size(); }
 
     /// Waits until the event is set (returns at once if it is). Cancellation point.
@@ -317,19 +338,25 @@ private:
     detail::wait_list waiters_;
 };
 
+/// What wait() returns.
 class [[nodiscard]] event::wait_awaiter : detail::parked {
 public:
+    /// A wait on `e`.
     explicit wait_awaiter(event& e) noexcept : e_(&e) {}
+    /// Movable until the await starts.
     wait_awaiter(wait_awaiter&&) = default;  // movable until started (parked asserts it)
     wait_awaiter& operator=(const wait_awaiter&) = delete;
 
+    /// Awaiter protocol: ready when the event is set.
     bool await_ready() const noexcept { return e_->set_; }
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (park_on(caller, e_->waiters_, &on_cancel)) return true;
         cancelled_ = true;
         return false;
     }
+    /// Awaiter protocol: returns once the operation is done; its error (queue_closed, cancelled_error, ...) is thrown here.
     void await_resume() const {
         if (cancelled_) throw cancelled_error{};
     }
@@ -358,6 +385,7 @@ inline event::wait_awaiter event::wait() noexcept { return wait_awaiter(*this); 
 
 // ----------------------------------------------------- condition_variable ---
 
+/// An async condition variable over corio::mutex (asyncio.Condition).
 class condition_variable {
 public:
     class wait_awaiter;
@@ -381,6 +409,7 @@ public:
     void notify_all() noexcept {
         while (!waiters_.empty()) notify_one();
     }
+    /// Tasks waiting.
     std::size_t waiters() const noexcept { return waiters_.size(); }
 
 private:
@@ -393,9 +422,12 @@ private:
     detail::wait_list waiters_;
 };
 
+/// What wait(g) returns: unlocks, waits for a notify, re-locks.
 class [[nodiscard]] condition_variable::wait_awaiter : mutex::lock_waiter {
 public:
+    /// A wait on `cv` with the held guard `g`.
     wait_awaiter(condition_variable& cv, mutex::guard& g) noexcept : cv_(&cv), g_(&g) {}
+    /// Movable until the await starts.
     wait_awaiter(wait_awaiter&&) = default;  // movable until started (parked asserts it)
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() {
@@ -406,8 +438,10 @@ public:
         g_->m_ = nullptr;
     }
 
+    /// Awaiter protocol: always goes to await_suspend.
     bool await_ready() const noexcept { return false; }
 
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         ch = detail::chain_of(caller);
@@ -429,6 +463,7 @@ public:
         return true;
     }
 
+    /// Awaiter protocol: returns once the operation is done; cancelled_error when cancelled.
     void await_resume() {
         if (error_) condition_variable::check_owner(*g_, ch);
         if (cancelled_) throw cancelled_error{};
@@ -486,6 +521,7 @@ inline void condition_variable::notify_one() noexcept {
 
 // ---------------------------------------------------------------- barrier ---
 
+/// An async barrier for a fixed number of parties, reusable round after round.
 class barrier {
 public:
     class arrive_awaiter;
@@ -513,9 +549,11 @@ public:
         broken_ = false;
     }
 
+    /// The number of parties of a round.
     std::ptrdiff_t parties() const noexcept { return parties_; }
     /// Tasks currently waiting for the round to fill.
     std::size_t n_waiting() const noexcept { return waiters_.size(); }
+    /// True after abort() (until reset()).
     bool broken() const noexcept { return broken_; }
 
 private:
@@ -526,12 +564,16 @@ private:
     detail::wait_list waiters_;
 };
 
+/// What arrive_and_wait() returns.
 class [[nodiscard]] barrier::arrive_awaiter : detail::parked {
 public:
+    /// An arrival at `b`.
     explicit arrive_awaiter(barrier& b) noexcept : b_(&b) {}
+    /// Movable until the await starts.
     arrive_awaiter(arrive_awaiter&&) = default;  // movable until started (parked asserts it)
     arrive_awaiter& operator=(const arrive_awaiter&) = delete;
 
+    /// Awaiter protocol: the last arrival of a round completes it without suspending.
     bool await_ready() noexcept {
         if (b_->broken_) {
             state_ = state::broken;
@@ -546,6 +588,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: parks the caller (FIFO) until it is woken or its scope is cancelled.
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
         if (park_on(caller, b_->waiters_, &on_cancel)) return true;
@@ -553,6 +596,7 @@ public:
         return false;
     }
 
+    /// Awaiter protocol: the arrival index; broken_barrier or cancelled_error otherwise.
     std::ptrdiff_t await_resume() const {
         if (state_ == state::cancelled) throw cancelled_error{};
         if (state_ == state::broken) throw broken_barrier{};

@@ -56,16 +56,23 @@
 
 namespace corio {
 
+/// The lazy coroutine type every corio async function returns (see the header comment).
 template <class T>
 class [[nodiscard]] task {
 public:
+    /// The coroutine's promise.
     using promise_type = detail::task_promise<T>;
+    /// The coroutine handle the promise makes.
     using handle_type = std::coroutine_handle<promise_type>;
+    /// The type `co_await` of the task yields.
     using value_type = T;
 
     task() noexcept = default;
+    /// Takes ownership of a task coroutine (what the promise returns).
     explicit task(handle_type h) noexcept : h_(h) {}
+    /// Takes over `other`'s coroutine; `other` becomes empty.
     task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    /// Destroys this task's coroutine, then takes over `other`'s.
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             reset();
@@ -79,11 +86,16 @@ public:
 
     /// True when this task holds a coroutine that was not awaited yet.
     bool valid() const noexcept { return h_ && !h_.promise().link && !h_.done(); }
+    /// valid().
     explicit operator bool() const noexcept { return valid(); }
 
+    /// What `co_await task` uses: starts the task inline by symmetric transfer.
     struct awaiter {
+        /// The task being awaited.
         handle_type h;
+        /// Awaiter protocol: a task always starts by suspending the caller.
         bool await_ready() const noexcept { return false; }
+        /// Awaiter protocol: links the task to the caller's chain and transfers to it.
         template <class P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
             promise_type& p = h.promise();
@@ -97,14 +109,18 @@ public:
             return h;  // symmetric transfer: a tail call in optimised builds
 #endif
         }
+        /// Awaiter protocol: the task's value, or rethrows its exception.
         T await_resume() { return h.promise().take(); }
     };
 
+    /// Runs the task to its end (invalid_state_error if it is empty).
     awaiter operator co_await() & { return awaiter{checked()}; }
+    /// Runs the task to its end (invalid_state_error if it is empty).
     awaiter operator co_await() && { return awaiter{checked()}; }
 
     /// Gives up ownership of the frame (used by spawn and combinators).
     handle_type release() noexcept { return std::exchange(h_, {}); }
+    /// corio internals: the coroutine handle.
     handle_type handle() const noexcept { return h_; }
 
 private:
@@ -125,6 +141,8 @@ private:
     handle_type h_{};
 };
 
+/// @cond
+/// (corio internals: the promises' out-of-line members)
 namespace detail {
 template <class T>
 task<T> task_promise<T>::get_return_object() noexcept {
@@ -138,12 +156,15 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
     return task<void>{std::coroutine_handle<task_promise>::from_promise(*this)};
 }
 }  // namespace detail
+/// @endcond
 
 /// The value type a task<T> or other awaitable yields.
 template <class T>
 struct task_traits;
+/// task_traits of task<T>.
 template <class T>
 struct task_traits<task<T>> {
+    /// The type `co_await` of the task yields.
     using value_type = T;
 };
 

@@ -85,6 +85,7 @@ task<body_result_t<F>> run_task_group(F body);
 
 }  // namespace detail
 
+/// A nursery (asyncio.TaskGroup): children spawned into it all finish before with_task_group() returns.
 class task_group {
 public:
     task_group(const task_group&) = delete;

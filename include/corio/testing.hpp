@@ -311,7 +311,9 @@ auto expect_completes_by(clock::time_point deadline, A&& aw) {
 class stopwatch {
 public:
     stopwatch() : start_(corio::now()) {}
+    /// Loop time since the stopwatch was made.
     clock::duration elapsed() const { return corio::now() - start_; }
+    /// The loop time at which it was made.
     clock::time_point start() const noexcept { return start_; }
 
 private:
@@ -322,6 +324,9 @@ private:
 /// Make it inside a task running under virtual time; not movable.
 class manual_clock {
 public:
+    /// A clock on the running loop (invalid_state_error unless it runs under virtual time).
+    /// `patience`: how long advance() and settle() wait, in real time, for a task blocked
+    /// on something outside the loop before they throw stalled_error.
     explicit manual_clock(std::chrono::milliseconds patience = std::chrono::seconds(1))
         : s_(std::make_shared<state>(current_loop(), patience)) {
         if (!s_->loop.virtual_time())
@@ -332,6 +337,7 @@ public:
     manual_clock& operator=(const manual_clock&) = delete;
     ~manual_clock() { s_->alive = false; }
 
+    /// The loop's current (virtual) time.
     clock::time_point now() const noexcept { return s_->loop.now(); }
     /// Loop time since the clock was made.
     clock::duration elapsed() const noexcept { return now() - s_->start; }

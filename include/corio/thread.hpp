@@ -373,9 +373,12 @@ class remote_join_handle {
 
 public:
     remote_join_handle() noexcept = default;
+    /// Wraps the shared state of a task started by spawn_on() (used by spawn_on()).
     explicit remote_join_handle(std::shared_ptr<state> s) noexcept : s_(std::move(s)) {}
 
+    /// Holds a task (not default-constructed or moved from).
     bool valid() const noexcept { return s_ != nullptr; }
+    /// The task has finished. Callable from any thread.
     bool done() const {
         if (!s_) return false;
         std::lock_guard<std::mutex> lock(s_->m);
@@ -395,9 +398,12 @@ public:
         });
     }
 
+    /// Awaits the remote task from a task on any loop (what `co_await handle` uses).
     class awaiter : detail::remote_state<T>::waiter {
     public:
+        /// Observes the task of `s`.
         explicit awaiter(std::shared_ptr<state> s) noexcept : s_(std::move(s)) {}
+        /// Movable until the await starts.
         awaiter(awaiter&& o) noexcept : s_(std::move(o.s_)) {}  // before the await starts
         awaiter& operator=(awaiter&&) = delete;
         ~awaiter() {
@@ -407,12 +413,14 @@ public:
             std::lock_guard<std::mutex> lock(s_->m);
             if (s_->w == this) s_->w = nullptr;
         }
+        /// Awaiter protocol: ready when the task already finished.
         bool await_ready() const {
             if (!s_) throw invalid_state_error("corio: co_await on an empty remote_join_handle");
             std::lock_guard<std::mutex> lock(s_->m);
             if (s_->taken) throw invalid_state_error("corio: the result of this remote_join_handle was already taken");
             return s_->done;
         }
+        /// Awaiter protocol: parks the caller until the remote task finishes (or the caller is cancelled).
         template <class P>
         bool await_suspend(std::coroutine_handle<P> caller) {
             if (!detail::begin_park(caller, this->ch)) {
@@ -428,6 +436,7 @@ public:
             s_->w = this;
             return true;
         }
+        /// Awaiter protocol: the task's value, or rethrows its exception (cancelled_error when the awaiter was cancelled).
         T await_resume() {
             work_.reset();
             if (cancelled_) throw cancelled_error{};
@@ -453,7 +462,9 @@ public:
         bool cancelled_ = false;
     };
 
+    /// Awaits the task, keeping this handle valid.
     awaiter operator co_await() const& noexcept { return awaiter(s_); }
+    /// Awaits the task, consuming this handle.
     awaiter operator co_await() && noexcept { return awaiter(std::move(s_)); }
 
 private:
@@ -523,6 +534,8 @@ remote_join_handle<T> spawn_on(event_loop& loop, task<T> t, std::string_view nam
 /// n event loops on n threads (thread-per-core). See the header comment.
 class loop_pool {
 public:
+    /// Starts `n` threads, each running an event loop made with `options` (signals are left to the owner);
+    /// invalid_argument when n is 0.
     explicit loop_pool(std::size_t n, run_options options = {}) : slots_(check(n)) {
         options.cancel_on_signals.clear();  // the pool's owner decides about signals
         for (std::size_t i = 0; i < n; ++i) {
@@ -538,6 +551,7 @@ public:
     loop_pool& operator=(const loop_pool&) = delete;
     ~loop_pool() { shutdown(); }
 
+    /// The number of loops (and threads).
     std::size_t size() const noexcept { return slots_.size(); }
     /// Loop i (for call_soon_threadsafe, spawn_on, run_coroutine_threadsafe).
     event_loop& loop(std::size_t i) {
