@@ -70,6 +70,7 @@
 
 #include "cancel.hpp"
 #include "detail/scheduler.hpp"
+#include "detail/intrusive_list.hpp"
 #include "detail/wait_list.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
@@ -113,12 +114,10 @@ class pool;
 namespace detail {
 
 template <class T>
-struct pool_item {
+struct pool_item : list_hook<> {  // linked while idle
     explicit pool_item(T&& v) : value(std::move(v)) {}
     T value;
     clock::time_point born{}, idle_since{};
-    pool_item* prev = nullptr;  // idle list: towards the most recently returned
-    pool_item* next = nullptr;  // idle list: towards the oldest
 };
 
 template <class T>
@@ -198,7 +197,7 @@ public:
 
     bool closing() const noexcept { return closing_; }
     pool_stats stats() const noexcept {
-        return pool_stats{alive_ + creating_, idle_count_, in_use_, waiters_.size(), created_, closed_};
+        return pool_stats{alive_ + creating_, idle_.size(), in_use_, waiters_.size(), created_, closed_};
     }
     std::size_t in_use() const noexcept { return in_use_; }
 
@@ -253,28 +252,11 @@ private:
         ++closed_;
     }
 
-    void push_idle(item* it) noexcept {
-        it->prev = nullptr;
-        it->next = idle_head_;
-        if (idle_head_) idle_head_->prev = it;
-        else idle_tail_ = it;
-        idle_head_ = it;
-        ++idle_count_;
-    }
-    void unlink_idle(item* it) noexcept {
-        if (it->prev) it->prev->next = it->next;
-        else idle_head_ = it->next;
-        if (it->next) it->next->prev = it->prev;
-        else idle_tail_ = it->prev;
-        --idle_count_;
-    }
-    item* pop_idle_newest() noexcept {
-        item* it = idle_head_;
-        if (it) unlink_idle(it);
-        return it;
-    }
+    void push_idle(item* it) noexcept { idle_.push_front(it); }  // newest first
+    void unlink_idle(item* it) noexcept { idle_.erase(it); }
+    item* pop_idle_newest() noexcept { return idle_.pop_front(); }
     item* pop_idle_oldest() noexcept {
-        item* it = idle_tail_;
+        item* it = idle_.back();
         if (it) unlink_idle(it);
         return it;
     }
@@ -282,9 +264,7 @@ private:
     std::function<task<T>()> factory_;
     pool_options<T> opt_;
     wait_list waiters_;
-    item* idle_head_ = nullptr;
-    item* idle_tail_ = nullptr;
-    std::size_t idle_count_ = 0;
+    intrusive_list<item> idle_;  // newest first
     std::size_t alive_ = 0;     // created, not closed yet (idle, leased, checking or closing)
     std::size_t creating_ = 0;  // factory calls in flight
     std::size_t checking_ = 0;  // health checks in flight
@@ -501,7 +481,7 @@ namespace detail {
 template <class T>
 pool_item<T>* pool_state<T>::take_timed() {
     const clock::time_point t = now();
-    while (item* it = idle_head_) {
+    while (item* it = idle_.front()) {
         if (too_old(it, t)) {
             unlink_idle(it);
             start_close(it);
@@ -510,7 +490,7 @@ pool_item<T>* pool_state<T>::take_timed() {
         if (needs_check(it, t)) return nullptr;  // the slow path checks it
         unlink_idle(it);
         ++in_use_;
-        if (idle_count_ < opt_.min_idle) pump();
+        if (idle_.size() < opt_.min_idle) pump();
         return it;
     }
     return nullptr;
@@ -546,7 +526,7 @@ template <class T>
 void pool_state<T>::pump() {
     if (closing_) return;
     const clock::time_point t = timed_ ? now() : clock::time_point{};
-    while (!waiters_.empty() && idle_head_) {
+    while (!waiters_.empty() && idle_.front()) {
         item* it = pop_idle_newest();
         if (timed_ && too_old(it, t)) {
             start_close(it);
@@ -557,7 +537,7 @@ void pool_state<T>::pump() {
             grant(static_cast<waiter*>(static_cast<parked*>(waiters_.front())), it);
         }
     }
-    const std::size_t deficit = opt_.min_idle > idle_count_ ? opt_.min_idle - idle_count_ : 0;
+    const std::size_t deficit = opt_.min_idle > idle_.size() ? opt_.min_idle - idle_.size() : 0;
     while (creating_ + checking_ < waiters_.size() + deficit && alive_ + creating_ < opt_.max_size) {
         ++creating_;
         start_job(create_job());
@@ -702,7 +682,7 @@ task<void> pool_state<T>::check_job(item* it) {
 
 template <class T>
 void pool_state<T>::ensure_reaper() {
-    if (reaper_running_ || opt_.max_idle_time == clock::duration::max() || idle_count_ <= opt_.min_idle) return;
+    if (reaper_running_ || opt_.max_idle_time == clock::duration::max() || idle_.size() <= opt_.min_idle) return;
     reaper_running_ = true;
     start_job(reap_job());
 }
@@ -718,8 +698,8 @@ task<void> pool_state<T>::reap_job() {
             s->job_done();
         }
     } guard{this};
-    while (!closing_ && idle_count_ > opt_.min_idle) {
-        const clock::time_point due = saturating_add(idle_tail_->idle_since, opt_.max_idle_time);
+    while (!closing_ && idle_.size() > opt_.min_idle) {
+        const clock::time_point due = saturating_add(idle_.back()->idle_since, opt_.max_idle_time);
         if (now() < due) {
             cancel_scope sc;
             reaper_ = &sc;

@@ -1,6 +1,6 @@
 // corio/detail/intrusive_list.hpp: the one intrusive doubly linked list
 // (wait lists of every primitive, the signal hub's waiters, the frame pool's
-// partial slabs, the HTTP multi's transfers, a pool's idle items).
+// partial slabs, a pool's idle items).
 //
 // Invariants:
 // - A list_hook<Tag> is in at most one list at a time; `list_` is that list
