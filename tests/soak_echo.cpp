@@ -112,6 +112,9 @@ private:
                 tg.spawn(corio::shield(corio::with_token(hard_stop_.token(), session(std::move(s)))));
             }
         } catch (const corio::cancelled_error&) {
+        } catch (const std::system_error& e) {
+            std::fprintf(stderr, "soak_echo: accept failed: %s\n", e.what());
+            throw;
         } catch (const corio::invalid_state_error&) {
             // An accept that completed in the turn the server was cancelled
             // returns its socket; the cancelled group refuses the spawn (the
