@@ -9,8 +9,10 @@
 // Bounded spinning (docs/design.md, "to_thread's wake-ups"): a pool thread
 // that finished a to_thread call stays hot for at most `pool_spin`, polling
 // a hand-off slot; a to_thread that finds a hot thread hands its call over
-// through that slot (one atomic exchange each side, no Asio post, no futex).
-// Each thread's spin backs off exponentially after spins that found nothing.
+// through that slot (one atomic exchange each side, no Asio post, no futex),
+// unless that thread's last poll is stale (it was descheduled). Each
+// thread's spin backs off exponentially after spins that found nothing;
+// nothing yields the CPU while it polls.
 #pragma once
 
 #include <algorithm>
@@ -51,11 +53,12 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-/// Polls `done()` for at most `budget`; true once it holds. After the first
-/// couple of microseconds it gives the CPU away at every clock check (about
-/// every 2 us: 32 pauses): the thread it waits for may share the core.
-template <class Pred>
-bool spin_until(std::chrono::nanoseconds budget, Pred done) noexcept {
+/// Polls `done()` for at most `budget`; true once it holds. `beat(now)` is
+/// called at each clock check (every 32 pauses, about 2 us). Never yields
+/// the CPU: on a loaded machine a sched_yield() costs a whole time slice of
+/// another process (milliseconds), which is what blocking avoids.
+template <class Pred, class Beat>
+bool spin_until(std::chrono::nanoseconds budget, Pred done, Beat beat) noexcept {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     for (;;) {
@@ -63,10 +66,14 @@ bool spin_until(std::chrono::nanoseconds budget, Pred done) noexcept {
             if (done()) return true;
             cpu_relax();
         }
-        const auto spent = clock::now() - start;
-        if (spent >= budget) return done();
-        if (spent >= std::chrono::microseconds(2)) std::this_thread::yield();
+        const auto now = clock::now();
+        if (now - start >= budget) return done();
+        beat(now);
     }
+}
+template <class Pred>
+bool spin_until(std::chrono::nanoseconds budget, Pred done) noexcept {
+    return spin_until(budget, done, [](auto) noexcept {});
 }
 
 /// Per-thread exponential back-off of a spin site: `should_spin()` before a
@@ -103,16 +110,22 @@ struct hot_job {
 };
 
 /// The hand-off slots between to_thread callers and hot pool threads.
-/// A slot holds 0 (free), 1 (a hot thread polls it) or the hot_job* handed over.
+/// A slot holds 0 (free), 1 (a hot thread polls it) or the hot_job* handed
+/// over, and the time its thread last polled: a thread that stopped polling
+/// recently enough was descheduled (the machine is loaded), and a call
+/// handed to it would wait for it to run again, so it gets none.
 class hot_workers {
 public:
     /// Hands `j` to a hot pool thread; false when none is polling.
     bool try_hand(hot_job* j) noexcept {
         if (!spinning_helps()) return false;
+        std::int64_t now = -1;
         for (slot& s : slots_) {
+            if (s.v.load(std::memory_order_relaxed) != polling) continue;
+            if (now < 0) now = ticks(std::chrono::steady_clock::now());
+            if (now - s.beat.load(std::memory_order_relaxed) > fresh) continue;
             std::uintptr_t idle = polling;
-            if (s.v.load(std::memory_order_relaxed) == polling &&
-                s.v.compare_exchange_strong(idle, reinterpret_cast<std::uintptr_t>(j), std::memory_order_acq_rel))
+            if (s.v.compare_exchange_strong(idle, reinterpret_cast<std::uintptr_t>(j), std::memory_order_acq_rel))
                 return true;
         }
         return false;
@@ -126,7 +139,12 @@ public:
         for (;;) {
             slot* s = claim();
             if (!s) return;  // enough threads are hot already
-            bool found = spin_until(pool_spin, [s] { return s->v.load(std::memory_order_acquire) != polling; });
+            s->beat.store(ticks(std::chrono::steady_clock::now()), std::memory_order_relaxed);
+            bool found = spin_until(
+                pool_spin, [s] { return s->v.load(std::memory_order_acquire) != polling; },
+                [s](std::chrono::steady_clock::time_point now) {
+                    s->beat.store(ticks(now), std::memory_order_relaxed);
+                });
             std::uintptr_t v = polling;
             if (!found && s->v.compare_exchange_strong(v, free, std::memory_order_acq_rel)) {
                 backoff.record(false);
@@ -142,9 +160,15 @@ public:
 private:
     static constexpr std::uintptr_t free = 0;
     static constexpr std::uintptr_t polling = 1;
+    // A beat older than this: the polling thread is not running.
+    static constexpr std::int64_t fresh = std::chrono::nanoseconds(std::chrono::microseconds(10)).count();
     struct alignas(64) slot {
         std::atomic<std::uintptr_t> v{free};
+        std::atomic<std::int64_t> beat{0};  // steady_clock ns of its thread's last poll
     };
+    static std::int64_t ticks(std::chrono::steady_clock::time_point t) noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    }
 
     slot* claim() noexcept {
         for (slot& s : slots_) {
