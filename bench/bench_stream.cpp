@@ -19,7 +19,8 @@
 //
 // Every workload runs --reps times (default 5) on a fresh loop after one
 // warm-up; the minimum and the median are printed. The clock is the
-// thread's CPU time (the machine is shared). Output: a table plus
+// thread's CPU time (the machine is shared). Arguments: --quick, --reps=R
+// and workload-name substrings (none: all). Output: a table plus
 // lines `RESULT <workload> corio ns_per_op <median> min <min>`.
 #include <corio/corio.hpp>
 
@@ -121,13 +122,19 @@ void measure(const char* name, int reps, F f) {
 
 int main(int argc, char** argv) {
     int div = 1, reps = 5;
+    std::vector<std::string> filters;  // substrings of workload names; none: all
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) div = 10;
         else if (std::strncmp(argv[i], "--reps=", 7) == 0) reps = std::max(1, std::atoi(argv[i] + 7));
+        else filters.emplace_back(argv[i]);
     }
+    auto wants = [&](const std::string& name) {
+        return filters.empty() ||
+               std::any_of(filters.begin(), filters.end(), [&](const std::string& f) { return name.find(f) != std::string::npos; });
+    };
     const int n = 10'000'000 / div, m = 1'000'000 / div;
-    measure("gen_next", reps, [n] { return gen_next(n); });
-    measure("batch_100", reps, [n] { return batch_100(n); });
-    measure("micro_batcher", reps, [m] { return micro(m); });
-    measure("gather_floor", reps, [m] { return gather_floor(m); });
+    if (wants("gen_next")) measure("gen_next", reps, [n] { return gen_next(n); });
+    if (wants("batch_100")) measure("batch_100", reps, [n] { return batch_100(n); });
+    if (wants("micro_batcher")) measure("micro_batcher", reps, [m] { return micro(m); });
+    if (wants("gather_floor")) measure("gather_floor", reps, [m] { return gather_floor(m); });
 }

@@ -11,7 +11,10 @@
 //                        asio::post(pool, [..]{ empty(); asio::post(ctx, next); })
 //                        on an asio::thread_pool of the same size, the next
 //                        round trip started from the handler on the io_context
-//                        thread. ns/op = wall / N.
+//                        thread. ns/op = wall / N. Also reported as
+//                        to_thread_roundtrip_cpu: the process's CPU time
+//                        (every thread) per round trip, which shows what
+//                        corio's bounded polling costs (docs/design.md).
 //   fanout_cpu           1,000 CPU-bound tasks (each 4 slices of ~50 us of
 //                        integer work, yield_now() between slices), spawned
 //                        all at once and joined.
@@ -33,6 +36,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <time.h>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -62,6 +67,12 @@ void report(const char* workload, const char* impl, std::size_t n, const std::ve
 }
 
 [[gnu::noinline]] void empty_fn() noexcept { asm volatile(""); }
+
+double process_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+}
 
 // ------------------------------------------------------------ to_thread ---
 
@@ -168,14 +179,21 @@ int main(int argc, char** argv) {
     if (opt.wants("to_thread_roundtrip")) {
         const std::size_t n = 50000 / div;
         asio::thread_pool pool(hw);
-        std::vector<double> c, a;
+        std::vector<double> c, a, c_cpu, a_cpu;
         for (int r = 0; r < opt.reps; ++r) {  // interleaved, so load hits both alike
+            double t0 = process_cpu_ns();
             c.push_back(corio_roundtrip(n));
+            double t1 = process_cpu_ns();
             a.push_back(asio_roundtrip(n, pool));
+            double t2 = process_cpu_ns();
+            c_cpu.push_back((t1 - t0) / double(n));
+            a_cpu.push_back((t2 - t1) / double(n));
         }
         report("to_thread_roundtrip", "corio", n, c);
         report("to_thread_roundtrip", "asio", n, a);
         std::printf("# to_thread_roundtrip asio/corio = %.2f\n", median(a) / median(c));
+        report("to_thread_roundtrip_cpu", "corio", n, c_cpu);
+        report("to_thread_roundtrip_cpu", "asio", n, a_cpu);
     }
     if (opt.wants("fanout_cpu")) {
         const std::size_t n = 1000;

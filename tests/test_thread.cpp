@@ -127,6 +127,43 @@ TEST_CASE("to_thread: four blocking calls run concurrently and the loop keeps ru
     CHECK(ticks == 5);
 }
 
+TEST_CASE("to_thread: back-to-back calls from two loops at once each get their own result") {
+    // Back to back, a call usually goes to a pool thread that is still
+    // polling after the previous one, and the loop polls for the result:
+    // both hand-offs race here, from two loops on two threads.
+    auto calls = [](int base) -> task<long> {
+        long sum = 0;
+        for (int i = 0; i < 2000; ++i) {
+            int v = co_await corio::to_thread([](int x) { return x * 3; }, base + i);
+            if (v != (base + i) * 3) throw E("a to_thread call returned another call's result");
+            sum += v;
+        }
+        co_return sum;
+    };
+    long other = 0;
+    std::thread t([&] {
+        corio::event_loop loop(corio::run_options{.thread_pool_size = 4, .cancel_on_signals = {}});
+        other = loop.run_until_complete(calls(100000));
+    });
+    long mine = run_real([&]() -> task<long> { co_return co_await calls(0); });
+    t.join();
+    CHECK(mine == 3L * (1999L * 2000L / 2));
+    CHECK(other == 3L * (100000L * 2000L + 1999L * 2000L / 2));
+}
+
+TEST_CASE("to_thread: a call that outlasts the loop's polling resumes the task all the same") {
+    int v = run_real([]() -> task<int> {
+        int sum = 0;
+        for (int i = 0; i < 3; ++i)
+            sum += co_await corio::to_thread([] {
+                std::this_thread::sleep_for(2ms);  // far longer than the loop polls
+                return 7;
+            });
+        co_return sum;
+    });
+    CHECK(v == 21);
+}
+
 TEST_CASE("to_thread: a cancelled awaiter requests stop and waits for f to return") {
     std::atomic<bool> returned{false};
     bool returned_when_cancelled = false;

@@ -90,7 +90,7 @@ public:
     }
 
     /// This caller's output for `x`, once its batch has been handled.
-    task<Out> submit(In x) { return submit_impl(s_, std::move(x)); }
+    task<Out> submit(In x) { return submit_impl(submit_ref(s_), std::move(x)); }
 
     /// Sends the partial batch and waits for every handler call. See above.
     task<void> close() { return close_impl(s_); }
@@ -98,43 +98,90 @@ public:
     /// True once close() was called: submit() then throws.
     bool closed() const noexcept { return s_->closed; }
     /// Submissions waiting in the batch that is being collected.
-    std::size_t pending() const noexcept { return s_->pending_live; }
+    std::size_t pending() const noexcept { return s_->collecting ? s_->collecting->live : 0; }
 
 private:
-    struct job;
+    struct batch;
     struct state;
+    struct request;
+    using handle = std::coroutine_handle<detail::task_promise<Out>>;
 
-    /// One submission; lives in the submitting coroutine's frame.
-    struct request : detail::wakeable {
-        explicit request(In&& x) : item(std::move(x)) {}
-        In item;
-        std::optional<Out> out;
-        std::exception_ptr error;
-        state* st = nullptr;
-        job* in_job = nullptr;      // null while in the batch being collected
-        std::size_t index = 0;      // position in that batch
-        detail::chain* ch = nullptr;
-        std::coroutine_handle<> h{};
-        bool cancelled = false;
+    /// A caller in a batch: its request (null once it was cancelled) and its
+    /// frame (kept here, not in the frame, so the frame stays 128 bytes).
+    struct entry {
+        request* r;
+        handle h;
 
-        void finish() noexcept {
+        void finish() const noexcept {
+            detail::chain* ch = h.promise().ch;
             ch->unpark();
             ch->sched->schedule(h);
         }
     };
 
-    /// A batch handed over for sending; owned by its handler call. Requests
-    /// still attached when it dies (never sent) are failed.
-    struct job {
-        std::vector<request*> reqs;
-        std::size_t live = 0;
+    /// One submission; lives in the submitting coroutine's frame and is what
+    /// that frame awaits. Kept small: a million of them may wait at once.
+    /// Until it joins a batch it knows the state and its item; once joined,
+    /// the batch and its position there (the item moved into the batch).
+    struct request : detail::wakeable {
+        request(state& s, In& x) noexcept : st(&s), item(&x) {}
+        request(const request&) = delete;
+        request& operator=(const request&) = delete;
+
+        union {
+            state* st;  // before joining
+            batch* in;  // after: the batch it joined (collected, then sent)
+        };
+        union {
+            In* item;           // before joining
+            std::size_t index;  // after: its position in the batch
+        };
+        std::exception_ptr error;  // also how a cancelled caller learns it (the shared cancellation)
+        std::optional<Out> out;
+
+
+        bool await_ready() const noexcept { return false; }
+        bool await_suspend(handle caller) {
+            detail::chain* ch = detail::chain_of(caller);
+            if (ch->cancel_requested()) {
+                error = detail::promise_base::shared_cancellation();
+                return false;
+            }
+            join(*st, *ch->sched, caller);
+            notify = &on_cancel;
+            ch->park(this);
+            return true;
+        }
+        void await_resume() const noexcept {}
+
+    private:
+        void join(state& s, detail::scheduler& sched, handle h);
+        static void on_cancel(detail::wakeable* w) noexcept {
+            auto* r = static_cast<request*>(w);
+            entry& e = r->in->reqs[r->index];
+            e.r = nullptr;
+            if (!r->in->sent) --r->in->live;
+            r->error = detail::promise_base::shared_cancellation();
+            e.h.promise().ch->sched->schedule(e.h);
+        }
+    };
+
+    /// A batch: collected in state::collecting, then owned by its handler
+    /// call (the same object: joining it is the only per-request write, and
+    /// the items are already in the order the handler takes them, so the
+    /// handler call does not read every caller's frame before it starts).
+    /// Requests still in it when it dies unsent are failed.
+    struct batch {
+        std::vector<entry> reqs;  // r null: that caller was cancelled
+        std::vector<In> items;    // items[i] is reqs[i]'s
+        std::size_t live = 0;        // non-null entries, until sent
         bool sent = false;
-        ~job() {
-            for (request* r : reqs)
-                if (r) {
-                    r->error = std::make_exception_ptr(
+        ~batch() {
+            for (entry& e : reqs)
+                if (e.r) {
+                    e.r->error = std::make_exception_ptr(
                         invalid_state_error("corio: micro_batcher destroyed before this submission's batch was handled"));
-                    r->finish();
+                    e.finish();
                 }
         }
     };
@@ -145,107 +192,82 @@ private:
         handler_type handler;
         std::size_t max;
         clock::duration wait;
-        semaphore slots;                 // concurrent handler calls
-        std::vector<request*> pending;   // the batch being collected (null: cancelled)
-        std::size_t pending_live = 0;
+        semaphore slots;                   // concurrent handler calls
+        std::unique_ptr<batch> collecting;  // made by the first submission after a dispatch
         clock::time_point first_at{};
-        event changed;                   // wakes the flusher
+        event changed;                     // wakes the flusher
         bool closed = false;
         bool flusher_started = false;
         detail::crew work;
+        std::size_t submits = 0;           // submit frames alive (loop thread only: no atomics)
+        std::shared_ptr<state> keep;       // this state, while submits != 0
+
+        std::size_t pending_live() const noexcept { return collecting ? collecting->live : 0; }
 
         void abandon() noexcept {
             closed = true;
-            for (request* r : pending)
-                if (r) {
-                    r->error = std::make_exception_ptr(
-                        invalid_state_error("corio: micro_batcher destroyed with submissions waiting"));
-                    r->finish();
-                }
-            pending.clear();
-            pending_live = 0;
+            if (collecting) {
+                for (entry& e : collecting->reqs)
+                    if (request* r = std::exchange(e.r, nullptr)) {
+                        r->error = std::make_exception_ptr(
+                            invalid_state_error("corio: micro_batcher destroyed with submissions waiting"));
+                        e.finish();
+                    }
+                collecting.reset();
+            }
             if (work.live() != 0) work.cancel();
         }
     };
 
-    static void dispatch(const std::shared_ptr<state>& s, detail::scheduler& sched) {
-        auto j = std::make_unique<job>();
-        j->reqs = std::move(s->pending);
-        s->pending = {};
-        s->pending.reserve(std::min<std::size_t>(s->max, 4096));
-        j->live = std::exchange(s->pending_live, 0);
-        if (j->live == 0) {
-            j->reqs.clear();
-            return;
+    /// A submit frame's hold on the state: a plain count instead of a
+    /// shared_ptr copy per submission (two atomic operations each); the state
+    /// holds itself while the count is not zero.
+    class submit_ref {
+    public:
+        explicit submit_ref(const std::shared_ptr<state>& s) : s_(s.get()) {
+            if (s_->submits++ == 0) s_->keep = s;
         }
-        for (request* r : j->reqs)
-            if (r) r->in_job = j.get();
-        s->work.spawn(sched, run_job(detail::crew_ticket<state>(s), std::move(j)));
+        submit_ref(submit_ref&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+        submit_ref& operator=(submit_ref&&) = delete;
+        ~submit_ref() {
+            if (s_ && --s_->submits == 0) {
+                std::shared_ptr<state> last = std::move(s_->keep);  // may destroy the state
+            }
+        }
+        state* operator->() const noexcept { return s_; }
+        state& operator*() const noexcept { return *s_; }
+
+    private:
+        state* s_;
+    };
+
+    static void dispatch(const std::shared_ptr<state>& s, detail::scheduler& sched) {
+        std::unique_ptr<batch> b = std::move(s->collecting);
+        if (!b || b->live == 0) return;  // every caller of it left: never sent
+        s->work.spawn(sched, run_job(detail::crew_ticket<state>(s), std::move(b)));
         s->changed.set();
     }
 
-    class enqueue_awaiter {
-    public:
-        enqueue_awaiter(const std::shared_ptr<state>& s, request* r) noexcept : s_(s), r_(r) {}
-        bool await_ready() const noexcept { return false; }
-        template <class P>
-        bool await_suspend(std::coroutine_handle<P> caller) {
-            request& r = *r_;
-            r.ch = detail::chain_of(caller);
-            if (r.ch->cancel_requested()) {
-                r.cancelled = true;
-                return false;
-            }
-            state& s = *s_;
-            r.st = &s;
-            r.h = caller;
-            r.index = s.pending.size();
-            s.pending.push_back(&r);
-            if (++s.pending_live == 1) {
-                s.first_at = r.ch->sched->now();
-                if (!s.flusher_started) {
-                    s.flusher_started = true;
-                    s.work.spawn(*r.ch->sched, flusher(detail::crew_ticket<state>(s_)));
-                }
-                s.changed.set();
-            }
-            if (s.pending_live >= s.max) dispatch(s_, *r.ch->sched);
-            r.notify = &on_cancel;
-            r.ch->park(&r);
-            return true;
-        }
-        void await_resume() const noexcept {}
+    static std::unique_ptr<batch> new_batch(std::size_t max) {
+        auto b = std::make_unique<batch>();
+        const std::size_t n = std::min<std::size_t>(max, 4096);
+        b->reqs.reserve(n);
+        b->items.reserve(n);
+        return b;
+    }
 
-    private:
-        static void on_cancel(detail::wakeable* w) noexcept {
-            auto* r = static_cast<request*>(w);
-            if (!r->in_job) {
-                r->st->pending[r->index] = nullptr;
-                --r->st->pending_live;
-            } else {
-                r->in_job->reqs[r->index] = nullptr;
-                if (!r->in_job->sent) --r->in_job->live;
-            }
-            r->cancelled = true;
-            r->ch->sched->schedule(r->h);
-        }
-        const std::shared_ptr<state>& s_;  // the submitting frame's
-        request* r_;
-    };
-
-    static task<Out> submit_impl(std::shared_ptr<state> s, In x) {
+    static task<Out> submit_impl(submit_ref s, In x) {
         if (s->closed) throw invalid_state_error("corio: micro_batcher::submit after close()");
-        request r(std::move(x));
-        co_await enqueue_awaiter(s, &r);
-        if (r.cancelled) throw cancelled_error{};
-        if (r.error) std::rethrow_exception(r.error);
+        request r(*s, x);
+        co_await r;
+        if (r.error) std::rethrow_exception(r.error);  // the handler's, or cancelled_error
         co_return std::move(*r.out);
     }
 
     static task<void> close_impl(std::shared_ptr<state> s) {
         s->closed = true;
         detail::chain* c = co_await detail::this_chain{};
-        if (s->pending_live != 0) dispatch(s, *c->sched);
+        if (s->pending_live() != 0) dispatch(s, *c->sched);
         s->changed.set();
         const bool cancelled = co_await s->work.join();
         if (cancelled) throw cancelled_error{};
@@ -257,7 +279,7 @@ private:
         detail::chain* c = co_await detail::this_chain{};
         while (!s.closed) {
             s.changed.clear();
-            if (s.pending_live == 0) {
+            if (s.pending_live() == 0) {
                 co_await s.changed.wait();
                 continue;
             }
@@ -270,20 +292,26 @@ private:
         }
     }
 
-    static task<void> run_job(detail::crew_ticket<state> t, std::unique_ptr<job> j) {
+    /// Marks `b` sent and takes the items of the callers still in it.
+    static std::vector<In> take_items(batch& b, std::vector<std::size_t>& sent) {
+        b.sent = true;
+        if (b.live == b.reqs.size()) return std::move(b.items);
+        std::vector<In> items;
+        items.reserve(b.live);
+        sent.reserve(b.live);
+        for (std::size_t i = 0; i < b.reqs.size(); ++i)
+            if (b.reqs[i].r) {
+                sent.push_back(i);
+                items.push_back(std::move(b.items[i]));
+            }
+        return items;
+    }
+
+    static task<void> run_job(detail::crew_ticket<state> t, std::unique_ptr<batch> j) {
         state& s = *t;
         auto permit = co_await s.slots.acquire();
-        std::vector<In> items;
         std::vector<std::size_t> sent;  // positions in j->reqs of the items handed over, when some were removed
-        items.reserve(j->live);
-        if (j->live != j->reqs.size()) {
-            sent.reserve(j->live);
-            for (std::size_t i = 0; i < j->reqs.size(); ++i)
-                if (j->reqs[i]) sent.push_back(i);
-        }
-        for (request* r : j->reqs)
-            if (r) items.push_back(std::move(r->item));
-        j->sent = true;
+        std::vector<In> items = take_items(*j, sent);
         if (items.empty()) co_return;
         const std::size_t n = items.size();
         std::exception_ptr err;
@@ -298,15 +326,42 @@ private:
                                                               std::to_string(outs.size()) + " outputs for a batch of " +
                                                               std::to_string(n) + " inputs"));
         for (std::size_t k = 0; k < n; ++k) {
-            request* r = std::exchange(j->reqs[sent.empty() ? k : sent[k]], nullptr);
+            entry& e = j->reqs[sent.empty() ? k : sent[k]];
+            request* r = std::exchange(e.r, nullptr);
             if (!r) continue;  // cancelled after the batch was sent
             if (err) r->error = err;
             else r->out.emplace(std::move(outs[k]));
-            r->finish();
+            e.finish();
         }
     }
 
     std::shared_ptr<state> s_;
 };
+
+/// Adds the request to the batch being collected (made if there is none),
+/// starts the flush timer for a batch's first item and sends a full batch.
+template <class In, class Out>
+void micro_batcher<In, Out>::request::join(state& s, detail::scheduler& sched, handle h) {
+    if (!s.collecting) s.collecting = new_batch(s.max);
+    batch& b = *s.collecting;
+    b.items.push_back(std::move(*item));
+    try {
+        b.reqs.push_back(entry{this, h});
+    } catch (...) {
+        b.items.pop_back();
+        throw;
+    }
+    in = &b;
+    index = b.reqs.size() - 1;
+    if (++b.live == 1) {
+        s.first_at = sched.now();
+        if (!s.flusher_started) {
+            s.flusher_started = true;
+            s.work.spawn(sched, flusher(detail::crew_ticket<state>(s.keep)));
+        }
+        s.changed.set();
+    }
+    if (b.live >= s.max) dispatch(s.keep, sched);  // `keep` is set: the submitting frame counts
+}
 
 }  // namespace corio

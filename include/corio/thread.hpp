@@ -14,7 +14,11 @@
 //   cancelled_error is thrown. A loop destroyed while f runs requests stop
 //   the same way and waits for f. The loop stays alive (no deadlock report)
 //   while f runs. GCC PR 100611: name a lambda with non-trivial captures
-//   before `co_await to_thread(lambda)`.
+//   before `co_await to_thread(lambda)`. Latency: a pool thread stays hot
+//   (polling) up to 50 us after a call and the loop polls up to 50 us for a
+//   pending result before it sleeps, both with back-off (docs/design.md,
+//   "to_thread's wake-ups"): a round trip costs no wake-up when both threads
+//   have a core, at the price of that bounded CPU.
 // - to_thread_detached(f) -> task<R>: the explicit opt-out for an f that owns
 //   all its data: on cancellation the awaiter gets cancelled_error at once
 //   (stop requested if f takes a stop_token) and f runs on, its result dropped.
@@ -91,8 +95,15 @@ using loop_work = asio::executor_work_guard<asio::io_context::executor_type>;
 
 /// The await inside to_thread: `call(token)` runs on the pool; the awaiter
 /// waits for it on every path (the destructor too, when the loop tears down).
+///
+/// Hand-over (docs/design.md, "to_thread's wake-ups"): the call goes to a hot
+/// pool thread when one polls (else through asio::post), and a handler
+/// posted to the loop polls `state_` for at most loop_spin before the loop
+/// sleeps. `state_`: running -> done (the pool finished while the loop still
+/// polls, or before: the loop resumes the task itself), or running -> parked
+/// (the loop stopped polling) -> released (the pool posted the completion).
 template <class R, class Call, bool Stoppable>
-class thread_call : waiter_base {
+class thread_call : waiter_base, hot_job {
 public:
     explicit thread_call(Call& call) noexcept : call_(call) {}
     thread_call(const thread_call&) = delete;
@@ -100,10 +111,10 @@ public:
     ~thread_call() {
         // Only at loop teardown can the frame go while f still runs: ask a
         // stoppable f to stop (else this waits forever for one that runs
-        // until stopped), then wait for it.
+        // until stopped), then wait for the pool to be done with it.
         if (in_flight_) {
             if constexpr (Stoppable) stop_.request_stop();
-            while (!posted_.load(std::memory_order_acquire)) std::this_thread::yield();
+            while (!pool_is_done(state_.load(std::memory_order_acquire))) std::this_thread::yield();
         }
     }
 
@@ -117,35 +128,71 @@ public:
         }
         event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
         asio::thread_pool& pool = pool_registry().get(loop.options().thread_pool_size);
-        std::stop_token token;
-        if constexpr (Stoppable) token = stop_.get_token();
+        if constexpr (Stoppable) token_ = stop_.get_token();
         work_.emplace(loop.get_executor());
+        life_ = detail::loop_access::life(loop);
+        run = &run_hot;
+        asio::post(loop.get_executor(), [self = this, life = life_] {
+            if (event_loop* l = *life) self->poll_then_park(*l);  // null once the loop is gone
+        });
         finish_park(ch_, this, &on_cancel, h_, caller);
         in_flight_ = true;
-        // Publish last: from here on the pool thread owns this awaiter until
-        // it sets posted_, and nothing below touches the frame. Posting
-        // straight to the io_context is safe: this frame, which the loop
-        // destroys before its io_context, waits for posted_.
-        asio::post(pool, [self = this, ex = loop.get_executor(), life = detail::loop_access::life(loop), token = std::move(token)]() mutable {
-            self->value_.capture([&]() -> R { return self->call_(std::move(token)); });
-            asio::post(ex, [self, life = std::move(life)] {
-                if (event_loop* l = *life) {  // on the loop's thread: null once the loop is gone
-                    self->ch_->unpark();
-                    detail::loop_access::resume_from_handler(*l, self->h_);
-                }
+        // Publish last: from here on the pool thread owns value_ and token_
+        // until it leaves `running`. Posting the completion straight to the
+        // io_context is safe: this frame, which the loop destroys before its
+        // io_context, waits for the pool to be done with it.
+        if (!hot_pool_threads().try_hand(this))
+            asio::post(pool, [self = this] {
+                self->run_call();
+                hot_pool_threads().stay_hot();
             });
-            self->posted_.store(true, std::memory_order_release);  // the last touch
-        });
         return true;
     }
 
     R await_resume() {
         work_.reset();
+        life_.reset();
         if (cancelled_) throw cancelled_error{};  // f finished; its result is dropped
         return value_.take();
     }
 
 private:
+    enum : int { running, done, parked, released };
+    static bool pool_is_done(int s) noexcept { return s == done || s == released; }
+
+    static void run_hot(hot_job* j) noexcept { static_cast<thread_call*>(j)->run_call(); }
+
+    /// On the pool thread.
+    void run_call() noexcept {
+        value_.capture([&]() -> R { return call_(std::move(token_)); });
+        int s = running;
+        if (state_.compare_exchange_strong(s, done, std::memory_order_acq_rel)) return;  // the last touch
+        // The loop stopped polling: wake it. `life_` is not written while parked.
+        asio::post(work_->get_executor(), [self = this, life = life_] {
+            if (event_loop* l = *life) self->resume_on(*l);
+        });
+        state_.store(released, std::memory_order_release);  // the last touch
+    }
+
+    /// On the loop, in a handler posted at suspension (so the tasks and
+    /// handlers queued before it ran first): polls for the result, then lets
+    /// the loop sleep until the pool's completion arrives.
+    void poll_then_park(event_loop& l) noexcept {
+        static thread_local spin_backoff backoff;
+        if (spinning_helps() && backoff.should_spin()) {
+            bool found = spin_until(loop_spin, [this] { return state_.load(std::memory_order_acquire) == done; });
+            backoff.record(found);
+        }
+        int s = running;
+        if (state_.compare_exchange_strong(s, parked, std::memory_order_acq_rel)) return;  // the pool wakes us
+        resume_on(l);
+    }
+
+    void resume_on(event_loop& l) noexcept {
+        ch_->unpark();
+        detail::loop_access::resume_from_handler(l, h_);
+    }
+
     static void on_cancel(waiter_base* w) noexcept {
         auto* self = static_cast<thread_call*>(w);
         self->cancelled_ = true;
@@ -156,10 +203,12 @@ private:
     Call& call_;
     cross_value<R> value_;
     [[no_unique_address]] std::conditional_t<Stoppable, std::stop_source, std::monostate> stop_{};
+    std::stop_token token_;
     std::optional<loop_work> work_;
+    std::shared_ptr<event_loop*> life_;
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
-    std::atomic<bool> posted_{false};
+    std::atomic<int> state_{running};
     bool in_flight_ = false;
     bool cancelled_ = false;
 };
