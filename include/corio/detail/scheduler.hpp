@@ -161,8 +161,9 @@ struct chain_root : scope_node {
     // teardown): it is never reported again.
     bool error_observed : 1 = false;
     // This block is a spawn_state (a spawned task); else a combinator's
-    // child_slot. Set at construction, never changes: final_suspend picks the
-    // completion hook (complete_task_ or complete_child_) by it.
+    // child_root. Set at construction, never changes: final_suspend picks
+    // where the completion goes by it (the loop's complete_task, or the
+    // child's own owner through child_root::report_done).
     bool spawned : 1 = false;
 
     chain ch;                          // the chain; ch.scope starts as this node
