@@ -159,6 +159,45 @@ Value tuple_tail(Tuple&& t, std::index_sequence<I...>) {
     else return Value(std::move(std::get<1 + I>(t))...);
 }
 
+/// Cancellation signals for use_task operations, recycled per thread with the
+/// handler memory Asio placed in them: a fresh signal per operation costs an
+/// allocation and a free of that memory (Asio's own coroutines keep one
+/// signal per thread of execution).
+struct op_signal_cache {
+    static constexpr unsigned max_cached = 64;
+    asio::cancellation_signal* items[max_cached];
+    unsigned n = 0;
+    ~op_signal_cache() {
+        while (n) delete items[--n];
+    }
+};
+
+inline op_signal_cache& op_signals() noexcept {
+    static thread_local op_signal_cache cache;
+    return cache;
+}
+
+// Out of line, so that no coroutine body reads the thread_local (clang may
+// cache its address across a suspension).
+[[gnu::noinline]] inline asio::cancellation_signal* take_op_signal() {
+    op_signal_cache& c = op_signals();
+    if (c.n) return c.items[--c.n];
+    return new asio::cancellation_signal;
+}
+
+/// `s` belongs to an operation that completed.
+[[gnu::noinline]] inline void recycle_op_signal(asio::cancellation_signal* s) noexcept {
+    struct idle {
+        void operator()(asio::cancellation_type) const noexcept {}
+    };
+    // The finished operation's handler may point at freed state: replace it
+    // by one that does nothing, in the same memory, before anyone can emit.
+    if (s->slot().has_handler()) s->slot().template emplace<idle>();
+    op_signal_cache& c = op_signals();
+    if (c.n < op_signal_cache::max_cached) c.items[c.n++] = s;
+    else delete s;
+}
+
 template <class Signature, class Initiation, class... InitArgs>
 class asio_operation : waiter_base {
     using sig = asio_signature<Signature>;
@@ -175,6 +214,11 @@ public:
     asio_operation(asio_operation&& o) noexcept(std::is_nothrow_move_constructible_v<Initiation>)
         : init_(std::move(o.init_)), args_(std::move(o.args_)) {}
     asio_operation& operator=(asio_operation&&) = delete;
+    ~asio_operation() {
+        if (!signal_) return;
+        if (result_) recycle_op_signal(signal_);
+        else delete signal_;  // still pending (its loop was destroyed): as a member signal would be
+    }
 
     bool await_ready() const noexcept { return false; }
 
@@ -186,6 +230,7 @@ public:
             return false;
         }
         h_ = caller;
+        signal_ = take_op_signal();
         notify = &on_cancel;
         ch_->park(this);
         initiating_ = true;
@@ -237,7 +282,7 @@ private:
         using executor_type = asio::io_context::executor_type;
         executor_type get_executor() const noexcept { return ex; }
         using cancellation_slot_type = asio::cancellation_slot;
-        cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_.slot(); }
+        cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_->slot(); }
 
         template <class... A>
         void operator()(A&&... a) {
@@ -255,13 +300,13 @@ private:
         auto* self = static_cast<asio_operation*>(w);
         self->cancel_emitted_ = true;
         // The operation completes (with operation_aborted) through the handler.
-        self->signal_.emit(asio::cancellation_type::terminal);
+        self->signal_->emit(asio::cancellation_type::terminal);
     }
 
     Initiation init_;
     std::tuple<InitArgs...> args_;
     std::optional<stored> result_;
-    asio::cancellation_signal signal_;
+    asio::cancellation_signal* signal_ = nullptr;  // from take_op_signal(), once started
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
     bool cancelled_ = false;
