@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what corio's build, tests and examples need, if it is missing.
 #
-#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl
+#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl,
+#                              nginx-light and openssl (test_http's HTTP/2 case)
 #                              (+ Google Benchmark and python3, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
 #   scripts/deps.sh --check    only report what is missing (exit 1 if any)
@@ -45,6 +46,9 @@ have_header fmt/format.h        || required+=(libfmt-dev)
 # corio::http; Debian puts curl.h under the multiarch include dir
 { have_header curl/curl.h || compgen -G '/usr/include/*/curl/curl.h' >/dev/null; } ||
   required+=(libcurl4-openssl-dev)
+# test_http's HTTP/2 case: nginx serves h2 over TLS with a certificate openssl makes
+{ have_cmd nginx || [[ -x /usr/sbin/nginx ]]; } || required+=(nginx-light)
+have_cmd openssl                || required+=(openssl)
 have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
 have_cmd python3                || optional+=(python3)
 
