@@ -32,9 +32,11 @@
 //                    and any program with a socket pays.
 //
 // Flags: --quick (rounds / 10, N / 10), --conns=C, --rounds=R, --reps=K
-// (default 3: echo runs alternate corio / asio K times, the best of each is
-// reported; the await rows report the median of K after a warm-up),
-// --only=<substring of workload>.
+// (default 5: echo runs K pairs corio + asio, alternating which goes first,
+// and reports medians, of throughput, of the pair ratios, of p50/p99 and of
+// the server's CPU time per round trip; the await rows report the median of
+// K after a warm-up), --only=<substring of workload>, --impl=corio|asio (echo
+// with that server only, once: for callgrind).
 //
 // Output: a table plus lines `RESULT <workload> <impl> <metric> <value>`
 // (bench/report.py reads them).
@@ -51,6 +53,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <time.h>
@@ -81,10 +84,11 @@ constexpr std::size_t message_size = 64;
 struct options {
     int conns = 100;
     int rounds = 10'000;
-    int reps = 3;
+    int reps = 5;
     std::uint64_t ready_n = 2'000'000;
     std::uint64_t post_n = 200'000;
     std::string only;
+    std::string impl;  // echo: "corio" or "asio" runs only that server (for profiling)
 };
 
 // ------------------------------------------------------------ echo servers
@@ -242,36 +246,69 @@ echo_result echo_asio(const options& o) {
     return r;
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// One server alone (--impl=corio|asio): for callgrind / perf of one side.
+void bench_echo_one(const options& o) {
+    bool corio_side = o.impl == "corio";
+    echo_result r = corio_side ? echo_corio(o) : echo_asio(o);
+    fmt::print("echo {}: {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, server cpu {:.0f} ns/rt)\n", o.impl,
+               r.round_trips_per_s, r.p50_us, r.p99_us, r.server_cpu_ns);
+}
+
+/// Runs the two servers in pairs, alternating which goes first (a machine
+/// that gets busier or quieter during a pair favours neither side), and
+/// reports medians: of throughput, of the per-pair ratios, of latency and of
+/// the server thread's CPU time per round trip (the figure least disturbed
+/// by other processes on a shared box).
 void bench_echo(const options& o) {
-    fmt::print("echo: {} connections x {} round trips of {} bytes, best of {} alternating runs\n", o.conns, o.rounds,
-               message_size, o.reps);
-    echo_result best_c, best_a;
-    double cpu_c = 0, cpu_a = 0;
+    if (!o.impl.empty()) return bench_echo_one(o);
+    fmt::print("echo: {} connections x {} round trips of {} bytes, {} pairs of runs, alternating order\n", o.conns,
+               o.rounds, message_size, o.reps);
+    std::vector<double> tc, ta, ratio, cpuc, cpua, cpu_ratio, p50c, p50a, p99c, p99a;
     for (int r = 0; r < o.reps; ++r) {
-        echo_result c = echo_corio(o);
-        echo_result a = echo_asio(o);
-        fmt::print("  run {}: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, server cpu {:.0f} ns/rt) | "
-                   "asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, server cpu {:.0f} ns/rt)\n",
-                   r + 1, c.round_trips_per_s, c.p50_us, c.p99_us, c.server_cpu_ns, a.round_trips_per_s, a.p50_us,
-                   a.p99_us, a.server_cpu_ns);
+        echo_result c, a;
+        if (r % 2 == 0) {
+            c = echo_corio(o);
+            a = echo_asio(o);
+        } else {
+            a = echo_asio(o);
+            c = echo_corio(o);
+        }
+        fmt::print("  pair {} ({} first): corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | "
+                   "asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | ratio {:.3f}\n",
+                   r + 1, r % 2 == 0 ? "corio" : "asio", c.round_trips_per_s, c.p50_us, c.p99_us, c.server_cpu_ns,
+                   a.round_trips_per_s, a.p50_us, a.p99_us, a.server_cpu_ns, c.round_trips_per_s / a.round_trips_per_s);
         std::fflush(stdout);
-        if (c.round_trips_per_s > best_c.round_trips_per_s) best_c = c;
-        if (a.round_trips_per_s > best_a.round_trips_per_s) best_a = a;
-        cpu_c = r == 0 ? c.server_cpu_ns : std::min(cpu_c, c.server_cpu_ns);
-        cpu_a = r == 0 ? a.server_cpu_ns : std::min(cpu_a, a.server_cpu_ns);
+        tc.push_back(c.round_trips_per_s);
+        ta.push_back(a.round_trips_per_s);
+        ratio.push_back(c.round_trips_per_s / a.round_trips_per_s);
+        cpuc.push_back(c.server_cpu_ns);
+        cpua.push_back(a.server_cpu_ns);
+        cpu_ratio.push_back(c.server_cpu_ns / a.server_cpu_ns);
+        p50c.push_back(c.p50_us);
+        p50a.push_back(a.p50_us);
+        p99c.push_back(c.p99_us);
+        p99a.push_back(a.p99_us);
     }
-    fmt::print("  least server CPU per round trip: corio {:.0f} ns, asio {:.0f} ns, corio/asio {:.3f}\n", cpu_c, cpu_a,
-               cpu_c / cpu_a);
-    fmt::print("RESULT echo corio server_cpu_ns_per_rt {:.1f}\n", cpu_c);
-    fmt::print("RESULT echo asio server_cpu_ns_per_rt {:.1f}\n", cpu_a);
-    fmt::print("  best: corio {:.0f} rt/s, asio {:.0f} rt/s, corio/asio throughput {:.3f}\n", best_c.round_trips_per_s,
-               best_a.round_trips_per_s, best_c.round_trips_per_s / best_a.round_trips_per_s);
-    for (auto [impl, r] : {std::pair{"corio", best_c}, std::pair{"asio", best_a}}) {
-        fmt::print("RESULT echo {} round_trips_per_s {:.0f}\n", impl, r.round_trips_per_s);
-        fmt::print("RESULT echo {} p50_us {:.2f}\n", impl, r.p50_us);
-        fmt::print("RESULT echo {} p99_us {:.2f}\n", impl, r.p99_us);
+    fmt::print("  median: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us), asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us)\n",
+               median(tc), median(p50c), median(p99c), median(ta), median(p50a), median(p99a));
+    fmt::print("  corio/asio throughput: median of pair ratios {:.3f}, best vs best {:.3f}\n", median(ratio),
+               *std::max_element(tc.begin(), tc.end()) / *std::max_element(ta.begin(), ta.end()));
+    fmt::print("  server CPU per round trip: corio {:.0f} ns, asio {:.0f} ns (medians), corio/asio median {:.3f}\n",
+               median(cpuc), median(cpua), median(cpu_ratio));
+    for (auto [impl, t, p50, p99, cpu] : {std::tuple{"corio", &tc, &p50c, &p99c, &cpuc}, std::tuple{"asio", &ta, &p50a, &p99a, &cpua}}) {
+        fmt::print("RESULT echo {} round_trips_per_s {:.0f}\n", impl, median(*t));
+        fmt::print("RESULT echo {} p50_us {:.2f}\n", impl, median(*p50));
+        fmt::print("RESULT echo {} p99_us {:.2f}\n", impl, median(*p99));
+        fmt::print("RESULT echo {} server_cpu_ns_per_rt {:.1f}\n", impl, median(*cpu));
     }
-    fmt::print("RESULT echo corio throughput_ratio_vs_asio {:.3f}\n", best_c.round_trips_per_s / best_a.round_trips_per_s);
+    fmt::print("RESULT echo corio throughput_ratio_vs_asio {:.3f}\n", median(ratio));
+    fmt::print("RESULT echo corio server_cpu_ratio_vs_asio {:.3f}\n", median(cpu_ratio));
 }
 
 // ------------------------------------------------- awaiting asio::awaitable
@@ -359,10 +396,12 @@ int main(int argc, char** argv) {
             o.rounds = std::atoi(a.c_str() + 9);
         } else if (a.rfind("--reps=", 0) == 0) {
             o.reps = std::atoi(a.c_str() + 7);
+        } else if (a.rfind("--impl=", 0) == 0) {
+            o.impl = a.substr(7);
         } else if (a.rfind("--only=", 0) == 0) {
             o.only = a.substr(7);
         } else {
-            fmt::print(stderr, "usage: bench_echo [--quick] [--conns=C] [--rounds=R] [--reps=K] [--only=workload]\n");
+            fmt::print(stderr, "usage: bench_echo [--quick] [--conns=C] [--rounds=R] [--reps=K] [--only=workload] [--impl=corio|asio]\n");
             return 2;
         }
     }

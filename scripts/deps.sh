@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what corio's build, tests and examples need, if it is missing.
 #
-#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl
+#   scripts/deps.sh            g++, cmake, ninja, Asio, Catch2, fmt, libcurl,
+#                              nginx-light and openssl (test_http's HTTP/2 case)
 #                              (+ Google Benchmark, python3 and doxygen, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
 #   scripts/deps.sh --valgrind also valgrind (.ci/run's memcheck stage)
@@ -20,7 +21,7 @@ for arg in "$@"; do
     --clang) want_clang=1 ;;
     --valgrind) want_valgrind=1 ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +49,9 @@ have_header fmt/format.h        || required+=(libfmt-dev)
 # corio::http; Debian puts curl.h under the multiarch include dir
 { have_header curl/curl.h || compgen -G '/usr/include/*/curl/curl.h' >/dev/null; } ||
   required+=(libcurl4-openssl-dev)
+# test_http's HTTP/2 case: nginx serves h2 over TLS with a certificate openssl makes
+{ have_cmd nginx || [[ -x /usr/sbin/nginx ]]; } || required+=(nginx-light)
+have_cmd openssl                || required+=(openssl)
 have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
 have_cmd python3                || optional+=(python3)
 have_cmd ccache                 || optional+=(ccache)   # .ci/run uses it when present

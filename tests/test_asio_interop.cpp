@@ -17,6 +17,8 @@
 #include <thread>
 #include <tuple>
 #include <variant>
+#include <vector>
+#include <utility>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
@@ -29,6 +31,9 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+
+#include <asio/post.hpp>
+#include <corio/testing.hpp>
 
 #include "support/corio_test.hpp"
 
@@ -289,6 +294,82 @@ TEST_CASE("asio interop: an awaitable pending when the loop is destroyed is canc
     ctx.run_for(1s);  // the aborted timer wait completes into the abandoned thread
     CHECK(seen == asio::error::operation_aborted);
 }
+
+// Each io_context keeps idle Asio threads and reuses them from await to
+// await: these check that nothing of one await leaks into the next.
+
+namespace {
+
+/// Suspends once (a post), then reports whether its thread's cancellation
+/// state says cancelled and whether it throws on cancellation.
+asio::awaitable<std::pair<bool, bool>> thread_state_after_post() {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    asio::cancellation_state st = co_await asio::this_coro::cancellation_state;
+    bool throws = co_await asio::this_coro::throw_if_cancelled();
+    co_return std::pair{st.cancelled() != asio::cancellation_type::none, throws};
+}
+
+asio::awaitable<int> turns_off_throw_if_cancelled() {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_return 7;
+}
+
+asio::awaitable<int> posted_value(int v) {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    co_return v;
+}
+
+}  // namespace
+
+CORIO_TEST_CASE("asio interop: an await after a cancelled one starts with a fresh cancellation state", "[asio]") {
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE_THROWS_AS(co_await corio::timeout(U, timer_wait(10s)), corio::timeout_error);
+        std::pair<bool, bool> st = co_await thread_state_after_post();
+        CHECK_FALSE(st.first);  // the earlier cancellation is not seen
+        CHECK(st.second);
+    }
+    int v = co_await turns_off_throw_if_cancelled();
+    CHECK(v == 7);
+    std::pair<bool, bool> st = co_await thread_state_after_post();
+    CHECK(st.second);  // the previous awaitable's throw_if_cancelled(false) did not stay
+}
+
+CORIO_TEST_CASE("asio interop: many tasks awaiting awaitables at once each get their own value, again and again", "[asio]") {
+    // More at once than an io_context keeps idle, so some threads end and
+    // new ones are made; the second round reuses the idle ones.
+    for (int round = 0; round < 2; ++round) {
+        std::vector<task<int>> ts;
+        for (int i = 0; i < 100; ++i) ts.push_back([](int k) -> task<int> { co_return co_await posted_value(k) * 2; }(i));
+        std::vector<int> got = co_await corio::gather(std::move(ts));
+        REQUIRE(got.size() == 100);
+        for (int i = 0; i < 100; ++i) CHECK(got[static_cast<std::size_t>(i)] == 2 * i);
+    }
+    int a = co_await answer(1);  // a ready one after the concurrent ones
+    CHECK(a == 1);
+}
+
+CORIO_TEST_CASE("asio interop: an exception after a value leaves the reused thread usable", "[asio]") {
+    int a = co_await answer(1);
+    CHECK(a == 1);
+    REQUIRE_THROWS_AS(co_await throws_runtime_error(), std::runtime_error);
+    int b = co_await posted_value(2);
+    CHECK(b == 2);
+}
+
+TEST_CASE("asio interop: idle threads of a loop's io_context are destroyed with it, after the loop") {
+    asio::io_context ctx;
+    {
+        corio::event_loop loop(ctx);
+        int v = loop.run_until_complete([]() -> task<int> { co_return co_await posted_value(4) + co_await answer(1); });
+        CHECK(v == 5);
+    }
+    // The io_context outlives the loop; a second loop on it reuses the idle threads.
+    {
+        corio::event_loop loop(ctx);
+        int v = loop.run_until_complete([]() -> task<int> { co_return co_await posted_value(6); });
+        CHECK(v == 6);
+    }
+}  // ctx's shutdown destroys the idle threads (ASan: nothing leaks)
 
 TEST_CASE("asio interop: composes with every combinator") {
     SECTION("timeout_at and move_on_after / move_on_at") {

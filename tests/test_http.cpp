@@ -1,13 +1,19 @@
 // Tests for corio/http.hpp: http::client on libcurl, against the local test
 // server of support/http_server.hpp (127.0.0.1 only; nothing here touches the
-// internet). These run in real time: libcurl's sockets are real.
+// internet). These run in real time: libcurl's sockets are real. One case
+// runs against a local nginx serving HTTP/2 over TLS (skipped, with a
+// warning saying why, when nginx or openssl is missing).
 // corio-tsan: one case uses the client from another thread's loop
 #include <corio/http.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <stdlib.h>  // mkdtemp
 
 #include "support/corio_test.hpp"
 #include "support/http_server.hpp"
@@ -44,6 +50,76 @@ unsigned short closed_port(asio::io_context& ctx) {
 }
 
 std::string message_of(const std::exception& e) { return e.what(); }
+
+/// nginx (Debian nginx-light) serving HTTP/2 over TLS on 127.0.0.1 (ALPN
+/// offers h2 and http/1.1), with a self-signed certificate openssl makes
+/// at start; every response carries the protocol nginx used, in the header
+/// X-Protocol and in the body. When nginx or openssl is missing (or nginx
+/// fails to start), `why_not` says so and the test is skipped.
+struct nginx_h2 {
+    std::string dir;
+    unsigned short port = 0;
+    std::string why_not;
+    bool started = false;
+
+    nginx_h2() {
+        std::string nginx = std::system("test -x /usr/sbin/nginx") == 0 ? "/usr/sbin/nginx" : "nginx";
+        if (std::system((nginx + " -v >/dev/null 2>&1").c_str()) != 0) {
+            why_not = "nginx is not installed (Debian: nginx-light; scripts/deps.sh installs it)";
+            return;
+        }
+        if (std::system("openssl version >/dev/null 2>&1") != 0) {
+            why_not = "openssl is not installed (it makes the test's certificate)";
+            return;
+        }
+        char tmpl[] = "/tmp/corio-test-h2.XXXXXX";
+        if (!mkdtemp(tmpl)) {
+            why_not = "cannot make a temporary directory";
+            return;
+        }
+        dir = tmpl;
+        {
+            asio::io_context ctx;
+            port = closed_port(ctx);
+        }
+        std::string cert = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+                           dir + "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
+        if (std::system(cert.c_str()) != 0) {
+            why_not = "openssl could not make a certificate";
+            return;
+        }
+        std::string conf = "worker_processes 1;\npid " + dir + "/nginx.pid;\nerror_log " + dir +
+                           "/error.log warn;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
+                           "  client_body_temp_path " + dir + "/body;\n  proxy_temp_path " + dir + "/proxy;\n"
+                           "  fastcgi_temp_path " + dir + "/fastcgi;\n  uwsgi_temp_path " + dir + "/uwsgi;\n"
+                           "  scgi_temp_path " + dir + "/scgi;\n  default_type text/plain;\n"
+                           "  server {\n    listen 127.0.0.1:" + std::to_string(port) + " ssl http2;\n"
+                           "    ssl_certificate " + dir + "/cert.pem;\n    ssl_certificate_key " + dir + "/key.pem;\n"
+                           "    location / {\n      add_header X-Protocol $server_protocol always;\n"
+                           "      return 200 \"hello over $server_protocol\\n\";\n    }\n  }\n}\n";
+        if (FILE* f = std::fopen((dir + "/nginx.conf").c_str(), "w")) {
+            std::fputs(conf.c_str(), f);
+            std::fclose(f);
+        }
+        std::string run = nginx + " -e " + dir + "/error.log -p " + dir + " -c " + dir + "/nginx.conf >" + dir + "/start.log 2>&1";
+        if (std::system(run.c_str()) != 0) {
+            why_not = "nginx did not start (see its messages in " + dir + "/start.log)";
+            return;
+        }
+        started = true;
+    }
+    nginx_h2(const nginx_h2&) = delete;
+    nginx_h2& operator=(const nginx_h2&) = delete;
+    ~nginx_h2() {
+        if (started) {
+            std::string stop = "kill $(cat " + dir + "/nginx.pid) 2>/dev/null; for i in $(seq 50); do test -e " + dir +
+                               "/nginx.pid || break; sleep 0.1; done";
+            (void)std::system(stop.c_str());
+        }
+        if (!dir.empty() && why_not.find("start.log") == std::string::npos) (void)std::system(("rm -rf " + dir).c_str());
+    }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port) + "/"; }
+};
 
 }  // namespace
 
@@ -339,6 +415,24 @@ TEST_CASE("the user agent and the default headers go with every request") {
         http::response m = co_await c.get(srv.url("/headers"), more);
         CHECK(m.body.find("x-team: core\n") != std::string::npos);
         CHECK(m.body.find("x-extra: 1\n") != std::string::npos);
+        CHECK(m.body.find("user-agent: corio-test/1\n") != std::string::npos);
+    });
+}
+
+TEST_CASE("a User-Agent header of the request or of the defaults replaces the user_agent option, once") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c(http::options{.user_agent = "corio-test/1"});
+        http::request_options mine{.headers = {{"user-agent", "mine/2"}}};
+        http::response r = co_await c.get(srv.url("/headers"), mine);
+        CHECK(r.body.find("user-agent: mine/2\n") != std::string::npos);
+        CHECK(r.body.find("corio-test/1") == std::string::npos);
+        http::client d(http::options{.user_agent = "corio-test/1", .default_headers = {{"User-Agent", "dflt/3"}}});
+        http::response s = co_await d.get(srv.url("/headers"));
+        CHECK(s.body.find("user-agent: dflt/3\n") != std::string::npos);
+        CHECK(s.body.find("corio-test/1") == std::string::npos);
+        http::client none(http::options{.user_agent = ""});
+        http::response n = co_await none.get(srv.url("/headers"));
+        CHECK(n.body.find("user-agent:") == std::string::npos);
     });
 }
 
@@ -627,4 +721,30 @@ TEST_CASE("a stream reports transport errors and status codes like a request") {
         REQUIRE_THROWS_AS(co_await c.stream(srv.url("/delay/3000"), quick), corio::timeout_error);
         CHECK(c.active_transfers() == 0);
     });
+}
+
+TEST_CASE("HTTP/2 is used when a TLS server offers it, HTTP/1.1 when options::http2 is off") {
+    nginx_h2 srv;
+    if (!srv.started) {
+        WARN("skipped: " << srv.why_not);
+        return;
+    }
+    corio_test::run_test(
+        [&]() -> task<void> {
+            http::client c(http::options{.verify_tls = false});  // the certificate is self-signed
+            http::response r = co_await c.get(srv.url());
+            CHECK(r.status == 200);
+            CHECK(r.headers.value_or("x-protocol", "") == "HTTP/2.0");
+            CHECK(r.body == "hello over HTTP/2.0\n");
+            // Several at once: each is an HTTP/2 stream.
+            std::vector<task<http::response>> many;
+            for (int i = 0; i < 4; ++i) many.push_back(c.get(srv.url()));
+            std::vector<http::response> rs = co_await corio::gather(std::move(many));
+            for (const auto& x : rs) CHECK(x.headers.value_or("x-protocol", "") == "HTTP/2.0");
+            http::client h1(http::options{.http2 = false, .verify_tls = false});
+            http::response o = co_await h1.get(srv.url());
+            CHECK(o.headers.value_or("x-protocol", "") == "HTTP/1.1");
+            CHECK(o.body == "hello over HTTP/1.1\n");
+        },
+        0, /*virtual_time=*/false);
 }

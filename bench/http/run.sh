@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/http/run.sh: HTTP client throughput against a local nginx, in one run.
 #
-#   bench/http/run.sh [--pages=N] [--reps=R] [--python-reps=P] [--no-build]
+#   bench/http/run.sh [--pages=N] [--reps=R] [--python-reps=P] [--no-build] [--serve]
 #
 # Starts nginx (Debian nginx-light; 1 worker, keep-alive, access log off) on a
 # free 127.0.0.1 port, with its config and a docroot of 5,000 files of
@@ -18,7 +18,9 @@
 # it prints pages/s, p50/p99 latency and the ratios corio/curl_multi,
 # corio/aiohttp, corio/httpx. Python is /usr/bin/python3 (Debian's
 # python3-aiohttp and python3-httpx). corio is built -O2 in build/bench-http
-# (CXX picks the compiler); --no-build reuses it.
+# (CXX picks the compiler); --no-build reuses it. --serve only starts nginx,
+# prints the URL prefix and waits (Ctrl-C stops it): for profiling a client
+# by hand (valgrind --tool=callgrind build/.../fetch_with_limit PREFIX N 64 5000).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,13 +32,15 @@ pages=20000
 reps=3
 py_reps=1
 do_build=1
+serve=0
 for arg in "$@"; do
   case "$arg" in
     --pages=*) pages="${arg#--pages=}" ;;
     --reps=*) reps="${arg#--reps=}" ;;
     --python-reps=*) py_reps="${arg#--python-reps=}" ;;
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --serve) serve=1; do_build=0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -115,6 +119,10 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 prefix="http://127.0.0.1:$port/f"
+if (( serve )); then
+  echo "serving $files files: $prefix<0..$((files - 1))> (Ctrl-C stops nginx)"
+  while sleep 3600; do :; done
+fi
 
 # ---------------------------------------------------------------- measure ---
 cat > "$tmp/rotate.lua" <<LUA

@@ -166,6 +166,45 @@ Value tuple_tail(Tuple&& t, std::index_sequence<I...>) {
     else return Value(std::move(std::get<1 + I>(t))...);
 }
 
+/// Cancellation signals for use_task operations, recycled per thread with the
+/// handler memory Asio placed in them: a fresh signal per operation costs an
+/// allocation and a free of that memory (Asio's own coroutines keep one
+/// signal per thread of execution).
+struct op_signal_cache {
+    static constexpr unsigned max_cached = 64;
+    asio::cancellation_signal* items[max_cached];
+    unsigned n = 0;
+    ~op_signal_cache() {
+        while (n) delete items[--n];
+    }
+};
+
+inline op_signal_cache& op_signals() noexcept {
+    static thread_local op_signal_cache cache;
+    return cache;
+}
+
+// Out of line, so that no coroutine body reads the thread_local (clang may
+// cache its address across a suspension).
+[[gnu::noinline]] inline asio::cancellation_signal* take_op_signal() {
+    op_signal_cache& c = op_signals();
+    if (c.n) return c.items[--c.n];
+    return new asio::cancellation_signal;
+}
+
+/// `s` belongs to an operation that completed.
+[[gnu::noinline]] inline void recycle_op_signal(asio::cancellation_signal* s) noexcept {
+    struct idle {
+        void operator()(asio::cancellation_type) const noexcept {}
+    };
+    // The finished operation's handler may point at freed state: replace it
+    // by one that does nothing, in the same memory, before anyone can emit.
+    if (s->slot().has_handler()) s->slot().template emplace<idle>();
+    op_signal_cache& c = op_signals();
+    if (c.n < op_signal_cache::max_cached) c.items[c.n++] = s;
+    else delete s;
+}
+
 template <class Signature, class Initiation, class... InitArgs>
 class asio_operation : waiter_base {
     using sig = asio_signature<Signature>;
@@ -188,7 +227,13 @@ public:
     /// (with operation_aborted, through a handler that sees the loop gone)
     /// without touching the frame.
     ~asio_operation() {
-        if (h_ && !result_) signal_.emit(asio::cancellation_type::terminal);
+        if (!signal_) return;
+        if (result_) {
+            recycle_op_signal(signal_);
+            return;
+        }
+        if (h_) signal_->emit(asio::cancellation_type::terminal);
+        delete signal_;  // still pending (its loop was destroyed): as a member signal would be
     }
 
     bool await_ready() const noexcept { return false; }
@@ -199,6 +244,7 @@ public:
             cancelled_ = true;
             return false;
         }
+        signal_ = take_op_signal();  // may allocate: before the chain is parked
         finish_park(ch_, this, &on_cancel, h_, caller);
         initiating_ = true;
         event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
@@ -249,7 +295,7 @@ private:
         using executor_type = asio::io_context::executor_type;
         executor_type get_executor() const noexcept { return ex; }
         using cancellation_slot_type = asio::cancellation_slot;
-        cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_.slot(); }
+        cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_->slot(); }
 
         template <class... A>
         void operator()(A&&... a) {
@@ -267,13 +313,13 @@ private:
         auto* self = static_cast<asio_operation*>(w);
         self->cancel_emitted_ = true;
         // The operation completes (with operation_aborted) through the handler.
-        self->signal_.emit(asio::cancellation_type::terminal);
+        self->signal_->emit(asio::cancellation_type::terminal);
     }
 
     Initiation init_;
     std::tuple<InitArgs...> args_;
     std::optional<stored> result_;
-    asio::cancellation_signal signal_;
+    asio::cancellation_signal* signal_ = nullptr;  // from take_op_signal(), once started
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
     bool cancelled_ = false;
@@ -298,77 +344,187 @@ struct asio::async_result<corio::use_task_t, Signature> {
 
 namespace corio::detail {
 
-/// Between a corio awaiter and the Asio thread that runs its awaitable. The
-/// thread's cancellation state lives in `signal`'s slot, so the entry frame
-/// owns this block (it must outlive every operation of the thread); the
-/// awaiter only points at it while the awaitable runs. Blocks are recycled
-/// per thread with their signal, whose handler memory the next cancellation
-/// state reuses: a steady stream of awaits allocates nothing here.
-struct awaitable_link {
-    void* target = nullptr;  // the awaiter; null once it is gone or has its outcome
-    awaitable_link* next = nullptr;
-    asio::cancellation_signal signal;
+/// Reused Asio threads of execution. Awaiting an asio::awaitable from corio
+/// needs an Asio "thread" (the bottom frame that owns the executor and the
+/// cancellation state). Making one per await costs a coroutine frame, a
+/// cancellation state and the thread's bookkeeping, about twice what the
+/// awaitable itself costs; so each io_context keeps a few idle threads and an
+/// await pushes the awaitable's frame onto one of them, as an Asio coroutine
+/// pushes a child frame onto its own thread.
+///
+/// A thread's bottom frame is worker_main(). Idle, it is suspended in
+/// `park`, and the thread object (which owns the frames) sits in
+/// `asio_worker::parked`. An await moves the thread out, pushes its frame over
+/// worker_main and pumps it; when the awaitable returns, worker_main is on top
+/// again, moves the thread back into `parked` (so the pump, or Asio's handler
+/// that was pumping, ends with an empty thread), returns the worker to the
+/// pool and resumes the awaiter.
+template <class E>
+using asio_entry_t = asio::awaitable<asio::detail::awaitable_thread_entry_point, E>;
+
+/// An Asio thread object owned by corio; destroys a frame it still holds at
+/// once (an idle thread has no pending operation), instead of posting it.
+template <class E>
+struct asio_thread : asio::detail::awaitable_thread<E> {
+    using base = asio::detail::awaitable_thread<E>;
+    using base::base;
+    explicit asio_thread(base&& o) noexcept : base(std::move(o)) {}
+    asio_thread(asio_thread&& o) noexcept : base(std::move(o)) {}
+    ~asio_thread() {
+        if (this->bottom_of_stack_.valid()) asio_entry_t<E> frame(std::move(this->bottom_of_stack_));
+    }
 };
 
-struct awaitable_link_cache {
-    static constexpr unsigned max_cached = 16;
-    awaitable_link* head = nullptr;
-    unsigned count = 0;
-    ~awaitable_link_cache() {
-        while (awaitable_link* l = head) {
-            head = l->next;
-            delete l;
+/// The awaiter's side of a job, not a template on the awaitable's T.
+struct asio_job_target {
+    void (*done)(asio_job_target*) noexcept;  // the awaitable returned (or threw)
+    void (*lost)(asio_job_target*) noexcept;  // its thread was destroyed unfinished
+};
+
+template <class E>
+class asio_worker_pool;
+
+template <class E>
+struct asio_worker {
+    explicit asio_worker(asio_worker_pool<E>* p) noexcept : pool(p) {}
+    asio_worker_pool<E>* pool;
+    asio_job_target* target = nullptr;  // the awaiter, while it waits for the job
+    std::optional<asio_thread<E>> parked;  // the thread, while idle
+    asio::cancellation_signal signal;      // the thread's parent cancellation slot
+    void* orphan = nullptr;                // the awaitable of an awaiter destroyed mid-job
+    void (*drop_orphan)(void*) noexcept = nullptr;
+    bool busy = false;
+
+    void drop() noexcept {
+        if (void* o = std::exchange(orphan, nullptr)) drop_orphan(o);
+    }
+    /// The thread's frame is being destroyed.
+    void end() noexcept {
+        if (asio_job_target* t = std::exchange(target, nullptr)) t->lost(t);
+        drop();
+    }
+};
+
+template <class E>
+asio_entry_t<E> worker_main(asio_worker<E>* w);
+
+/// The idle threads of one io_context (an Asio service: shutting the
+/// io_context down destroys them; a thread busy then ends with its operation).
+template <class E>
+class asio_worker_pool final : public asio::execution_context::service {
+public:
+    using key_type = asio_worker_pool;
+    inline static asio::execution_context::id id;
+    static constexpr unsigned max_idle = 32;
+
+    explicit asio_worker_pool(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+    asio_worker_pool(const asio_worker_pool&) = delete;
+    asio_worker_pool& operator=(const asio_worker_pool&) = delete;
+    ~asio_worker_pool() override { shutdown(); }
+
+    /// An idle thread, or a new one (started: parked in worker_main).
+    asio_worker<E>* take(const asio::io_context::executor_type& ex) {
+        if (idle_n_) return idle_[--idle_n_];
+        auto w = std::make_unique<asio_worker<E>>(this);
+        asio_entry_t<E> entry = worker_main(w.get());  // the frame owns the worker from here on
+        asio_worker<E>* raw = w.release();
+        asio_thread<E> t(std::move(entry), E(ex), raw->signal.slot(), asio::cancellation_state(raw->signal.slot()));
+        t.launch();  // runs worker_main into its first park
+        return raw;
+    }
+
+    /// Whether a thread whose job ended may stay (else it ends).
+    bool accepts() const noexcept { return !closed_ && idle_n_ < max_idle; }
+    void give_back(asio_worker<E>* w) noexcept { idle_[idle_n_++] = w; }
+
+private:
+    void shutdown() override {
+        closed_ = true;
+        while (idle_n_) {
+            asio_worker<E>* w = idle_[--idle_n_];
+            asio_thread<E> t(std::move(*w->parked));
+            w->parked.reset();
+        }  // t destroys the frame, which deletes w
+    }
+
+    asio_worker<E>* idle_[max_idle];
+    unsigned idle_n_ = 0;
+    bool closed_ = false;
+};
+
+/// Parks the thread: moves it from whoever pumps it into `parked`, so that
+/// pump ends, then hands the ended job to its awaiter.
+template <class E>
+struct asio_park {
+    asio_worker<E>* w;
+    asio::detail::awaitable_thread<E>* operator()(asio::detail::awaitable_frame_base<E>* frame) const noexcept {
+        asio::detail::awaitable_thread<E>* th = frame->detach_thread();
+        // The next job starts with a fresh cancellation state if this one saw a cancellation.
+        if (th->get_cancellation_state().cancelled() != asio::cancellation_type::none) th->reset_cancellation_state();
+        th->throw_if_cancelled(true);
+        w->parked.emplace(std::move(*th));
+        if (std::exchange(w->busy, false)) {
+            w->drop();
+            w->pool->give_back(w);
         }
+        if (asio_job_target* t = std::exchange(w->target, nullptr)) t->done(t);
+        return nullptr;
     }
 };
 
-inline awaitable_link_cache& awaitable_links() noexcept {
-    static thread_local awaitable_link_cache cache;
-    return cache;
+template <class E>
+asio_entry_t<E> worker_main(asio_worker<E>* w) {
+    struct owner {
+        asio_worker<E>* w;
+        ~owner() {
+            w->end();
+            delete w;
+        }
+    } own{w};
+    co_await asio_park<E>{w};  // back in the pool's take()
+    for (;;) {
+        // A job's awaitable returned: this frame is on top of the thread again.
+        if (!w->pool->accepts()) break;
+        co_await asio_park<E>{w};
+    }
+    // The thread ends (the pool is full or shut down): finish the job here.
+    if (asio_job_target* t = std::exchange(w->target, nullptr)) t->done(t);
 }
 
-// Out of line, so that no coroutine body reads the thread_local (clang may
-// cache its address across a suspension).
-[[gnu::noinline]] inline awaitable_link* take_awaitable_link() {
-    awaitable_link_cache& c = awaitable_links();
-    if (awaitable_link* l = c.head) {
-        c.head = l->next;
-        --c.count;
-        l->next = nullptr;
-        return l;
+/// The idle threads of the loop's io_context (a cached lookup: the cache
+/// keeps the loop's life block, so its address is never another loop's).
+template <class E>
+[[gnu::noinline]] asio_worker_pool<E>& worker_pool_of(event_loop& loop) {
+    struct cache {
+        std::shared_ptr<event_loop*> life;
+        asio_worker_pool<E>* pool = nullptr;
+    };
+    static thread_local cache c;
+    if (c.life != detail::loop_access::life(loop)) {
+        c.pool = &asio::use_service<asio_worker_pool<E>>(loop.context());
+        c.life = detail::loop_access::life(loop);
     }
-    return new awaitable_link;
-}
-
-[[gnu::noinline]] inline void recycle_awaitable_link(awaitable_link* l) noexcept {
-    awaitable_link_cache& c = awaitable_links();
-    l->target = nullptr;
-    if (c.count < awaitable_link_cache::max_cached) {
-        l->next = c.head;
-        c.head = l;
-        ++c.count;
-    } else {
-        delete l;
-    }
+    return *c.pool;
 }
 
 /// Awaits an asio::awaitable<T, E> from a corio task (see the header comment).
 template <class T, class E>
-class awaitable_awaiter : waiter_base {
+class awaitable_awaiter : waiter_base, asio_job_target {
     static_assert(!std::is_reference_v<T>, "corio: asio::awaitable<T&> cannot be awaited; return a pointer");
     static_assert(std::is_constructible_v<E, asio::io_context::executor_type>,
                   "corio: an asio::awaitable<T, E> awaited from corio runs on the loop's io_context, so E must be "
                   "constructible from asio::io_context::executor_type (any_io_executor is)");
-    using link_t = awaitable_link;
-    using entry_t = asio::awaitable<asio::detail::awaitable_thread_entry_point, E>;
+    using entry_frame = asio::detail::awaitable_frame<asio::detail::awaitable_thread_entry_point, E>;
 
 public:
-    explicit awaitable_awaiter(asio::awaitable<T, E>&& a) noexcept : aw_(std::move(a)) {}
+    explicit awaitable_awaiter(asio::awaitable<T, E>&& a) noexcept : asio_job_target{&on_done, &on_lost}, aw_(std::move(a)) {}
     /// Movable until awaited (into timeout(), race(), ...); never once started.
-    awaitable_awaiter(awaitable_awaiter&& o) noexcept : aw_(std::move(o.aw_)) { assert(!o.ch_ && "corio: an awaiter is moved only before it starts"); }
+    awaitable_awaiter(awaitable_awaiter&& o) noexcept : asio_job_target{&on_done, &on_lost}, aw_(std::move(o.aw_)) {
+        assert(!o.ch_ && "corio: an awaiter is moved only before it starts");
+    }
     awaitable_awaiter& operator=(awaitable_awaiter&&) = delete;
     ~awaitable_awaiter() {
-        if (link_) abandon();
+        if (worker_) abandon();
     }
 
     bool await_ready() const {
@@ -390,26 +546,23 @@ public:
             cancelled_ = true;
             return false;
         }
-        link_t* link = take_awaitable_link();
-        link->target = this;
-        asio::cancellation_slot slot = link->signal.slot();
         event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
-        try {
-            asio::detail::awaitable_thread<E> thread(entry(std::move(aw_), link), E(loop.get_executor()), slot,
-                                                     asio::cancellation_state(slot));
-            link_ = link;  // the entry frame owns it now
-            finish_park(ch_, this, &on_cancel, h_, caller);
-            launching_ = true;
-            thread.launch();  // runs the awaitable until it first suspends (or ends)
-        } catch (...) {
-            if (!link_) recycle_awaitable_link(link);  // the entry frame was never made
-            launching_ = false;
-            ch_->unpark();
-            throw;
-        }
+        asio_worker<E>* w = worker_pool_of<E>(loop).take(loop.get_executor());
+        // Nothing below throws: the awaitable's exceptions stay in its frame.
+        asio_thread<E> t(std::move(*w->parked));
+        w->parked.reset();
+        w->busy = true;
+        w->target = this;
+        worker_ = w;
+        entry_frame* entry = t.entry_point();
+        entry->attach_thread(&t);
+        aw_.await_suspend(std::coroutine_handle<entry_frame>::from_promise(*entry));  // pushes its frame
+        finish_park(ch_, this, &on_cancel, h_, caller);
+        launching_ = true;
+        t.launch();  // runs the awaitable until it first suspends (or returns)
         launching_ = false;
         if (finished_) {
-            ch_->unpark();  // ended inside launch(): go on without suspending
+            ch_->unpark();  // returned inside launch(): go on without suspending
             return false;
         }
         return true;
@@ -418,93 +571,68 @@ public:
     T await_resume() {
         if (in_asio_) return aw_.await_resume();
         if (cancelled_) throw cancelled_error{};
-        if (error_) {
-            if (aborted_ && cancel_emitted_) throw cancelled_error{};
-            std::rethrow_exception(error_);
+        try {
+            return aw_.await_resume();
+        } catch (const std::system_error& e) {
+            if (cancel_emitted_ && e.code() == asio::error::operation_aborted) throw cancelled_error{};
+            throw;
         }
-        if constexpr (!std::is_void_v<T>) return std::move(*value_);
     }
 
 private:
-    /// The bottom frame of the Asio thread: awaits the user's awaitable,
-    /// stores its outcome in the awaiter (if it is still there) and resumes it.
-    static entry_t entry(asio::awaitable<T, E> aw, link_t* link) {
-        struct owner {
-            link_t* l;
-            ~owner() {
-                // Also runs when Asio destroys this frame unfinished (its
-                // io_context shut down): the awaiter must not wait for it.
-                if (l->target) static_cast<awaitable_awaiter*>(l->target)->link_ = nullptr;
-                recycle_awaitable_link(l);
-            }
-        } own{link};
-        try {
-            if constexpr (std::is_void_v<T>) {
-                co_await std::move(aw);
-            } else {
-                T v = co_await std::move(aw);
-                if (link->target) static_cast<awaitable_awaiter*>(link->target)->value_.emplace(std::move(v));
-            }
-        } catch (const std::system_error& e) {
-            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) {
-                t->aborted_ = e.code() == asio::error::operation_aborted;
-                t->error_ = std::current_exception();
-            }
-        } catch (...) {
-            if (auto* t = static_cast<awaitable_awaiter*>(link->target)) t->error_ = std::current_exception();
-        }
-        if (void* t = std::exchange(link->target, nullptr)) static_cast<awaitable_awaiter*>(t)->finish();
-    }
-
-    void finish() noexcept {
-        link_ = nullptr;
-        finished_ = true;
-        if (launching_) return;  // await_suspend goes on without suspending
-        ch_->unpark();
-        event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
-        if (emitting_ || !loop.get_executor().running_in_this_thread()) {
+    static void on_done(asio_job_target* t) noexcept {
+        auto* self = static_cast<awaitable_awaiter*>(t);
+        self->worker_ = nullptr;
+        self->finished_ = true;
+        if (self->launching_) return;  // await_suspend goes on without suspending
+        self->ch_->unpark();
+        event_loop& loop = detail::loop_access::loop_of(*self->ch_->sched);
+        if (self->emitting_ || !loop.get_executor().running_in_this_thread()) {
             // Never resume inline from inside a cancellation, nor on a thread
             // that is not the loop's.
-            asio::post(loop.get_executor(), [life = detail::loop_access::life(loop), h = h_] {
+            asio::post(loop.get_executor(), [life = detail::loop_access::life(loop), h = self->h_] {
                 if (event_loop* l = *life) detail::loop_access::resume_from_handler(*l, h);
             });
             return;
         }
-        detail::loop_access::resume_from_handler(loop, h_);
+        detail::loop_access::resume_from_handler(loop, self->h_);
     }
+
+    /// Asio destroyed the thread unfinished (its io_context shut down): the
+    /// awaiter must not wait for it, nor touch the worker again.
+    static void on_lost(asio_job_target* t) noexcept { static_cast<awaitable_awaiter*>(t)->worker_ = nullptr; }
 
     static void on_cancel(waiter_base* w) noexcept {
         auto* self = static_cast<awaitable_awaiter*>(w);
-        if (!self->link_) return;  // it ended already (inside its own launch): nothing to cancel
+        if (!self->worker_) return;  // it ended already (inside its own launch): nothing to cancel
         self->cancel_emitted_ = true;
         self->emitting_ = true;
-        // The awaitable ends (operation_aborted, usually) and finish() resumes us.
-        self->link_->signal.emit(asio::cancellation_type::terminal);
+        // The awaitable ends (operation_aborted, usually) and on_done resumes us.
+        self->worker_->signal.emit(asio::cancellation_type::terminal);
         self->emitting_ = false;
     }
 
-    /// The awaiting frame is destroyed while the awaitable runs.
+    /// The awaiting frame is destroyed while the awaitable runs: its frame is
+    /// on the thread's stack, so the worker keeps it until the thread pops it.
     void abandon() noexcept {
-        link_t* l = std::exchange(link_, nullptr);
-        l->target = nullptr;
-        l->signal.emit(asio::cancellation_type::terminal);
+        asio_worker<E>* w = std::exchange(worker_, nullptr);
+        w->target = nullptr;
+        w->orphan = new asio::awaitable<T, E>(std::move(aw_));
+        w->drop_orphan = [](void* p) noexcept { delete static_cast<asio::awaitable<T, E>*>(p); };
+        w->signal.emit(asio::cancellation_type::terminal);
     }
 
     asio::awaitable<T, E> aw_;
-    std::conditional_t<std::is_void_v<T>, char, std::optional<T>> value_{};
-    std::exception_ptr error_{};
-    link_t* link_ = nullptr;
+    asio_worker<E>* worker_ = nullptr;
     chain* ch_ = nullptr;
     std::coroutine_handle<> h_{};
     bool cancelled_ = false;
     bool cancel_emitted_ = false;
     bool emitting_ = false;
-    bool aborted_ = false;
     bool launching_ = false;
     bool finished_ = false;
     bool in_asio_ = false;
 };
-
 }  // namespace corio::detail
 
 namespace asio {

@@ -56,6 +56,7 @@
 #include <memory>
 #include <coroutine>
 #include <cstddef>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -113,7 +114,10 @@ public:
     auto end() const noexcept { return items_.end(); }
 
     /// Appends a header line.
-    void add(std::string name, std::string value) { items_.emplace_back(std::move(name), std::move(value)); }
+    void add(std::string name, std::string value) {
+        if (items_.capacity() == 0) items_.reserve(16);  // a response's usual count: one allocation
+        items_.emplace_back(std::move(name), std::move(value));
+    }
     /// Removes every header line.
     void clear() noexcept { items_.clear(); }
 
@@ -637,6 +641,7 @@ public:
         multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
         base_headers_.append(opts_.default_headers);
         base_headers_.append("Expect:");  // no 100-continue round trip for bodies
+        append_user_agent(base_headers_, {});
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -695,6 +700,20 @@ private:
             throw invalid_state_error("corio::http::client: used off its loop (a client belongs to the loop it was created on)");
     }
 
+    /// The user agent as a header line of the list, unless a header of the
+    /// client's or of `more` names one: a fixed line costs libcurl less than
+    /// CURLOPT_USERAGENT, which it formats into a header for every request.
+    void append_user_agent(detail::slist& to, std::initializer_list<const header_list*> more) const {
+        if (opts_.user_agent.empty()) return;
+        auto names_it = [](const header_list& hs) {
+            return std::any_of(hs.begin(), hs.end(), [](const auto& kv) { return headers::iequals(kv.first, "User-Agent"); });
+        };
+        if (names_it(opts_.default_headers)) return;
+        for (const header_list* hs : more)
+            if (names_it(*hs)) return;
+        to.append("User-Agent: " + opts_.user_agent);
+    }
+
     void setup(detail::exchange& x, const header_list& extra, const request_options& o) const;
     void setup_method(detail::exchange& x) const;
     void setup_fixed(CURL* e) const;
@@ -727,7 +746,6 @@ inline void client::setup_fixed(CURL* e) const {
     auto connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.connect_timeout).count();
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<decltype(connect_ms)>(connect_ms, 1)));
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, opts_.max_redirects);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, opts_.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, opts_.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, opts_.verify_tls ? 2L : 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opts_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -751,6 +769,7 @@ inline void client::setup(detail::exchange& x, const header_list& extra, const r
         x.own_headers.append("Expect:");
         x.own_headers.append(extra);
         x.own_headers.append(o.headers);
+        append_user_agent(x.own_headers, {&extra, &o.headers});
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.own_headers.get());
     }
     setup_method(x);

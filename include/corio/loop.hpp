@@ -403,6 +403,10 @@ private:
     void finish(detail::spawn_state* s) noexcept {
         s->unlink();
         --live_;
+        if (drive_done_ && drive_done_(drive_arg_)) {  // see run_until_done()
+            drive_done_ = nullptr;
+            ctx_.stop();
+        }
         if (s->detached && s->status == detail::task_status::failed && !s->result_taken && !s->error_observed)
             report_task_error(s);
         // A handle still holds it: the loop keeps track of it (its scope links
@@ -486,10 +490,28 @@ private:
                 }
                 if (ctx_.stopped()) throw_deadlock();
                 ctx_.run_one();
-            } else if (ctx_.run_one() == 0) {
+            } else if (run_until_done(done) == 0) {
                 throw_deadlock();
             }
         }
+    }
+
+    /// ctx_.run() until `done()` (checked whenever a task ends, which stops
+    /// the io_context) or out of work. One run() for the whole drive, not a
+    /// run_one() per turn: each run_one() makes and drops Asio's per-thread
+    /// state, and with it the handler memory Asio recycles from turn to turn
+    /// (a malloc/free per operation otherwise). Returns run()'s count.
+    template <class Pred>
+    std::size_t run_until_done(Pred& done) {
+        struct reset {
+            event_loop* l;
+            ~reset() { l->drive_done_ = nullptr; }
+        } r{this};
+        drive_done_ = [](void* p) { return (*static_cast<Pred*>(p))(); };
+        drive_arg_ = &done;
+        std::size_t n = ctx_.run();
+        if (!drive_done_) ctx_.restart();  // stopped by finish(), not by its owner: leave it runnable
+        return n;
     }
 
     [[noreturn]] void throw_deadlock() {
@@ -502,6 +524,8 @@ private:
 
     static constexpr std::size_t max_batch = 1024;  // resumptions per drain before I/O gets a turn
 
+    bool (*drive_done_)(void*) = nullptr;  // run_until_done(): its predicate, while it runs
+    void* drive_arg_ = nullptr;
     std::shared_ptr<event_loop*> life_;  // null once the loop is destroyed: see ~event_loop
     detail::scope_node held_;  // finished tasks a join_handle still holds (never cancelled: not a real scope)
     std::unique_ptr<asio::io_context> owned_ctx_;
