@@ -171,18 +171,34 @@ void* counted_alloc_aligned(std::size_t n, std::align_val_t al) {
 void* operator new(std::size_t n) { return counted_alloc(n); }
 void* operator new[](std::size_t n) { return counted_alloc(n); }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try { return counted_alloc(n); } catch (...) { return nullptr; }
+    try {
+        return counted_alloc(n);
+    } catch (...) {
+        return nullptr;
+    }
 }
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try { return counted_alloc(n); } catch (...) { return nullptr; }
+    try {
+        return counted_alloc(n);
+    } catch (...) {
+        return nullptr;
+    }
 }
 void* operator new(std::size_t n, std::align_val_t al) { return counted_alloc_aligned(n, al); }
 void* operator new[](std::size_t n, std::align_val_t al) { return counted_alloc_aligned(n, al); }
 void* operator new(std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-    try { return counted_alloc_aligned(n, al); } catch (...) { return nullptr; }
+    try {
+        return counted_alloc_aligned(n, al);
+    } catch (...) {
+        return nullptr;
+    }
 }
 void* operator new[](std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-    try { return counted_alloc_aligned(n, al); } catch (...) { return nullptr; }
+    try {
+        return counted_alloc_aligned(n, al);
+    } catch (...) {
+        return nullptr;
+    }
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
@@ -323,15 +339,12 @@ struct result_store {
     std::vector<std::string> workloads;  // first-seen order
     std::map<std::string, std::map<std::string, std::map<std::string, double>>> data;
 
-    void add(const std::string& w, const std::string& impl, const std::string& metric,
-             double v) {
-        if (std::find(workloads.begin(), workloads.end(), w) == workloads.end())
-            workloads.push_back(w);
+    void add(const std::string& w, const std::string& impl, const std::string& metric, double v) {
+        if (std::find(workloads.begin(), workloads.end(), w) == workloads.end()) workloads.push_back(w);
         data[w][impl][metric] = v;
         corio_bench::result(w, impl, metric, v);
     }
-    std::optional<double> get(const std::string& w, const std::string& impl,
-                              const std::string& metric) const {
+    std::optional<double> get(const std::string& w, const std::string& impl, const std::string& metric) const {
         auto a = data.find(w);
         if (a == data.end()) return std::nullopt;
         auto b = a->second.find(impl);
@@ -348,7 +361,7 @@ struct options {
     bool skip_asio_rss = false;
     std::uint64_t asio_rss_n = 0;  // 0: same N as corio
     std::vector<std::string> filters;
-    std::string self;              // argv[0]
+    std::string self;  // argv[0]
 };
 
 std::uint64_t scaled(const options& o, std::uint64_t n) { return o.quick ? n / 10 : n; }
@@ -356,8 +369,8 @@ std::uint64_t scaled(const options& o, std::uint64_t n) { return o.quick ? n / 1
 // Repeats `run(n)` o.reps times and records median / min ns per op and the
 // allocation count of the last repetition.
 template <class Run>
-void timed(result_store& rs, const options& o, const std::string& workload,
-           const std::string& impl, std::uint64_t n, std::int64_t want_check, Run run) {
+void timed(result_store& rs, const options& o, const std::string& workload, const std::string& impl, std::uint64_t n,
+           std::int64_t want_check, Run run) {
     std::vector<double> per_op, cpu_per_op;
     measurement last;
     for (int r = 0; r < o.reps; ++r) {
@@ -373,11 +386,11 @@ void timed(result_store& rs, const options& o, const std::string& workload,
     };
     const double median = median_of(per_op);
     const double cpu_median = median_of(cpu_per_op);
-    fmt::print("# {:<18} {:<6} n={:<9} median {:9.1f} ns/op  min {:9.1f}  cpu {:9.1f} ns/op  "
-               "allocs/op {:.3f} (new {:.3f} + aligned_alloc {:.4f} + mmap {:.4f})  last wall {:.1f} ms\n",
-               workload, impl, n, median, per_op.front(), cpu_median, last.allocs_per_op(),
-               last.per_op(last.new_calls), last.per_op(last.aligned_calls), last.per_op(last.mmap_calls),
-               static_cast<double>(last.ns) / 1e6);
+    fmt::print(
+        "# {:<18} {:<6} n={:<9} median {:9.1f} ns/op  min {:9.1f}  cpu {:9.1f} ns/op  "
+        "allocs/op {:.3f} (new {:.3f} + aligned_alloc {:.4f} + mmap {:.4f})  last wall {:.1f} ms\n",
+        workload, impl, n, median, per_op.front(), cpu_median, last.allocs_per_op(), last.per_op(last.new_calls),
+        last.per_op(last.aligned_calls), last.per_op(last.mmap_calls), static_cast<double>(last.ns) / 1e6);
     rs.add(workload, impl, "n", static_cast<double>(n));
     rs.add(workload, impl, "ns_per_op", median);
     rs.add(workload, impl, "ns_per_op_min", per_op.front());
@@ -445,12 +458,11 @@ asio::awaitable<measurement> spawn_join_all(std::uint64_t n) {
     probe p;
     p.begin();
     for (std::uint64_t i = 0; i < n; ++i) {
-        asio::co_spawn(ex, trivial(static_cast<int>(i)),
-                       [&results, &j, i](std::exception_ptr e, int v) {
-                           if (e) std::rethrow_exception(e);
-                           results[i] = v;
-                           j.one_done();
-                       });
+        asio::co_spawn(ex, trivial(static_cast<int>(i)), [&results, &j, i](std::exception_ptr e, int v) {
+            if (e) std::rethrow_exception(e);
+            results[i] = v;
+            j.one_done();
+        });
     }
     co_await j.wait();
     std::int64_t sum = 0;
@@ -724,7 +736,8 @@ int rss_child(const std::string& impl, std::uint64_t n) {
     corio_bench::result("rss_sleepers", impl, "spawn_ns_per_task", static_cast<double>(rep.spawn_ns) / dn);
     corio_bench::result("rss_sleepers", impl, "teardown_ns_per_task", static_cast<double>(rep.teardown_ns) / dn);
     corio_bench::result("rss_sleepers", impl, "spawn_cpu_ns_per_task", static_cast<double>(rep.spawn_cpu_ns) / dn);
-    corio_bench::result("rss_sleepers", impl, "teardown_cpu_ns_per_task", static_cast<double>(rep.teardown_cpu_ns) / dn);
+    corio_bench::result("rss_sleepers", impl, "teardown_cpu_ns_per_task",
+                        static_cast<double>(rep.teardown_cpu_ns) / dn);
     std::fflush(stdout);
     return 0;
 }
@@ -766,10 +779,8 @@ void rss_in_child(result_store& rs, const options& o, const std::string& impl, s
         pos = nl + 1;
         char w[64], im[64], metric[64];
         double v = 0;
-        if (std::sscanf(line.c_str(), "RESULT %63s %63s %63s %lf", w, im, metric, &v) == 4)
-            rs.add(w, im, metric, v);
-        else if (!line.empty())
-            fmt::print("{}\n", line);
+        if (std::sscanf(line.c_str(), "RESULT %63s %63s %63s %lf", w, im, metric, &v) == 4) rs.add(w, im, metric, v);
+        else if (!line.empty()) fmt::print("{}\n", line);
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fmt::print("# rss_sleepers {}: child process failed (status {:#x}{})\n", impl, status,
@@ -787,10 +798,12 @@ void rss_in_child(result_store& rs, const options& o, const std::string& impl, s
     auto hwm = rs.get("rss_sleepers", impl, "hwm_mib").value_or(0);
     auto hwm_live = rs.get("rss_sleepers", impl, "hwm_live_mib").value_or(0);
     auto after = rs.get("rss_sleepers", impl, "rss_after_mib").value_or(0);
-    fmt::print("# rss_sleepers       {:<6} n={:<9} RSS {:.1f} -> {:.1f} MiB = {:.0f} bytes/task "
-               "(VmHWM {:.1f} MiB until all slept, {:.1f} MiB incl. cancelling all at once; {:.1f} MiB after the loop ended); spawn+start {:.1f} ns/task "
-               "(cpu {:.1f}), cancel+join {:.1f} ns/task (cpu {:.1f})\n",
-               impl, n, base, peak, per, hwm_live, hwm, after, sp, spc, td, tdc);
+    fmt::print(
+        "# rss_sleepers       {:<6} n={:<9} RSS {:.1f} -> {:.1f} MiB = {:.0f} bytes/task "
+        "(VmHWM {:.1f} MiB until all slept, {:.1f} MiB incl. cancelling all at once; {:.1f} MiB after the loop ended); "
+        "spawn+start {:.1f} ns/task "
+        "(cpu {:.1f}), cancel+join {:.1f} ns/task (cpu {:.1f})\n",
+        impl, n, base, peak, per, hwm_live, hwm, after, sp, spc, td, tdc);
 }
 
 // ---------------------------------------------------------------------------
@@ -805,12 +818,12 @@ void print_table(const result_store& rs) {
     auto num = [](std::optional<double> v, const char* f) {
         return v ? fmt::format(fmt::runtime(f), *v) : std::string("-");
     };
-    const bool any_timed = std::any_of(rs.workloads.begin(), rs.workloads.end(),
-                                       [](const std::string& w) { return w != "rss_sleepers"; });
+    const bool any_timed =
+        std::any_of(rs.workloads.begin(), rs.workloads.end(), [](const std::string& w) { return w != "rss_sleepers"; });
     if (any_timed) {
         fmt::print("\n(allocs/op = global operator new + aligned_alloc + mmap calls per op, last repetition)\n");
-        fmt::print("{:<18} {:>12} {:>12} {:>11} {:>14} {:>14}\n", "workload", "corio ns/op",
-                   "asio ns/op", "asio/corio", "corio allocs/op", "asio allocs/op");
+        fmt::print("{:<18} {:>12} {:>12} {:>11} {:>14} {:>14}\n", "workload", "corio ns/op", "asio ns/op", "asio/corio",
+                   "corio allocs/op", "asio allocs/op");
     }
     for (const auto& w : rs.workloads) {
         if (w == "rss_sleepers") continue;
@@ -818,14 +831,13 @@ void print_table(const result_store& rs) {
         auto a = rs.get(w, "asio", "ns_per_op");
         std::optional<double> ratio;
         if (c && a && *c > 0) ratio = *a / *c;
-        fmt::print("{:<18} {:>12} {:>12} {:>11} {:>14} {:>14}\n", w, num(c, "{:.1f}"),
-                   num(a, "{:.1f}"), num(ratio, "{:.2f}x"),
-                   num(rs.get(w, "corio", "allocs_per_op"), "{:.3f}"),
+        fmt::print("{:<18} {:>12} {:>12} {:>11} {:>14} {:>14}\n", w, num(c, "{:.1f}"), num(a, "{:.1f}"),
+                   num(ratio, "{:.2f}x"), num(rs.get(w, "corio", "allocs_per_op"), "{:.3f}"),
                    num(rs.get(w, "asio", "allocs_per_op"), "{:.3f}"));
     }
     if (rs.data.count("rss_sleepers")) {
-        fmt::print("\n{:<18} {:>6} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "rss_sleepers", "impl",
-                   "n", "peak MiB", "bytes/task", "spawn ns/t", "teardown ns/t");
+        fmt::print("\n{:<18} {:>6} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "rss_sleepers", "impl", "n", "peak MiB",
+                   "bytes/task", "spawn ns/t", "teardown ns/t");
         for (const char* impl : {"corio", "asio"}) {
             if (!rs.get("rss_sleepers", impl, "n")) continue;
             fmt::print("{:<18} {:>6} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "", impl,
@@ -838,11 +850,12 @@ void print_table(const result_store& rs) {
     }
     for (const char* impl : {"corio", "asio"}) {
         if (auto v = rs.get("allocs_spawn_join", impl, "new_calls_per_op"))
-            fmt::print("operator new calls per spawn+join ({}): {:.3f}  (+ aligned_alloc {:.4f}, "
-                       "mmap {:.4f}; {:.1f} bytes)\n",
-                       impl, *v, rs.get("allocs_spawn_join", impl, "aligned_alloc_calls_per_op").value_or(0),
-                       rs.get("allocs_spawn_join", impl, "mmap_calls_per_op").value_or(0),
-                       rs.get("allocs_spawn_join", impl, "alloc_bytes_per_op").value_or(0));
+            fmt::print(
+                "operator new calls per spawn+join ({}): {:.3f}  (+ aligned_alloc {:.4f}, "
+                "mmap {:.4f}; {:.1f} bytes)\n",
+                impl, *v, rs.get("allocs_spawn_join", impl, "aligned_alloc_calls_per_op").value_or(0),
+                rs.get("allocs_spawn_join", impl, "mmap_calls_per_op").value_or(0),
+                rs.get("allocs_spawn_join", impl, "alloc_bytes_per_op").value_or(0));
     }
 }
 
@@ -963,18 +976,18 @@ int main(int argc, char** argv) {
 #endif
             if (!c) m = asio_side::run(asio_side::allocs_spawn_join(n_alloc));
             expect_check("allocs_spawn_join", m.check, triangular(n_alloc));
-            fmt::print("# allocs_spawn_join  {:<6} n={:<9} operator new calls per spawn+join: {:.3f}; "
-                       "aligned_alloc calls: {:.4f}; mmap calls: {:.4f}; {:.1f} bytes\n",
-                       impl, n_alloc, m.per_op(m.new_calls), m.per_op(m.aligned_calls),
-                       m.per_op(m.mmap_calls), m.per_op(m.bytes));
+            fmt::print(
+                "# allocs_spawn_join  {:<6} n={:<9} operator new calls per spawn+join: {:.3f}; "
+                "aligned_alloc calls: {:.4f}; mmap calls: {:.4f}; {:.1f} bytes\n",
+                impl, n_alloc, m.per_op(m.new_calls), m.per_op(m.aligned_calls), m.per_op(m.mmap_calls),
+                m.per_op(m.bytes));
             rs.add("allocs_spawn_join", impl, "n", static_cast<double>(n_alloc));
             rs.add("allocs_spawn_join", impl, "new_calls_per_op", m.per_op(m.new_calls));
             rs.add("allocs_spawn_join", impl, "aligned_alloc_calls_per_op", m.per_op(m.aligned_calls));
             rs.add("allocs_spawn_join", impl, "mmap_calls_per_op", m.per_op(m.mmap_calls));
             rs.add("allocs_spawn_join", impl, "alloc_bytes_per_op", m.per_op(m.bytes));
             rs.add("allocs_spawn_join", impl, "allocs_per_op", m.allocs_per_op());
-            rs.add("allocs_spawn_join", impl, "ns_per_op",
-                   static_cast<double>(m.ns) / static_cast<double>(m.ops));
+            rs.add("allocs_spawn_join", impl, "ns_per_op", static_cast<double>(m.ns) / static_cast<double>(m.ops));
         }
     } catch (const std::exception& e) {
         fail(std::string("exception: ") + e.what());

@@ -155,7 +155,8 @@ struct client_conn {
             if (ec) return fail(ec);
             asio::async_read(sock, asio::buffer(in), [this](std::error_code ec2, std::size_t) {
                 if (ec2) return fail(ec2);
-                lat->push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - sent).count()));
+                lat->push_back(static_cast<std::uint32_t>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - sent).count()));
                 if (--left == 0) {
                     sock.shutdown(tcp::socket::shutdown_send);
                     on_done();
@@ -279,10 +280,11 @@ void bench_echo(const options& o) {
             a = echo_asio(o);
             c = echo_corio(o);
         }
-        fmt::print("  pair {} ({} first): corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | "
-                   "asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | ratio {:.3f}\n",
-                   r + 1, r % 2 == 0 ? "corio" : "asio", c.round_trips_per_s, c.p50_us, c.p99_us, c.server_cpu_ns,
-                   a.round_trips_per_s, a.p50_us, a.p99_us, a.server_cpu_ns, c.round_trips_per_s / a.round_trips_per_s);
+        fmt::print(
+            "  pair {} ({} first): corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | "
+            "asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us, cpu {:.0f} ns/rt) | ratio {:.3f}\n",
+            r + 1, r % 2 == 0 ? "corio" : "asio", c.round_trips_per_s, c.p50_us, c.p99_us, c.server_cpu_ns,
+            a.round_trips_per_s, a.p50_us, a.p99_us, a.server_cpu_ns, c.round_trips_per_s / a.round_trips_per_s);
         std::fflush(stdout);
         tc.push_back(c.round_trips_per_s);
         ta.push_back(a.round_trips_per_s);
@@ -295,13 +297,15 @@ void bench_echo(const options& o) {
         p99c.push_back(c.p99_us);
         p99a.push_back(a.p99_us);
     }
-    fmt::print("  median: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us), asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us)\n",
-               median(tc), median(p50c), median(p99c), median(ta), median(p50a), median(p99a));
+    fmt::print(
+        "  median: corio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us), asio {:.0f} rt/s (p50 {:.1f} us, p99 {:.1f} us)\n",
+        median(tc), median(p50c), median(p99c), median(ta), median(p50a), median(p99a));
     fmt::print("  corio/asio throughput: median of pair ratios {:.3f}, best vs best {:.3f}\n", median(ratio),
                *std::max_element(tc.begin(), tc.end()) / *std::max_element(ta.begin(), ta.end()));
     fmt::print("  server CPU per round trip: corio {:.0f} ns, asio {:.0f} ns (medians), corio/asio median {:.3f}\n",
                median(cpuc), median(cpua), median(cpu_ratio));
-    for (auto [impl, t, p50, p99, cpu] : {std::tuple{"corio", &tc, &p50c, &p99c, &cpuc}, std::tuple{"asio", &ta, &p50a, &p99a, &cpua}}) {
+    for (auto [impl, t, p50, p99, cpu] :
+         {std::tuple{"corio", &tc, &p50c, &p99c, &cpuc}, std::tuple{"asio", &ta, &p50a, &p99a, &cpua}}) {
         fmt::print("RESULT echo {} round_trips_per_s {:.0f}\n", impl, median(*t));
         fmt::print("RESULT echo {} p50_us {:.2f}\n", impl, median(*p50));
         fmt::print("RESULT echo {} p99_us {:.2f}\n", impl, median(*p99));
@@ -373,8 +377,10 @@ void bench_await(const char* name, std::uint64_t n, int reps) {
     }
     auto [cm, cmin] = corio_bench::summarize(c);
     auto [am, amin] = corio_bench::summarize(a);
-    fmt::print("{}: N = {}, median of {}: corio {:.1f} ns/op (min {:.1f}), asio {:.1f} ns/op (min {:.1f}), corio/asio {:.2f}\n",
-               name, n, reps, cm, cmin, am, amin, cm / am);
+    fmt::print(
+        "{}: N = {}, median of {}: corio {:.1f} ns/op (min {:.1f}), asio {:.1f} ns/op (min {:.1f}), corio/asio "
+        "{:.2f}\n",
+        name, n, reps, cm, cmin, am, amin, cm / am);
     corio_bench::result(name, "corio", "ns_per_op", cm, 2);
     corio_bench::result(name, "asio", "ns_per_op", am, 2);
     std::fflush(stdout);
@@ -401,7 +407,9 @@ int main(int argc, char** argv) {
         } else if (a.rfind("--only=", 0) == 0) {
             o.only = a.substr(7);
         } else {
-            fmt::print(stderr, "usage: bench_echo [--quick] [--conns=C] [--rounds=R] [--reps=K] [--only=workload] [--impl=corio|asio]\n");
+            fmt::print(stderr,
+                       "usage: bench_echo [--quick] [--conns=C] [--rounds=R] [--reps=K] [--only=workload] "
+                       "[--impl=corio|asio]\n");
             return 2;
         }
     }

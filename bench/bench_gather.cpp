@@ -79,7 +79,6 @@
 
 namespace {
 
-
 struct measurement {
     double ns_per_op = 0;      // wall clock
     double cpu_ns_per_op = 0;  // this thread's CPU time (user + sys, page faults included)
@@ -157,7 +156,8 @@ corio::task<measurement> gather_1m(std::uint64_t n, bool yield) {
     p.begin();
     std::vector<corio::task<int>> ts;
     ts.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) ts.push_back(yield ? yielding(static_cast<int>(i)) : trivial(static_cast<int>(i)));
+    for (std::uint64_t i = 0; i < n; ++i)
+        ts.push_back(yield ? yielding(static_cast<int>(i)) : trivial(static_cast<int>(i)));
     std::vector<int> v = co_await corio::gather(std::move(ts));
     std::int64_t sum = 0;
     for (int x : v) sum += x;

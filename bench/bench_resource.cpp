@@ -45,7 +45,6 @@
 
 namespace {
 
-
 struct options {
     long div = 1;
     int reps = 5;

@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
         else filters.emplace_back(argv[i]);
     }
     auto wants = [&](const std::string& name) {
-        return filters.empty() ||
-               std::any_of(filters.begin(), filters.end(), [&](const std::string& f) { return name.find(f) != std::string::npos; });
+        return filters.empty() || std::any_of(filters.begin(), filters.end(),
+                                              [&](const std::string& f) { return name.find(f) != std::string::npos; });
     };
     const int n = 10'000'000 / div, m = 1'000'000 / div;
     if (wants("gen_next")) measure("gen_next", reps, [n] { return gen_next(n); });

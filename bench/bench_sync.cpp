@@ -184,14 +184,12 @@ int main(int argc, char** argv) {
     const long n_tasks = 10'000 / o.div;
     const long n_items = 1'000'000 / o.div;
 
-    report(o, "sem_uncontended", "corio", n_uncontended, 1,
-           [](long n) { return corio::run(sem_uncontended(n)); });
+    report(o, "sem_uncontended", "corio", n_uncontended, 1, [](long n) { return corio::run(sem_uncontended(n)); });
 
     // ns/op for sem_contended is per acquire+release pair: n tasks x 100.
     if (selected(o, "sem_contended:corio")) {
-        report(o, "sem_contended", "corio", n_tasks * 100, n_tasks * 100, [n_tasks](long) {
-            return corio::run(sem_contended(n_tasks));
-        });
+        report(o, "sem_contended", "corio", n_tasks * 100, n_tasks * 100,
+               [n_tasks](long) { return corio::run(sem_contended(n_tasks)); });
     }
 
     const std::int64_t want_sum = static_cast<std::int64_t>(n_items) * (n_items - 1) / 2;

@@ -55,9 +55,7 @@ struct options {
     int reps = 5;
     bool quick = false;
     std::vector<std::string> filters;
-    bool wants(const std::string& name) const {
-        return corio_bench::selected(filters, name);
-    }
+    bool wants(const std::string& name) const { return corio_bench::selected(filters, name); }
 };
 
 using corio_bench::median;
@@ -204,7 +202,8 @@ int main(int argc, char** argv) {
         }
         report("fanout_cpu", "one_loop", n, one);
         report("fanout_cpu", "loop_pool2", n, two);
-        std::printf("# fanout_cpu speed-up loop_pool(2) / one loop = %.2fx (best runs: %.2fx)\n", median(one) / median(two),
+        std::printf("# fanout_cpu speed-up loop_pool(2) / one loop = %.2fx (best runs: %.2fx)\n",
+                    median(one) / median(two),
                     *std::min_element(one.begin(), one.end()) / *std::min_element(two.begin(), two.end()));
     }
     return 0;

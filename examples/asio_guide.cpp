@@ -85,8 +85,8 @@ corio::task<std::string> client(std::string port) {
     sock.shutdown(tcp::socket::shutdown_send);  // the server sees EOF and closes its side
 
     std::string reply;
-    auto [ec, n] = co_await asio::async_read(sock, asio::dynamic_buffer(reply),
-                                             asio::experimental::as_tuple(corio::use_task));
+    auto [ec, n] =
+        co_await asio::async_read(sock, asio::dynamic_buffer(reply), asio::experimental::as_tuple(corio::use_task));
     // async_read stops at EOF; asio::error::eof is how it says "done", not a failure.
     if (ec && ec != asio::error::eof) throw std::system_error(ec);
     //! [read_to_eof]
@@ -150,7 +150,7 @@ corio::task<void> timers_and_signals() {
 
     //! [signal_set]
     asio::signal_set signals(corio::current_loop().context(), SIGUSR1);
-    std::raise(SIGUSR1);  // the set queues a signal that arrives before the wait
+    std::raise(SIGUSR1);                                       // the set queues a signal that arrives before the wait
     int signo = co_await signals.async_wait(corio::use_task);  // the signal's number
     //! [signal_set]
     check(signo == SIGUSR1, "asio::signal_set delivers SIGUSR1 to a corio task");
@@ -166,8 +166,8 @@ corio::task<std::string> read_file(const char* path) {
     if (fd < 0) throw std::system_error(errno, std::generic_category(), path);
     asio::posix::stream_descriptor file(corio::current_loop().context(), fd);  // owns fd now
     std::string contents;
-    auto [ec, n] = co_await asio::async_read(file, asio::dynamic_buffer(contents),
-                                             asio::experimental::as_tuple(corio::use_task));
+    auto [ec, n] =
+        co_await asio::async_read(file, asio::dynamic_buffer(contents), asio::experimental::as_tuple(corio::use_task));
     if (ec && ec != asio::error::eof) throw std::system_error(ec);
     //! [stream_descriptor]
     (void)n;
@@ -187,7 +187,8 @@ corio::task<std::string> read_pipe() {
     };
     auto feeder = corio::spawn(feed);
     std::string got;
-    auto [ec, n] = co_await asio::async_read(reader, asio::dynamic_buffer(got), asio::experimental::as_tuple(corio::use_task));
+    auto [ec, n] =
+        co_await asio::async_read(reader, asio::dynamic_buffer(got), asio::experimental::as_tuple(corio::use_task));
     co_await feeder;
     (void)n;
     check(ec == asio::error::eof, "a pipe read ends with eof, as a value");
@@ -273,7 +274,8 @@ corio::task<void> lifetimes(tcp::endpoint server) {
         cancelled = true;  // the read completed with operation_aborted first
     }
     //! [cancel_waits]
-    check(cancelled && std::string(buf.data(), 5) == "ping\n", "a cancelled read is cancelled_error, its buffer intact");
+    check(cancelled && std::string(buf.data(), 5) == "ping\n",
+          "a cancelled read is cancelled_error, its buffer intact");
 }
 
 corio::task<int> amain() {

@@ -104,7 +104,8 @@ T parse_number(std::string_view name, std::string_view text, T lo, T hi) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc{} || end != text.data() + text.size())
         throw usage_error(fmt::format("{} wants a number, got '{}'", name, text));
-    if (!(v >= lo && v <= hi)) throw usage_error(fmt::format("{} must be between {} and {}, got {}", name, lo, hi, text));
+    if (!(v >= lo && v <= hi))
+        throw usage_error(fmt::format("{} must be between {} and {}, got {}", name, lo, hi, text));
     return v;
 }
 
@@ -165,7 +166,11 @@ struct summary {
             ++done;
             retried += r.attempts > 1 ? r.attempts - 1 : 0;
             switch (r.what) {
-                case outcome::fetched: ++fetched; bytes += r.bytes; latency_ms.push_back(r.latency_ms); break;
+                case outcome::fetched:
+                    ++fetched;
+                    bytes += r.bytes;
+                    latency_ms.push_back(r.latency_ms);
+                    break;
                 case outcome::timed_out: ++timed_out; break;
                 case outcome::failed: ++failed; break;
                 case outcome::cancelled: ++cancelled; break;
@@ -177,8 +182,11 @@ struct summary {
 class crawler {
 public:
     crawler(const config& cfg, std::string prefix, http::client& client)
-        : cfg_(cfg), prefix_(std::move(prefix)), client_(client),
-          rate_(cfg.rate, std::max<std::size_t>(cfg.concurrency, 1)), jitter_(cfg.seed) {}
+        : cfg_(cfg),
+          prefix_(std::move(prefix)),
+          client_(client),
+          rate_(cfg.rate, std::max<std::size_t>(cfg.concurrency, 1)),
+          jitter_(cfg.seed) {}
 
     std::size_t in_flight() const { return in_flight_; }
     std::size_t peak_in_flight() const { return peak_; }

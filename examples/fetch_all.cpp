@@ -59,6 +59,4 @@ task<void> fetch_all(corio_test::http_server& server) {
 
 }  // namespace
 
-int main() {
-    corio::run(corio_test::with_http_server(fetch_all));
-}
+int main() { corio::run(corio_test::with_http_server(fetch_all)); }

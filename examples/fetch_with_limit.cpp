@@ -57,7 +57,8 @@ task<run_stats> fetch_with_semaphore(std::vector<std::string> urls, std::size_t 
     st.latency_ms.resize(urls.size());
     std::vector<task<std::size_t>> pages;
     pages.reserve(urls.size());
-    for (std::size_t i = 0; i < urls.size(); ++i) pages.push_back(fetch_one(client, sem, std::move(urls[i]), st.latency_ms[i]));
+    for (std::size_t i = 0; i < urls.size(); ++i)
+        pages.push_back(fetch_one(client, sem, std::move(urls[i]), st.latency_ms[i]));
     auto t0 = steady::now();
     std::vector<std::size_t> sizes = co_await corio::gather(std::move(pages));
     st.seconds = std::chrono::duration<double>(steady::now() - t0).count();

@@ -53,6 +53,4 @@ task<void> fetch_with_timeout(corio_test::http_server& server) {
 
 }  // namespace
 
-int main() {
-    corio::run(corio_test::with_http_server(fetch_with_timeout));
-}
+int main() { corio::run(corio_test::with_http_server(fetch_with_timeout)); }

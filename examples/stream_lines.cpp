@@ -59,6 +59,4 @@ task<void> stream_lines(corio_test::http_server& server) {
 
 }  // namespace
 
-int main() {
-    corio::run(corio_test::with_http_server(stream_lines));
-}
+int main() { corio::run(corio_test::with_http_server(stream_lines)); }

@@ -441,14 +441,13 @@ int main(int argc, char** argv) try {
     cfg.conns = soak::flag(argc, argv, "--conns", cfg.conns);
     cfg.seed = soak::flag(argc, argv, "--seed", cfg.seed);
     cfg.idle = ms(soak::flag(argc, argv, "--idle-ms", cfg.idle.count()));
-    if (cfg.conns == 0 || cfg.idle.count() == 0) throw std::invalid_argument("soak_echo: --conns and --idle-ms must be positive");
+    if (cfg.conns == 0 || cfg.idle.count() == 0)
+        throw std::invalid_argument("soak_echo: --conns and --idle-ms must be positive");
 
     const std::size_t fds_before = soak::open_fds();
     outcome out;
     corio::run(
-        [&]() -> task<void> {
-            co_await corio::timeout(std::chrono::seconds(cfg.seconds) + 60s, soak_main(cfg, out));
-        },
+        [&]() -> task<void> { co_await corio::timeout(std::chrono::seconds(cfg.seconds) + 60s, soak_main(cfg, out)); },
         corio::run_options{.cancel_on_signals = {}});
     const std::size_t fds_after = soak::open_fds();
 
@@ -470,10 +469,11 @@ int main(int argc, char** argv) try {
                 static_cast<long long>(cfg.idle.count()));
     std::printf("  connections: %zu accepted, %zu open at most; closed: %zu eof, %zu idle, %zu error\n", s.accepted,
                 s.max_open, s.closed_eof, s.closed_idle, s.closed_error);
-    std::printf("  sessions: %zu good (%llu messages), %zu abrupt, %zu silent, %zu deaf; %zu turned away at drain, "
-                "%zu connects refused\n",
-                c.good, static_cast<unsigned long long>(c.messages), c.abrupt, c.silent, c.deaf, c.turned_away,
-                c.connect_failures);
+    std::printf(
+        "  sessions: %zu good (%llu messages), %zu abrupt, %zu silent, %zu deaf; %zu turned away at drain, "
+        "%zu connects refused\n",
+        c.good, static_cast<unsigned long long>(c.messages), c.abrupt, c.silent, c.deaf, c.turned_away,
+        c.connect_failures);
     std::printf("  bytes echoed: %llu (good sessions: %llu sent, %llu back)\n",
                 static_cast<unsigned long long>(s.bytes_echoed), static_cast<unsigned long long>(c.good_sent),
                 static_cast<unsigned long long>(c.good_back));
@@ -484,7 +484,8 @@ int main(int argc, char** argv) try {
                 first_half > 0 ? 100.0 * (second_half / first_half - 1) : 0.0, m.size());
     for (const auto& n : c.notes) std::printf("  unexpected: %s\n", n.c_str());
     if (soak::flag(argc, argv, "--verbose", 0))
-        for (std::size_t i = 0; i < m.size(); ++i) std::printf("  rss[%zu] %.1f MiB\n", i, static_cast<double>(m[i]) / 1048576.0);
+        for (std::size_t i = 0; i < m.size(); ++i)
+            std::printf("  rss[%zu] %.1f MiB\n", i, static_cast<double>(m[i]) / 1048576.0);
 
     soak::verdict v;
     v.check(c.good > 0 && c.good_sent > 0, "no good session ran");

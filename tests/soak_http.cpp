@@ -49,8 +49,8 @@ using ms = std::chrono::milliseconds;
 namespace {
 
 enum kind : int { plain, reset, stall, drip, cancel, move_on, race, gather, kinds };
-constexpr std::array<const char*, kinds> kind_names = {"plain", "reset", "stall",   "drip",
-                                                       "cancel", "move_on", "race", "gather"};
+constexpr std::array<const char*, kinds> kind_names = {"plain",  "reset",   "stall", "drip",
+                                                       "cancel", "move_on", "race",  "gather"};
 
 struct config {
     long requests = 100'000;
@@ -275,14 +275,16 @@ int main(int argc, char** argv) try {
     getrusage(RUSAGE_SELF, &ru);
 
     const auto& st = out.st;
-    std::printf("soak_http: %ld requests by %ld workers, seed %ld, %.1f s\n", cfg.requests, cfg.workers, cfg.seed, secs);
+    std::printf("soak_http: %ld requests by %ld workers, seed %ld, %.1f s\n", cfg.requests, cfg.workers, cfg.seed,
+                secs);
     std::printf("  by kind:");
-    for (int k = 0; k < kinds; ++k) std::printf(" %s %zu", kind_names[static_cast<std::size_t>(k)], st.made[static_cast<std::size_t>(k)]);
+    for (int k = 0; k < kinds; ++k)
+        std::printf(" %s %zu", kind_names[static_cast<std::size_t>(k)], st.made[static_cast<std::size_t>(k)]);
     std::printf("\n  http requests made: %zu (server read %zu); most in flight %zu, most live transfers %zu\n",
                 st.http_requests, out.server_requests, st.max_in_flight, st.max_live);
     std::printf("  at the end: %zu live transfers, %zu active\n", out.live_at_end, out.active_at_end);
-    std::printf("  descriptors: %zu before, %zu with the client's connections, %zu after\n", fds_before,
-                out.fds_in_run, fds_after);
+    std::printf("  descriptors: %zu before, %zu with the client's connections, %zu after\n", fds_before, out.fds_in_run,
+                fds_after);
     std::printf("  peak RSS %.1f MiB\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
     for (const auto& n : st.notes) std::printf("  unexpected: %s\n", n.c_str());
 

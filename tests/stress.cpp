@@ -356,8 +356,7 @@ task<void> scope_canceller(prog& P, corio::cancel_scope& cs, rng r) {
 
 /// A subtree under a cancel_scope that a sibling cancels at a random time
 /// (the sibling runs beside it, in a task group, so it is cancelled with it).
-task<void> scoped_body(prog& P, corio::task_group& tg, corio::cancel_scope& cs, kids& k, rng r, int depth,
-                       unsigned f) {
+task<void> scoped_body(prog& P, corio::task_group& tg, corio::cancel_scope& cs, kids& k, rng r, int depth, unsigned f) {
     try {
         tg.spawn(scope_canceller(P, cs, r.fork()));
     } catch (const corio::invalid_state_error&) {
@@ -590,7 +589,9 @@ task<void> node(prog& P, rng r, int depth, unsigned f) {
     if (depth <= 0) co_return co_await leaf(P, r, f);
     const bool locks = !(f & no_locks);
     const int kind = r.below(22);
-    if (g_trace) std::fprintf(stderr, "node %llu kind %d depth %d flags %u\n", static_cast<unsigned long long>(P.tot.nodes), kind, depth, f);
+    if (g_trace)
+        std::fprintf(stderr, "node %llu kind %d depth %d flags %u\n", static_cast<unsigned long long>(P.tot.nodes),
+                     kind, depth, f);
     switch (kind) {
         case 0: co_return co_await leaf(P, r, f);
         case 1: co_return co_await do_sequence(P, r, depth, f);
@@ -728,10 +729,11 @@ int main(int argc, char** argv) {
     if (!quiet || tot.failed)
         std::printf("seeds %llu..%llu: ", static_cast<unsigned long long>(first),
                     static_cast<unsigned long long>(first + count - 1));
-    std::printf("%llu programs, %llu nodes, %llu cancellations injected, %llu exceptions thrown (%llu reported "
-                "unobserved), %llu failed\n",
-                static_cast<unsigned long long>(tot.programs), static_cast<unsigned long long>(tot.nodes),
-                static_cast<unsigned long long>(tot.cancellations), static_cast<unsigned long long>(tot.exceptions),
-                static_cast<unsigned long long>(tot.unobserved), static_cast<unsigned long long>(tot.failed));
+    std::printf(
+        "%llu programs, %llu nodes, %llu cancellations injected, %llu exceptions thrown (%llu reported "
+        "unobserved), %llu failed\n",
+        static_cast<unsigned long long>(tot.programs), static_cast<unsigned long long>(tot.nodes),
+        static_cast<unsigned long long>(tot.cancellations), static_cast<unsigned long long>(tot.exceptions),
+        static_cast<unsigned long long>(tot.unobserved), static_cast<unsigned long long>(tot.failed));
     return tot.failed ? 1 : 0;
 }

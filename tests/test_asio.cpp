@@ -68,7 +68,9 @@ auto async_pair(asio::io_context::executor_type ex, std::error_code ec, int n, s
     return asio::async_initiate<Token, void(std::error_code, int, std::string)>(
         [ex](auto handler, std::error_code ec, int n, std::string s) {
             auto hex = asio::get_associated_executor(handler, ex);
-            asio::post(hex, [h = std::move(handler), ec, n, s = std::move(s)]() mutable { std::move(h)(ec, n, std::move(s)); });
+            asio::post(hex, [h = std::move(handler), ec, n, s = std::move(s)]() mutable {
+                std::move(h)(ec, n, std::move(s));
+            });
         },
         token, ec, n, std::move(s));
 }
@@ -98,7 +100,8 @@ auto async_flag(asio::io_context::executor_type ex, bool& started, Token&& token
 
 }  // namespace
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: steady_timer async_wait returns after the expiry, in real time") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: steady_timer async_wait returns after the expiry, in real time") {
     asio::steady_timer timer(corio::current_loop().get_executor(), 15ms);
     const auto start = steady::now();
     co_await timer.async_wait(corio::use_task);
@@ -204,7 +207,8 @@ CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an (exception_ptr, T) sig
     CHECK(message == "boom");
 }
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: a void() signature (asio::post with use_task) goes through the io_context") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: a void() signature (asio::post with use_task) goes through the io_context") {
     auto ex = corio::current_loop().get_executor();
     bool earlier_ran = false;
     asio::post(ex, [&] { earlier_ran = true; });
@@ -234,7 +238,8 @@ TEST_CASE("asio: an operation that completes inside its initiating function does
         corio::testing::real_time);
 }
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: cancelling a task blocked in async_read_some wakes it promptly; the socket stays usable") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: cancelling a task blocked in async_read_some wakes it promptly; the socket stays usable") {
     socket_pair p = co_await connect_pair();
     bool read_returned = false;
     auto reader = [&]() -> task<std::size_t> {
@@ -262,7 +267,8 @@ CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: cancelling a task blocked
     CHECK(got == "ping");
 }
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: timeout() around a long timer wait throws timeout_error quickly") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: timeout() around a long timer wait throws timeout_error quickly") {
     auto ex = corio::current_loop().get_executor();
     asio::steady_timer timer(ex, 10s);
     const auto start = steady::now();
@@ -283,7 +289,8 @@ CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: timeout() around a long t
     CHECK(steady::now() - start < 2s);
 }
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an operation awaited in an already-cancelled scope is not started") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: an operation awaited in an already-cancelled scope is not started") {
     auto ex = corio::current_loop().get_executor();
     bool started = false;
     corio::cancel_scope s;
@@ -315,7 +322,8 @@ CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an operation awaited in a
     CHECK(started);
 }
 
-CORIO_TEST_CASE_WITH(corio::testing::real_time, "asio: an operation of another io_context completes on the loop's thread") {
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: an operation of another io_context completes on the loop's thread") {
     const auto loop_thread = std::this_thread::get_id();
     asio::io_context other;
     auto work = asio::make_work_guard(other);

@@ -271,7 +271,8 @@ TEST_CASE("asio interop: awaiting an empty awaitable throws invalid_state_error 
             co_await empty;
             FAIL("no exception");
         } catch (const corio::invalid_state_error& e) {
-            CHECK(std::string(e.what()) == "corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
+            CHECK(std::string(e.what()) ==
+                  "corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
         }
     });
 }
@@ -334,12 +335,14 @@ CORIO_TEST_CASE("asio interop: an await after a cancelled one starts with a fres
     CHECK(st.second);  // the previous awaitable's throw_if_cancelled(false) did not stay
 }
 
-CORIO_TEST_CASE("asio interop: many tasks awaiting awaitables at once each get their own value, again and again", "[asio]") {
+CORIO_TEST_CASE("asio interop: many tasks awaiting awaitables at once each get their own value, again and again",
+                "[asio]") {
     // More at once than an io_context keeps idle, so some threads end and
     // new ones are made; the second round reuses the idle ones.
     for (int round = 0; round < 2; ++round) {
         std::vector<task<int>> ts;
-        for (int i = 0; i < 100; ++i) ts.push_back([](int k) -> task<int> { co_return co_await posted_value(k) * 2; }(i));
+        for (int i = 0; i < 100; ++i)
+            ts.push_back([](int k) -> task<int> { co_return co_await posted_value(k) * 2; }(i));
         std::vector<int> got = co_await corio::gather(std::move(ts));
         REQUIRE(got.size() == 100);
         for (int i = 0; i < 100; ++i) CHECK(got[static_cast<std::size_t>(i)] == 2 * i);
@@ -439,7 +442,9 @@ TEST_CASE("co_spawn: use_awaitable returns the task's value inside an asio corou
     int got = 0;
     asio::co_spawn(
         ctx,
-        [&]() -> asio::awaitable<void> { got = co_await corio::co_spawn(ctx.get_executor(), doubled_after(21, 1ms), asio::use_awaitable); },
+        [&]() -> asio::awaitable<void> {
+            got = co_await corio::co_spawn(ctx.get_executor(), doubled_after(21, 1ms), asio::use_awaitable);
+        },
         asio::detached);
     ctx.run();
     CHECK(got == 42);
@@ -585,7 +590,8 @@ TEST_CASE("co_spawn: a cancellation emitted before the task started means its bo
         ran = true;
         co_return;
     };
-    corio::co_spawn(ctx.get_executor(), body, asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) { seen = e; }));
+    corio::co_spawn(ctx.get_executor(), body,
+                    asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) { seen = e; }));
     signal.emit(asio::cancellation_type::terminal);  // before ctx runs: the task has not started
     ctx.run();
     CHECK_FALSE(ran);
@@ -647,7 +653,8 @@ TEST_CASE("co_spawn: a task still running when the io_context is destroyed has i
     bool cancelled = false, destroyed = false, called = false;
     {
         asio::io_context ctx;
-        corio::co_spawn(ctx.get_executor(), sleeper(10s, cancelled, destroyed), [&](std::exception_ptr, int) { called = true; });
+        corio::co_spawn(ctx.get_executor(), sleeper(10s, cancelled, destroyed),
+                        [&](std::exception_ptr, int) { called = true; });
         ctx.run_for(5ms);
     }
     CHECK(destroyed);
@@ -690,7 +697,8 @@ TEST_CASE("co_spawn: bad input is rejected at once with a clear message") {
             corio::co_spawn(pool_ex, doubled_after(1, 1ms), asio::detached);
             FAIL("no exception");
         } catch (const std::invalid_argument& e) {
-            CHECK(std::string(e.what()).find("the executor does not belong to an asio::io_context") != std::string::npos);
+            CHECK(std::string(e.what()).find("the executor does not belong to an asio::io_context") !=
+                  std::string::npos);
         }
         asio::any_io_executor none;
         CHECK_THROWS_AS(corio::co_spawn(none, doubled_after(1, 1ms), asio::detached), std::invalid_argument);

@@ -310,8 +310,8 @@ struct row_yield_now : row_defaults<row_yield_now> {
 
 template <class Sem>
 struct row_semaphore : row_defaults<row_semaphore<Sem>> {
-    static constexpr const char* name = std::is_same_v<Sem, corio::semaphore> ? "semaphore::acquire"
-                                                                              : "bounded_semaphore::acquire";
+    static constexpr const char* name =
+        std::is_same_v<Sem, corio::semaphore> ? "semaphore::acquire" : "bounded_semaphore::acquire";
     struct fixture {
         Sem sem{1};
         std::optional<corio::semaphore::permit> held = sem.try_acquire();  // exhausted
@@ -588,7 +588,8 @@ struct row_socket_read : row_defaults<row_socket_read> {
     };
     template <class F>
     static task<void> setup(F& f) {
-        tcp::acceptor acceptor(corio::current_loop().get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+        tcp::acceptor acceptor(corio::current_loop().get_executor(),
+                               tcp::endpoint(asio::ip::address_v4::loopback(), 0));
         auto accepting = acceptor.async_accept(corio::use_task);
         f.client.connect(acceptor.local_endpoint());
         f.server = co_await std::move(accepting);
@@ -700,8 +701,8 @@ struct row_batcher_submit : row_defaults<row_batcher_submit> {
         corio::micro_batcher<int, int> slow{[s = &seen](std::vector<int> xs) { return plus_one(s, std::move(xs)); },
                                             100, 2 * U};
         // A batch of one is sent at once.
-        corio::micro_batcher<int, int> quick{[s = &seen](std::vector<int> xs) { return plus_one(s, std::move(xs)); },
-                                             1, 0ms};
+        corio::micro_batcher<int, int> quick{[s = &seen](std::vector<int> xs) { return plus_one(s, std::move(xs)); }, 1,
+                                             0ms};
     };
     template <class F>
     static task<void> teardown(F& f) {
@@ -819,7 +820,7 @@ struct row_pool_acquire : row_defaults<row_pool_acquire> {
 // ---- to_thread (thread.hpp)
 
 struct thread_state {
-    std::atomic<bool> go{false};        // release: f returns
+    std::atomic<bool> go{false};  // release: f returns
     std::atomic<int> started{0}, finished{0}, stopped{0};
 };
 
@@ -927,20 +928,19 @@ struct row_http_get : row_defaults<row_http_get> {
 #endif
 
 /// THE list of awaitables. Every awaitable corio offers has a row here.
-using awaitables = std::tuple<row_task, row_callable, row_join_handle, row_sleep, row_sleep_until, row_yield_now,
-                              row_semaphore<corio::semaphore>, row_semaphore<corio::bounded_semaphore>, row_mutex,
-                              row_event, row_condition_variable, row_barrier, row_get<corio::queue<int>>,
-                              row_get<corio::priority_queue<int>>, row_get<corio::lifo_queue<int>>,
-                              row_put<corio::queue<int>>, row_put<corio::priority_queue<int>>,
-                              row_put<corio::lifo_queue<int>>, row_join<corio::queue<int>>,
-                              row_join<corio::priority_queue<int>>, row_join<corio::lifo_queue<int>>, row_limiter,
-                              row_asio_timer, row_socket_read, row_generator_next, row_for_each,
-                              row_batcher_submit, row_with, row_pool_acquire, row_to_thread, row_asio_awaitable
+using awaitables =
+    std::tuple<row_task, row_callable, row_join_handle, row_sleep, row_sleep_until, row_yield_now,
+               row_semaphore<corio::semaphore>, row_semaphore<corio::bounded_semaphore>, row_mutex, row_event,
+               row_condition_variable, row_barrier, row_get<corio::queue<int>>, row_get<corio::priority_queue<int>>,
+               row_get<corio::lifo_queue<int>>, row_put<corio::queue<int>>, row_put<corio::priority_queue<int>>,
+               row_put<corio::lifo_queue<int>>, row_join<corio::queue<int>>, row_join<corio::priority_queue<int>>,
+               row_join<corio::lifo_queue<int>>, row_limiter, row_asio_timer, row_socket_read, row_generator_next,
+               row_for_each, row_batcher_submit, row_with, row_pool_acquire, row_to_thread, row_asio_awaitable
 #ifdef CORIO_TEST_HAVE_HTTP
-                              ,
-                              row_http_get
+               ,
+               row_http_get
 #endif
-                              >;
+               >;
 
 // =============================================================== columns ===
 //
@@ -1297,8 +1297,7 @@ void run_columns(std::tuple<Col...>*) {
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("an awaitable passed as a temporary composes with every combinator", "[compose]",
-                        awaitables) {
+TEMPLATE_LIST_TEST_CASE("an awaitable passed as a temporary composes with every combinator", "[compose]", awaitables) {
     INFO("awaitable: " << TestType::name);
     run_columns<TestType>(static_cast<combinators*>(nullptr));
 }

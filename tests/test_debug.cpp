@@ -115,7 +115,9 @@ TEST_CASE("dump_tasks: names, states and what each task awaits, as a tree") {
     corio_test::run_test([]() -> task<void> {
         auto sleeper = corio::spawn([]() -> task<void> { co_await corio::sleep(corio_test::forever); }(), "sleeper");
         auto gatherer = corio::spawn(
-            []() -> task<void> { co_await corio::gather(corio::sleep(corio_test::forever), corio::sleep(corio_test::forever)); }(),
+            []() -> task<void> {
+                co_await corio::gather(corio::sleep(corio_test::forever), corio::sleep(corio_test::forever));
+            }(),
             "gatherer");
         auto later = corio::spawn([]() -> task<void> { co_return; }(), "not-started");
         later.cancel();
@@ -173,10 +175,12 @@ TEST_CASE("dump_tasks: a task group's children sit below the task that runs the 
 TEST_CASE("the deadlock report lists the live tasks") {
     std::string msg;
     try {
-        corio::run([]() -> task<void> {
-            corio::event never;
-            co_await never.wait();
-        }(), corio::run_options{.virtual_time = true});
+        corio::run(
+            []() -> task<void> {
+                corio::event never;
+                co_await never.wait();
+            }(),
+            corio::run_options{.virtual_time = true});
     } catch (const corio::invalid_state_error& e) {
         msg = e.what();
     }
@@ -187,14 +191,16 @@ TEST_CASE("the deadlock report lists the live tasks") {
 
 TEST_CASE("dump_tasks_on_signal: SIGQUIT prints the dump") {
     capture_stderr cap;
-    corio_test::run_test([]() -> task<void> {
-        auto dumper = corio::spawn(corio::dump_tasks_on_signal(SIGQUIT), "dumper");
-        co_await corio::sleep(5ms);  // the dumper waits for the signal now
-        ::kill(::getpid(), SIGQUIT);
-        co_await corio::sleep(20ms);
-        dumper.cancel();
-        co_await corio_test::ended_cancelled(dumper);
-    }, 0, false);
+    corio_test::run_test(
+        []() -> task<void> {
+            auto dumper = corio::spawn(corio::dump_tasks_on_signal(SIGQUIT), "dumper");
+            co_await corio::sleep(5ms);  // the dumper waits for the signal now
+            ::kill(::getpid(), SIGQUIT);
+            co_await corio::sleep(20ms);
+            dumper.cancel();
+            co_await corio_test::ended_cancelled(dumper);
+        },
+        0, false);
     std::string err = cap.text();
     CHECK(err.find("task 'dumper' [running]") != std::string::npos);
     CHECK(err.find("task 'main' [waiting]") != std::string::npos);
@@ -236,7 +242,14 @@ TEST_CASE("an unobserved error that is no std::exception is reported with its ty
     capture_stderr cap;
     corio::run(
         []() -> task<void> {
-            { auto h = corio::spawn([]() -> task<void> { co_await corio::sleep(1ms); throw 42; }(), "thrower"); }
+            {
+                auto h = corio::spawn(
+                    []() -> task<void> {
+                        co_await corio::sleep(1ms);
+                        throw 42;
+                    }(),
+                    "thrower");
+            }
             co_await corio::sleep(2ms);
         },
         corio::run_options{.virtual_time = true});

@@ -100,7 +100,8 @@ TEST_CASE("errors: exception_group keeps its members in order") {
 }
 
 TEST_CASE("errors: exception_group::what() lists every member's message") {
-    const exception_group g({make(std::invalid_argument("bad input")), make(std::runtime_error("disk full")), make(42)});
+    const exception_group g(
+        {make(std::invalid_argument("bad input")), make(std::runtime_error("disk full")), make(42)});
     const std::string what = g.what();
     CHECK(what == "corio: 3 errors in task group: [1] bad input; [2] disk full; [3] non-standard exception");
 
@@ -113,8 +114,8 @@ TEST_CASE("errors: exception_group::what() lists every member's message") {
 }
 
 TEST_CASE("errors: exception_group contains<E>() and find<E>()") {
-    const exception_group g({make(std::invalid_argument("arg")), make(std::out_of_range("range 1")),
-                             make(std::out_of_range("range 2"))});
+    const exception_group g(
+        {make(std::invalid_argument("arg")), make(std::out_of_range("range 1")), make(std::out_of_range("range 2"))});
     CHECK(g.contains<std::invalid_argument>());
     CHECK(g.contains<std::out_of_range>());
     CHECK(g.contains<std::logic_error>());  // a base class matches

@@ -147,9 +147,8 @@ CORIO_TEST_CASE("gather: the first error cancels the siblings, awaits their clea
     auto t0 = corio::now();
     corio::clock::time_point cleaned{};
     bool slow_cancelled = false;
-    REQUIRE_THROWS_AS(co_await corio::gather(fail_after(U), with_cleanup(U, cleaned),
-                                             cancellable(5 * U, 5, slow_cancelled)),
-                      E);
+    REQUIRE_THROWS_AS(
+        co_await corio::gather(fail_after(U), with_cleanup(U, cleaned), cancellable(5 * U, 5, slow_cancelled)), E);
     CHECK(corio::now() - t0 == 2 * U);  // the sibling's shielded cleanup finished first
     CHECK(cleaned - t0 == 2 * U);
     CHECK(slow_cancelled);
@@ -351,9 +350,8 @@ CORIO_TEST_CASE("race: a winner that finishes synchronously leaves the rest unst
 
 CORIO_TEST_CASE("race: the caller's cancellation cancels every child and is rethrown") {
     std::array<bool, 2> c{};
-    auto o = corio::spawn(owned([&]() -> task<void> {
-        co_await corio::race(cancellable(forever, 1, c[0]), cancellable(forever, 2, c[1]));
-    }));
+    auto o = corio::spawn(owned(
+        [&]() -> task<void> { co_await corio::race(cancellable(forever, 1, c[0]), cancellable(forever, 2, c[1])); }));
     co_await corio::sleep(U);
     o.cancel();
     REQUIRE_THROWS_AS(co_await o, corio::cancelled_error);
@@ -419,7 +417,8 @@ CORIO_TEST_CASE("gather: the caller's cancellation reaches owned children, not t
     }));
     // timeout(d, op()): op is owned too, so the caller's cancellation reaches it.
     bool op_cancelled = false;
-    auto o2 = corio::spawn(owned([&]() -> task<void> { co_await corio::timeout(10 * U, cancellable(forever, 0, op_cancelled)); }));
+    auto o2 = corio::spawn(
+        owned([&]() -> task<void> { co_await corio::timeout(10 * U, cancellable(forever, 0, op_cancelled)); }));
     // Observed handles keep running.
     auto h1 = corio::spawn(after_int(3 * U, 1));
     auto h2 = corio::spawn(after_int(4 * U, 2));
@@ -580,8 +579,7 @@ CORIO_TEST_CASE("gather_limited: the caller's cancellation starts nothing more")
 CORIO_TEST_CASE("bad input: gather_limited(0), empty tasks and moved-from handles") {
     std::vector<task<int>> ts;
     ts.push_back(after_int(U, 1));
-    REQUIRE_THROWS_WITH(corio::gather_limited(0, std::move(ts)),
-                        "corio: gather_limited() needs a limit of at least 1");
+    REQUIRE_THROWS_WITH(corio::gather_limited(0, std::move(ts)), "corio: gather_limited() needs a limit of at least 1");
 
     task<int> empty;
     REQUIRE_THROWS_AS(co_await corio::gather(std::move(empty), after_int(U, 1)), corio::invalid_state_error);
@@ -603,9 +601,9 @@ CORIO_TEST_CASE("gather in a cancelled scope starts nothing and throws") {
         co_return 1;
     };
     auto r = co_await corio::move_on_after(0ms, owned([&]() -> task<int> {
-        auto [v] = co_await corio::gather(marker());
-        co_return v;
-    }));
+                                               auto [v] = co_await corio::gather(marker());
+                                               co_return v;
+                                           }));
     CHECK_FALSE(r.has_value());
     CHECK_FALSE(ran);
 }

@@ -177,7 +177,8 @@ TEST_CASE("an exception in the body reaches the consumer at next(); the generato
     });
 }
 
-TEST_CASE("destroying a generator suspended at co_yield runs its destructors in reverse order, and no code after the yield") {
+TEST_CASE(
+    "destroying a generator suspended at co_yield runs its destructors in reverse order, and no code after the yield") {
     run_test([]() -> task<void> {
         std::vector<std::string> log;
         {
@@ -225,7 +226,9 @@ TEST_CASE("an exception in the consumer passes through unchanged and destroys th
     });
 }
 
-TEST_CASE("cancelling the consumer inside next() throws at the body's co_await, runs its cleanup, and ends the consumer cancelled") {
+TEST_CASE(
+    "cancelling the consumer inside next() throws at the body's co_await, runs its cleanup, and ends the consumer "
+    "cancelled") {
     run_test([]() -> task<void> {
         std::vector<std::string> log;
         bool handler_ran = false;
@@ -395,7 +398,9 @@ TEST_CASE("a long stream keeps a constant stack and finishes") {
     });
 }
 
-TEST_CASE("a leftover task iterating a generator at shutdown is cancelled and the generator's destructors run before run() returns") {
+TEST_CASE(
+    "a leftover task iterating a generator at shutdown is cancelled and the generator's destructors run before run() "
+    "returns") {
     std::vector<std::string> log;
     auto main = [&]() -> task<int> {
         auto iterate = [&]() -> task<void> {

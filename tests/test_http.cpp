@@ -82,26 +82,39 @@ struct nginx_h2 {
             asio::io_context ctx;
             port = closed_port(ctx);
         }
-        std::string cert = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-                           dir + "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
+        std::string cert =
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 "
+            "-keyout " +
+            dir + "/key.pem -out " + dir + "/cert.pem >/dev/null 2>&1";
         if (std::system(cert.c_str()) != 0) {
             why_not = "openssl could not make a certificate";
             return;
         }
         std::string conf = "worker_processes 1;\npid " + dir + "/nginx.pid;\nerror_log " + dir +
                            "/error.log warn;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
-                           "  client_body_temp_path " + dir + "/body;\n  proxy_temp_path " + dir + "/proxy;\n"
-                           "  fastcgi_temp_path " + dir + "/fastcgi;\n  uwsgi_temp_path " + dir + "/uwsgi;\n"
-                           "  scgi_temp_path " + dir + "/scgi;\n  default_type text/plain;\n"
-                           "  server {\n    listen 127.0.0.1:" + std::to_string(port) + " ssl http2;\n"
-                           "    ssl_certificate " + dir + "/cert.pem;\n    ssl_certificate_key " + dir + "/key.pem;\n"
+                           "  client_body_temp_path " +
+                           dir + "/body;\n  proxy_temp_path " + dir +
+                           "/proxy;\n"
+                           "  fastcgi_temp_path " +
+                           dir + "/fastcgi;\n  uwsgi_temp_path " + dir +
+                           "/uwsgi;\n"
+                           "  scgi_temp_path " +
+                           dir +
+                           "/scgi;\n  default_type text/plain;\n"
+                           "  server {\n    listen 127.0.0.1:" +
+                           std::to_string(port) +
+                           " ssl http2;\n"
+                           "    ssl_certificate " +
+                           dir + "/cert.pem;\n    ssl_certificate_key " + dir +
+                           "/key.pem;\n"
                            "    location / {\n      add_header X-Protocol $server_protocol always;\n"
                            "      return 200 \"hello over $server_protocol\\n\";\n    }\n  }\n}\n";
         if (FILE* f = std::fopen((dir + "/nginx.conf").c_str(), "w")) {
             std::fputs(conf.c_str(), f);
             std::fclose(f);
         }
-        std::string run = nginx + " -e " + dir + "/error.log -p " + dir + " -c " + dir + "/nginx.conf >" + dir + "/start.log 2>&1";
+        std::string run =
+            nginx + " -e " + dir + "/error.log -p " + dir + " -c " + dir + "/nginx.conf >" + dir + "/start.log 2>&1";
         if (std::system(run.c_str()) != 0) {
             why_not = "nginx did not start (see its messages in " + dir + "/start.log)";
             return;
@@ -116,7 +129,8 @@ struct nginx_h2 {
                                "/nginx.pid || break; sleep 0.1; done";
             (void)std::system(stop.c_str());
         }
-        if (!dir.empty() && why_not.find("start.log") == std::string::npos) (void)std::system(("rm -rf " + dir).c_str());
+        if (!dir.empty() && why_not.find("start.log") == std::string::npos)
+            (void)std::system(("rm -rf " + dir).c_str());
     }
     std::string url() const { return "https://127.0.0.1:" + std::to_string(port) + "/"; }
 };
@@ -224,7 +238,7 @@ TEST_CASE("timeout around a GET throws timeout_error at the deadline and closes 
         CHECK(c.active_transfers() == 0);
         CHECK(srv.stalled == 1);
         bool closed = co_await eventually([&] { return srv.peer_closed == 1; });
-        CHECK(closed);  // the server saw the connection closed
+        CHECK(closed);                // the server saw the connection closed
         co_await corio::sleep(50ms);  // nothing of the old transfer fires later (ASan would see it)
         http::response again = co_await c.get(srv.url("/hello"));
         CHECK(again.body == "hello world");
@@ -350,7 +364,7 @@ TEST_CASE("cancelling a task in the middle of gather of 100 GETs removes every u
         h.cancel();
         bool was_cancelled = co_await corio_test::ended_cancelled(h);
         CHECK(was_cancelled);
-        CHECK(c.active_transfers() == 0);  // gather returned only after every transfer was removed
+        CHECK(c.active_transfers() == 0);                      // gather returned only after every transfer was removed
         http::response r = co_await c.get(srv.url("/hello"));  // usable again
         CHECK(r.body == "hello world");
     });
@@ -566,7 +580,8 @@ TEST_CASE("an http request composes with every combinator") {
                 src.cancel();
             };
             auto h = corio::spawn(fire());
-            REQUIRE_THROWS_AS(co_await corio::with_token(src.token(), c.get(srv.url("/stall"))), corio::cancelled_error);
+            REQUIRE_THROWS_AS(co_await corio::with_token(src.token(), c.get(srv.url("/stall"))),
+                              corio::cancelled_error);
             co_await h;
             CHECK(c.active_transfers() == 0);
         });

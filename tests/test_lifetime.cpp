@@ -62,9 +62,7 @@ task<void> await_and_log(join_handle<void>& h, await_log& log) {
     ++log.resumed;
 }
 
-task<void> nap(std::chrono::milliseconds d) {
-    co_await corio::sleep(d);
-}
+task<void> nap(std::chrono::milliseconds d) { co_await corio::sleep(d); }
 
 corio::run_options virtual_time() { return corio::run_options{.virtual_time = true}; }
 
@@ -92,17 +90,18 @@ TEST_CASE("a task-group body awaiting its own failing child resumes once and the
     CHECK(body.errors == 0);
 }
 
-TEST_CASE("siblings and the body awaiting one failing child each resume once; a later outside awaiter still gets the error") {
+TEST_CASE(
+    "siblings and the body awaiting one failing child each resume once; a later outside awaiter still gets the error") {
     await_log inside, outside;
     run_test([&]() -> task<void> {
-        join_handle<void> h;                 // outlives the group: the outside awaiter uses it
+        join_handle<void> h;  // outlives the group: the outside awaiter uses it
         join_handle<void> outsider;
         auto group = [&](task_group& tg) -> task<void> {
             h = tg.spawn(fails_after(U));
             tg.spawn(await_and_log(h, inside));
             tg.spawn(await_and_log(h, inside));
             outsider = corio::spawn(await_and_log(h, outside));  // not under the group's scope
-            co_await await_and_log(h, inside);  // the body's awaiter is linked before the siblings'
+            co_await await_and_log(h, inside);                   // the body's awaiter is linked before the siblings'
         };
         REQUIRE_THROWS_AS(co_await corio::with_task_group(group), corio::exception_group);
         co_await outsider;
@@ -221,9 +220,7 @@ TEST_CASE("destroying a loop while a task awaits another task's handle is clean 
 
 namespace {
 
-task<void> work() {
-    co_await corio::sleep(U);
-}
+task<void> work() { co_await corio::sleep(U); }
 
 }  // namespace
 
@@ -381,9 +378,8 @@ TEST_CASE("a task 10000 timeouts deep cancelled from outside unwinds every level
 TEST_CASE("in 10000 nested timeouts only the level whose deadline fired converts the cancellation") {
     constexpr int depth = 10'000, fired = 5'000;
     nesting_log log;
-    run_test([&]() -> task<void> {
-        REQUIRE_THROWS_AS(co_await timeouts_deep(depth, fired, log), corio::timeout_error);
-    });
+    run_test(
+        [&]() -> task<void> { REQUIRE_THROWS_AS(co_await timeouts_deep(depth, fired, log), corio::timeout_error); });
     CHECK(log.cancelled == fired - 1);          // the levels inside it pass it through
     CHECK(log.timed_out == depth - fired + 1);  // it converts; the levels outside see timeout_error
 }

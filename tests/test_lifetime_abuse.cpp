@@ -283,13 +283,15 @@ TEST_CASE("awaiting a join_handle from a loop on another thread throws invalid_s
     });
     std::string message;
     std::thread other([&] {
-        corio::run([&]() -> task<void> {
-            try {
-                co_await h;
-            } catch (const corio::invalid_state_error& e) {
-                message = e.what();
-            }
-        }, corio::run_options{.cancel_on_signals = {}});
+        corio::run(
+            [&]() -> task<void> {
+                try {
+                    co_await h;
+                } catch (const corio::invalid_state_error& e) {
+                    message = e.what();
+                }
+            },
+            corio::run_options{.cancel_on_signals = {}});
     });
     other.join();
     CHECK(message.find("another event loop") != std::string::npos);

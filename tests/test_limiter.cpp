@@ -37,8 +37,8 @@ TEST_CASE("limiter: exact spacing at the rate, burst up front") {
             co_await l.acquire();
             at.push_back(now() - start);
         }
-        CHECK(at == std::vector<clock::duration>{milliseconds(0), milliseconds(100), milliseconds(200),
-                                                 milliseconds(300)});
+        CHECK(at ==
+              std::vector<clock::duration>{milliseconds(0), milliseconds(100), milliseconds(200), milliseconds(300)});
     });
     corio::testing::run_virtual([]() -> task<void> {
         limiter l(100.0, 3);  // 10 ms per token = U

@@ -17,8 +17,8 @@
 
 using corio::task;
 using corio_test::forever;
-using corio_test::U;
 using corio_test::owned;
+using corio_test::U;
 
 namespace {
 
@@ -50,10 +50,12 @@ std::string message_of(auto&& f) {
 TEST_CASE("run: returns main's value and rethrows main's exception") {
     int v = corio::run([]() -> task<int> { co_return 7; }());
     CHECK(v == 7);
-    CHECK_THROWS_AS(corio::run([]() -> task<void> {
-                        co_await corio::sleep(U);
-                        throw E{};
-                    }(), corio::run_options{.virtual_time = true}),
+    CHECK_THROWS_AS(corio::run(
+                        []() -> task<void> {
+                            co_await corio::sleep(U);
+                            throw E{};
+                        }(),
+                        corio::run_options{.virtual_time = true}),
                     E);
 }
 
@@ -97,7 +99,7 @@ CORIO_TEST_CASE("join_handle: value, exception, cancellation, name, done") {
     CHECK(c.cancelled());
     CHECK(c.done());
     CHECK(corio::now() - start == 2 * U);  // woken at once
-    c.cancel();  // no-op once finished
+    c.cancel();                            // no-op once finished
 }
 
 CORIO_TEST_CASE("join_handle: awaiting twice, or a moved-from handle, throws invalid_state_error") {
@@ -148,7 +150,7 @@ CORIO_TEST_CASE("join_handle: an await cut short by the awaiter's cancellation c
     hobs.cancel();
     REQUIRE_THROWS_AS(co_await hobs, corio::cancelled_error);
     CHECK_FALSE(target.done());  // awaiting by handle observes: the task was not cancelled
-    int v = co_await target;      // the result is still there
+    int v = co_await target;     // the result is still there
     CHECK(v == 9);
     CHECK(corio::now() - start == 2 * U);
 }
@@ -312,7 +314,7 @@ TEST_CASE("event_loop: destroyed while its handlers are queued in an adopted io_
             corio_test::set_on_exit guard{cleaned_up};
             co_await corio::sleep(std::chrono::hours(1));
         };
-        auto sleeping = loop.spawn(sleeper());  // queues a drain in ctx
+        auto sleeping = loop.spawn(sleeper());   // queues a drain in ctx
         ctx.run_one();                           // the drain: it starts and sleeps, the timer is armed
         auto unstarted = loop.spawn(sleeper());  // queues a drain the loop will never run
         CHECK(loop.live_tasks() == 2);

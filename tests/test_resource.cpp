@@ -331,9 +331,7 @@ TEST_CASE("with on an empty async_context throws invalid_state_error") {
 
 TEST_CASE("a context destroyed without being entered runs nothing") {
     strings log;
-    {
-        auto c = managed(log);
-    }
+    { auto c = managed(log); }
     CHECK(log.empty());
 }
 

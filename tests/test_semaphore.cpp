@@ -428,7 +428,7 @@ TEST_CASE("semaphore: cancel the n-th waiter, while waiting and after the hand-o
                     ctx.hs[static_cast<std::size_t>(n)].cancel();  // while waiting
                     ctx.s.release();
                 } else if (n == 0) {
-                    ctx.s.release();  // handed to waiter 0...
+                    ctx.s.release();     // handed to waiter 0...
                     ctx.hs[0].cancel();  // ...which is cancelled before it resumes
                 } else {
                     ctx.cancel_after_release_of = n - 1;
@@ -440,7 +440,7 @@ TEST_CASE("semaphore: cancel the n-th waiter, while waiting and after the hand-o
                     CHECK(c == (i == n));
                     if (i != n) expected.push_back(i);
                 }
-                CHECK(ctx.log == expected);  // FIFO order of the rest
+                CHECK(ctx.log == expected);     // FIFO order of the rest
                 CHECK(ctx.s.available() == 1);  // the one permit is conserved
                 CHECK(ctx.s.waiters() == 0);
                 co_await sleep(U);

@@ -129,7 +129,8 @@ TEST_CASE("wait_for_signal: composes with every combinator") {
         run_real([]() -> task<void> {
             corio::cancellation_source src;
             src.cancel();
-            CHECK_THROWS_AS(co_await corio::with_token(src.token(), corio::wait_for_signal(SIGUSR1)), corio::cancelled_error);
+            CHECK_THROWS_AS(co_await corio::with_token(src.token(), corio::wait_for_signal(SIGUSR1)),
+                            corio::cancelled_error);
         });
     }
     SECTION("race: the signal beats a long sleep") {
@@ -264,11 +265,12 @@ TEST_CASE("signals: bad input is rejected with a clear message") {
         return "no exception";
     };
     CHECK(message([] { (void)corio::wait_for_signal(0); }).find("0 is not a signal") != std::string::npos);
-    CHECK(message([] { (void)corio::wait_for_signal(SIGKILL); }).find("is not a signal that can be caught") != std::string::npos);
-    CHECK(message([] { (void)corio::wait_for_signal(std::initializer_list<int>{}); }).find("at least one signal") != std::string::npos);
-    std::string msg = message([] {
-        corio::run([]() -> task<void> { co_return; }(), corio::run_options{.cancel_on_signals = {SIGSTOP}});
-    });
+    CHECK(message([] { (void)corio::wait_for_signal(SIGKILL); }).find("is not a signal that can be caught") !=
+          std::string::npos);
+    CHECK(message([] { (void)corio::wait_for_signal(std::initializer_list<int>{}); }).find("at least one signal") !=
+          std::string::npos);
+    std::string msg = message(
+        [] { corio::run([]() -> task<void> { co_return; }(), corio::run_options{.cancel_on_signals = {SIGSTOP}}); });
     CHECK(msg.find("is not a signal that can be caught") != std::string::npos);
 }
 

@@ -357,7 +357,8 @@ TEST_CASE("a buffer stopped inside next() cancels and awaits its pull before nex
     });
 }
 
-TEST_CASE("destroying a buffer between two next() calls cancels the pending pull; the source unwinds at the next turn") {
+TEST_CASE(
+    "destroying a buffer between two next() calls cancels the pending pull; the source unwinds at the next turn") {
     run_test([]() -> task<void> {
         probe p;
         {
@@ -376,9 +377,9 @@ TEST_CASE("destroying a buffer between two next() calls cancels the pending pull
 
 TEST_CASE("merge interleaves the sources as their items arrive") {
     run_test([]() -> task<void> {
-        auto a = timed({{U, 1}, {2 * U, 3}});        // at U, 3U
-        auto b = timed({{2 * U, 2}, {2 * U, 4}});    // at 2U, 4U
-        auto c = timed({{5 * U, 5}});                // at 5U
+        auto a = timed({{U, 1}, {2 * U, 3}});      // at U, 3U
+        auto b = timed({{2 * U, 2}, {2 * U, 4}});  // at 2U, 4U
+        auto c = timed({{5 * U, 5}});              // at 5U
         auto g = merge(std::move(a), std::move(b), std::move(c));
         auto items = co_await timed_items(g);
         REQUIRE(items.size() == 5);

@@ -200,8 +200,7 @@ CORIO_TEST_CASE("mutex: ownership is enforced") {
     auto g = co_await m.lock();
     REQUIRE_THROWS_AS(co_await m.lock(), invalid_state_error);
     REQUIRE_THROWS_WITH(co_await m.lock(), Catch::Contains("mutex::lock() by the task that already holds it"));
-    REQUIRE_THROWS_WITH(co_await m.try_lock(),
-                        Catch::Contains("mutex::try_lock() by the task that already holds it"));
+    REQUIRE_THROWS_WITH(co_await m.try_lock(), Catch::Contains("mutex::try_lock() by the task that already holds it"));
     CHECK(m.locked());
     CHECK(m.waiters() == 0);
     g.unlock();

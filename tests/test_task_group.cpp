@@ -462,7 +462,10 @@ CORIO_TEST_CASE("task_group: spawning during an abort is rejected; the task neve
 }
 
 CORIO_TEST_CASE("task_group: no leak when a child fails after the body returned") {
-    auto boom = []() -> task<void> { throw MyExc{}; co_return; };
+    auto boom = []() -> task<void> {
+        throw MyExc{};
+        co_return;
+    };
     auto body = [&](task_group& tg) -> task<void> {
         tg.spawn(boom());
         co_return;

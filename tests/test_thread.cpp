@@ -283,7 +283,9 @@ TEST_CASE("to_thread: composes with every combinator") {
         std::atomic<bool> returned{false};
         int got = 0;
         run_real([&]() -> task<void> {
-            auto worker = [&]() -> task<void> { got = co_await corio::shield(corio::to_thread(slow_fn{40ms, &returned})); };
+            auto worker = [&]() -> task<void> {
+                got = co_await corio::shield(corio::to_thread(slow_fn{40ms, &returned}));
+            };
             auto h = corio::spawn(worker());
             co_await corio::sleep(5ms);
             h.cancel();

@@ -58,9 +58,7 @@ task<std::string> sleep_until_cancelled(nanoseconds d) {
 
 }  // namespace
 
-TEST_CASE("time: now() needs a running loop") {
-    CHECK_THROWS_AS(corio::now(), corio::invalid_state_error);
-}
+TEST_CASE("time: now() needs a running loop") { CHECK_THROWS_AS(corio::now(), corio::invalid_state_error); }
 
 CORIO_TEST_CASE("time: sleep(d) wakes at exactly start + d under virtual time") {
     const auto start = corio::now();
@@ -87,8 +85,8 @@ CORIO_TEST_CASE("time: sleepers wake in deadline order, equal deadlines in armin
     const auto start = corio::now();
     std::vector<wake> record;
     // Spawned tasks start (and arm their sleeps) in spawn order.
-    const std::vector<std::pair<char, nanoseconds>> plan{
-        {'a', 3 * U}, {'b', 1 * U}, {'c', 2 * U}, {'d', 1 * U}, {'e', 2 * U}, {'f', 0 * U}, {'g', 1 * U}};
+    const std::vector<std::pair<char, nanoseconds>> plan{{'a', 3 * U}, {'b', 1 * U}, {'c', 2 * U}, {'d', 1 * U},
+                                                         {'e', 2 * U}, {'f', 0 * U}, {'g', 1 * U}};
     std::vector<corio::join_handle<void>> handles;
     for (auto [name, d] : plan) handles.push_back(corio::spawn(sleeper(record, start, name, d)));
     for (auto& h : handles) co_await h;

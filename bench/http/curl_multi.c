@@ -15,7 +15,7 @@
 #include <time.h>
 
 struct slot {
-    CURL *easy;
+    CURL* easy;
     size_t bytes;
     double started;
     char url[512];
@@ -27,36 +27,36 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+static size_t on_body(char* p, size_t size, size_t n, void* ud) {
     (void)p;
-    ((struct slot *)ud)->bytes += size * n;
+    ((struct slot*)ud)->bytes += size * n;
     return size * n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
+static int cmp_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
     return x < y ? -1 : x > y;
 }
 
-static void start(CURLM *m, struct slot *s, const char *prefix, long page, long files) {
+static void start(CURLM* m, struct slot* s, const char* prefix, long page, long files) {
     snprintf(s->url, sizeof s->url, "%s%ld", prefix, page % files);
     curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
     s->started = now_ms();
     curl_multi_add_handle(m, s->easy);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: %s URL_PREFIX PAGES CONCURRENCY FILES\n", argv[0]);
         return 2;
     }
-    const char *prefix = argv[1];
+    const char* prefix = argv[1];
     long pages = atol(argv[2]), conc = atol(argv[3]), files = atol(argv[4]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURLM *m = curl_multi_init();
+    CURLM* m = curl_multi_init();
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conc);
-    struct slot *slots = calloc((size_t)conc, sizeof *slots);
-    double *lat = calloc((size_t)pages, sizeof *lat);
+    struct slot* slots = calloc((size_t)conc, sizeof *slots);
+    double* lat = calloc((size_t)pages, sizeof *lat);
     long next = 0, done = 0, failed = 0;
     size_t bytes = 0;
     double t0 = now_ms();
@@ -70,11 +70,11 @@ int main(int argc, char **argv) {
     while (done < pages) {
         int running = 0, left = 0;
         curl_multi_perform(m, &running);
-        CURLMsg *msg;
+        CURLMsg* msg;
         while ((msg = curl_multi_info_read(m, &left))) {
             if (msg->msg != CURLMSG_DONE) continue;
-            struct slot *s;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            struct slot* s;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char**)&s);
             if (msg->data.result != CURLE_OK) ++failed;
             lat[done++] = now_ms() - s->started;
             bytes += s->bytes;
@@ -86,8 +86,8 @@ int main(int argc, char **argv) {
     }
     double secs = (now_ms() - t0) / 1e3;
     qsort(lat, (size_t)pages, sizeof *lat, cmp_double);
-    printf("pages=%ld bytes=%zu seconds=%.3f pages_per_s=%.0f p50_ms=%.3f p99_ms=%.3f failed=%ld\n", pages, bytes,
-           secs, (double)pages / secs, lat[pages / 2], lat[(long)((double)pages * 0.99)], failed);
+    printf("pages=%ld bytes=%zu seconds=%.3f pages_per_s=%.0f p50_ms=%.3f p99_ms=%.3f failed=%ld\n", pages, bytes, secs,
+           (double)pages / secs, lat[pages / 2], lat[(long)((double)pages * 0.99)], failed);
     for (long i = 0; i < conc; ++i)
         if (slots[i].easy) curl_easy_cleanup(slots[i].easy);
     curl_multi_cleanup(m);

@@ -100,10 +100,14 @@ private:
         double ms = 1 + std::min(39.0, std::exponential_distribution<double>(0.25)(rng));
         switch (kind_of(page)) {
             case kind::healthy: break;
-            case kind::flaky: if (u(rng) < 0.6) p.status = 500; break;
+            case kind::flaky:
+                if (u(rng) < 0.6) p.status = 500;
+                break;
             case kind::broken: p.status = 500; break;
             case kind::resets: p.reset = u(rng) < 0.5; break;
-            case kind::slow: if (u(rng) < 0.7) ms = 400 + 800 * u(rng); break;
+            case kind::slow:
+                if (u(rng) < 0.7) ms = 400 + 800 * u(rng);
+                break;
         }
         p.delay = std::chrono::milliseconds(static_cast<long>(ms));
         return p;
@@ -153,7 +157,10 @@ private:
     }
 
     static std::string response(int status, std::string_view body) {
-        std::string r = "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : status == 404 ? " Not Found" : " Internal Server Error");
+        std::string r = "HTTP/1.1 " + std::to_string(status) +
+                        (status == 200   ? " OK"
+                         : status == 404 ? " Not Found"
+                                         : " Internal Server Error");
         r += "\r\nContent-Type: text/html\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
         r += body;
         return r;

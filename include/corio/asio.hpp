@@ -248,8 +248,11 @@ public:
         finish_park(ch_, this, &on_cancel, h_, caller);
         initiating_ = true;
         event_loop& loop = detail::loop_access::loop_of(*ch_->sched);
-        std::apply([&](auto&&... a) { std::move(init_)(handler{this, detail::loop_access::life(loop), loop.get_executor()}, std::move(a)...); },
-                   std::move(args_));
+        std::apply(
+            [&](auto&&... a) {
+                std::move(init_)(handler{this, detail::loop_access::life(loop), loop.get_executor()}, std::move(a)...);
+            },
+            std::move(args_));
         initiating_ = false;
         if (result_) {
             // Completed inside the initiating function (asio::dispatch from the
@@ -275,12 +278,9 @@ public:
         }
         if constexpr (sig::has_error_code || sig::has_exception)
             return tuple_tail<value_type>(std::move(r), std::make_index_sequence<std::tuple_size_v<stored> - 1>{});
-        else if constexpr (std::is_void_v<value_type>)
-            return;
-        else if constexpr (std::tuple_size_v<stored> == 1)
-            return std::move(std::get<0>(r));
-        else
-            return std::move(r);
+        else if constexpr (std::is_void_v<value_type>) return;
+        else if constexpr (std::tuple_size_v<stored> == 1) return std::move(std::get<0>(r));
+        else return std::move(r);
     }
 
 private:
@@ -388,7 +388,7 @@ template <class E>
 struct asio_worker {
     explicit asio_worker(asio_worker_pool<E>* p) noexcept : pool(p) {}
     asio_worker_pool<E>* pool;
-    asio_job_target* target = nullptr;  // the awaiter, while it waits for the job
+    asio_job_target* target = nullptr;     // the awaiter, while it waits for the job
     std::optional<asio_thread<E>> parked;  // the thread, while idle
     asio::cancellation_signal signal;      // the thread's parent cancellation slot
     void* orphan = nullptr;                // the awaitable of an awaiter destroyed mid-job
@@ -517,7 +517,8 @@ class awaitable_awaiter : waiter_base, asio_job_target {
     using entry_frame = asio::detail::awaitable_frame<asio::detail::awaitable_thread_entry_point, E>;
 
 public:
-    explicit awaitable_awaiter(asio::awaitable<T, E>&& a) noexcept : asio_job_target{&on_done, &on_lost}, aw_(std::move(a)) {}
+    explicit awaitable_awaiter(asio::awaitable<T, E>&& a) noexcept
+        : asio_job_target{&on_done, &on_lost}, aw_(std::move(a)) {}
     /// Movable until awaited (into timeout(), race(), ...); never once started.
     awaitable_awaiter(awaitable_awaiter&& o) noexcept : asio_job_target{&on_done, &on_lost}, aw_(std::move(o.aw_)) {
         assert(!o.ch_ && "corio: an awaiter is moved only before it starts");
@@ -529,7 +530,8 @@ public:
 
     bool await_ready() const {
         if (!aw_.valid())
-            throw invalid_state_error("corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
+            throw invalid_state_error(
+                "corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
         return false;
     }
 
@@ -753,8 +755,9 @@ public:
         // The handler may own the signal behind the slot: forget the slot first.
         if (slot_.is_connected()) slot_.clear();
         slot_ = asio::cancellation_slot();
-        asio::dispatch(handler_work_.get_executor(),
-                       [h = std::move(handler_), e, ... v = std::forward<V>(v)]() mutable { std::move(h)(e, std::move(v)...); });
+        asio::dispatch(
+            handler_work_.get_executor(),
+            [h = std::move(handler_), e, ... v = std::forward<V>(v)]() mutable { std::move(h)(e, std::move(v)...); });
     }
 
 private:
@@ -784,9 +787,9 @@ struct spawn_body_traits<task<T>> {
     using value_type = T;
 };
 template <class B>
-    requires(!is_corio_task_v<B> && std::is_invocable_v<B&>)
-struct spawn_body_traits<B> {
-    static_assert(is_corio_task_v<std::invoke_result_t<B&>>, "corio::co_spawn: the callable must return a corio::task<T>");
+requires(!is_corio_task_v<B> && std::is_invocable_v<B&>) struct spawn_body_traits<B> {
+    static_assert(is_corio_task_v<std::invoke_result_t<B&>>,
+                  "corio::co_spawn: the callable must return a corio::task<T>");
     using value_type = typename std::invoke_result_t<B&>::value_type;
 };
 
@@ -844,15 +847,17 @@ struct initiate_spawn {
 /// void(std::exception_ptr, T), or void(std::exception_ptr) for task<void>.
 /// See the header comment.
 template <class Executor, class Body, class Token>
-    requires(detail::is_corio_task_v<std::remove_cvref_t<Body>> || std::is_invocable_v<std::decay_t<Body>&>)
-auto co_spawn(Executor&& ex, Body&& body, Token&& token) {
+requires(detail::is_corio_task_v<std::remove_cvref_t<Body>> ||
+         std::is_invocable_v<std::decay_t<Body>&>) auto co_spawn(Executor&& ex, Body&& body, Token&& token) {
     using B = std::decay_t<Body>;
     using T = typename detail::spawn_body_traits<B>::value_type;
     static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
-                  "corio::co_spawn: T must be default-constructible (the handler gets T{} with an error), as with asio::co_spawn");
+                  "corio::co_spawn: T must be default-constructible (the handler gets T{} with an error), as with "
+                  "asio::co_spawn");
     asio::io_context& ctx = detail::io_context_of(ex);
     if constexpr (detail::is_corio_task_v<B>)
-        if (!body.valid()) throw invalid_state_error("corio::co_spawn: the task is empty (moved-from or already awaited)");
+        if (!body.valid())
+            throw invalid_state_error("corio::co_spawn: the task is empty (moved-from or already awaited)");
     return asio::async_initiate<Token, detail::spawn_signature<T>>(detail::initiate_spawn{&ctx}, token,
                                                                    B(std::forward<Body>(body)));
 }

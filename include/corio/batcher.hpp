@@ -139,7 +139,6 @@ private:
         std::exception_ptr error;  // also how a cancelled caller learns it (the shared cancellation)
         std::optional<Out> out;
 
-
         bool await_ready() const noexcept { return false; }
         bool await_suspend(handle caller) {
             detail::chain* ch = detail::chain_of(caller);
@@ -174,13 +173,13 @@ private:
     struct batch {
         std::vector<entry> reqs;  // r null: that caller was cancelled
         std::vector<In> items;    // items[i] is reqs[i]'s
-        std::size_t live = 0;        // non-null entries, until sent
+        std::size_t live = 0;     // non-null entries, until sent
         bool sent = false;
         ~batch() {
             for (entry& e : reqs)
                 if (e.r) {
-                    e.r->error = std::make_exception_ptr(
-                        invalid_state_error("corio: micro_batcher destroyed before this submission's batch was handled"));
+                    e.r->error = std::make_exception_ptr(invalid_state_error(
+                        "corio: micro_batcher destroyed before this submission's batch was handled"));
                     e.finish();
                 }
         }
@@ -192,15 +191,15 @@ private:
         handler_type handler;
         std::size_t max;
         clock::duration wait;
-        semaphore slots;                   // concurrent handler calls
+        semaphore slots;                    // concurrent handler calls
         std::unique_ptr<batch> collecting;  // made by the first submission after a dispatch
         clock::time_point first_at{};
-        event changed;                     // wakes the flusher
+        event changed;  // wakes the flusher
         bool closed = false;
         bool flusher_started = false;
         detail::crew work;
-        std::size_t submits = 0;           // submit frames alive (loop thread only: no atomics)
-        std::shared_ptr<state> keep;       // this state, while submits != 0
+        std::size_t submits = 0;      // submit frames alive (loop thread only: no atomics)
+        std::shared_ptr<state> keep;  // this state, while submits != 0
 
         std::size_t pending_live() const noexcept { return collecting ? collecting->live : 0; }
 

@@ -170,7 +170,8 @@ public:
     /// A source cancelled with `parent` (and by its own cancel()).
     explicit cancellation_source(const cancellation_token& parent) {
         if (parent.cancelled()) src_.request_stop();
-        else if (parent.can_be_cancelled()) link_ = std::make_unique<std::stop_callback<forward_stop>>(parent.stop_token(), forward_stop{src_});
+        else if (parent.can_be_cancelled())
+            link_ = std::make_unique<std::stop_callback<forward_stop>>(parent.stop_token(), forward_stop{src_});
     }
     /// Takes over `o`'s stop state.
     cancellation_source(cancellation_source&&) = default;

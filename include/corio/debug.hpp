@@ -84,10 +84,12 @@ inline task<void> dump_tasks_on_signal(int sig = SIGQUIT) {
 
 namespace detail {
 
-inline void fmt_slow_step(std::string_view task, std::chrono::nanoseconds took, std::chrono::nanoseconds threshold) noexcept {
+inline void fmt_slow_step(std::string_view task, std::chrono::nanoseconds took,
+                          std::chrono::nanoseconds threshold) noexcept {
     try {
-        std::string line = fmt::format("corio: slow step: task '{}' held the loop for {:.1f} ms (threshold {:.1f} ms)\n",
-                                       task.empty() ? "<unnamed>" : task, took.count() / 1e6, threshold.count() / 1e6);
+        std::string line =
+            fmt::format("corio: slow step: task '{}' held the loop for {:.1f} ms (threshold {:.1f} ms)\n",
+                        task.empty() ? "<unnamed>" : task, took.count() / 1e6, threshold.count() / 1e6);
         std::fputs(line.c_str(), stderr);
     } catch (...) {
     }

@@ -114,7 +114,9 @@ public:
 
     /// True when some member is an E (or derives from it). Nested groups are not searched.
     template <class E>
-    bool contains() const noexcept { return find<E>() != nullptr; }
+    bool contains() const noexcept {
+        return find<E>() != nullptr;
+    }
 
     /// The first member that is an E, or nullptr. The pointer lives as long as the group.
     template <class E>
@@ -137,8 +139,8 @@ public:
 
 private:
     static std::string describe(const std::vector<std::exception_ptr>& errors) {
-        std::string text = "corio: " + std::to_string(errors.size()) + " error" +
-                           (errors.size() == 1 ? "" : "s") + " in task group";
+        std::string text =
+            "corio: " + std::to_string(errors.size()) + " error" + (errors.size() == 1 ? "" : "s") + " in task group";
         for (std::size_t i = 0; i < errors.size(); ++i) {
             text += i == 0 ? ": " : "; ";
             text += "[" + std::to_string(i + 1) + "] ";

@@ -74,9 +74,10 @@ namespace detail {
 
 /// A range whose elements can be combinator operands.
 template <class R>
-concept operand_range =
-    std::ranges::input_range<R> && !is_task<std::remove_cvref_t<R>>::value &&
-    requires(std::ranges::range_reference_t<R> e) { as_task(static_cast<std::ranges::range_reference_t<R>>(e)); };
+concept operand_range = std::ranges::input_range<R> && !is_task<std::remove_cvref_t<R>>::value &&
+                        requires(std::ranges::range_reference_t<R> e) {
+    as_task(static_cast<std::ranges::range_reference_t<R>>(e));
+};
 
 /// The task<T> type a range's elements become.
 template <class R>
@@ -97,8 +98,7 @@ auto collect_tasks(R&& r) {
                 out.push_back(as_task(std::forward<decltype(e)>(e)));
             else if constexpr (!std::is_lvalue_reference_v<R> && !std::is_const_v<std::remove_reference_t<decltype(e)>>)
                 out.push_back(as_task(std::move(e)));  // the range is going away: own its elements
-            else
-                out.push_back(as_task(e));
+            else out.push_back(as_task(e));
         }
         return out;
     }
@@ -236,7 +236,7 @@ concept variadic_operands = !(sizeof...(A) == 1 && (operand_range<A> && ...));
 /// Runs every operand concurrently; their values in argument order. The first
 /// failure cancels the rest, awaits them and is rethrown. Cancellation point.
 template <class... A>
-    requires detail::variadic_operands<A...>
+requires detail::variadic_operands<A...>
 auto gather(A&&... operands) {
     return detail::run_children<detail::project_values>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
@@ -251,9 +251,10 @@ auto gather(R&& range) {
 /// order. Never throws for a child's error; throws cancelled_error when the
 /// caller is cancelled. Cancellation point.
 template <class... A>
-    requires detail::variadic_operands<A...>
+requires detail::variadic_operands<A...>
 auto gather_settled(A&&... operands) {
-    return detail::run_children<detail::project_settled>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
+    return detail::run_children<detail::project_settled>(
+        std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
 
 /// gather_settled over a range: a vector<result<T>> in input order.
@@ -274,8 +275,7 @@ auto gather_limited(std::size_t limit, R&& range) {
 /// argument index), or its error rethrown, after the others were cancelled
 /// and awaited. Cancellation point.
 template <class... A>
-    requires(sizeof...(A) > 0 && detail::variadic_operands<A...>)
-auto race(A&&... operands) {
+requires(sizeof...(A) > 0 && detail::variadic_operands<A...>) auto race(A&&... operands) {
     return detail::run_children<detail::project_winner>(std::make_tuple(detail::as_task(std::forward<A>(operands))...));
 }
 
@@ -428,7 +428,9 @@ auto collect_handles(R& handles) {
     static_assert(is_join_handle<H>::value, "corio::wait() takes a range of join_handle<T>");
     std::vector<H*> hs;
     for (auto& h : handles) {
-        if (!h.valid()) throw invalid_state_error("corio: wait() was given an empty join_handle (moved-from or default-constructed)");
+        if (!h.valid())
+            throw invalid_state_error(
+                "corio: wait() was given an empty join_handle (moved-from or default-constructed)");
         hs.push_back(&h);
     }
     if (hs.empty()) throw std::invalid_argument("corio: wait() of no handles");

@@ -133,7 +133,9 @@ struct generator_next<T&> {
 };
 
 template <class T>
-concept awaitable = requires(T&& a) { get_awaiter(static_cast<T&&>(a)).await_ready(); };
+concept awaitable = requires(T&& a) {
+    get_awaiter(static_cast<T&&>(a)).await_ready();
+};
 
 template <class T>
 struct generator_promise final : promise_base {
@@ -141,8 +143,8 @@ struct generator_promise final : promise_base {
     using stored = std::remove_reference_t<T>;
     static_assert(alignof(stored*) <= 2 * sizeof(void*));
 
-    stored* current = nullptr;                // the object the body yielded last
-    std::coroutine_handle<> consumer{};       // the frame awaiting next(), while one is pending
+    stored* current = nullptr;           // the object the body yielded last
+    std::coroutine_handle<> consumer{};  // the frame awaiting next(), while one is pending
 
     async_generator<T> get_return_object() noexcept;
 
@@ -185,20 +187,15 @@ struct generator_promise final : promise_base {
     final_awaiter final_suspend() noexcept { return {}; }
     void return_void() noexcept {}
 
-    yield_awaiter yield_value(stored&& v) noexcept
-        requires(!std::is_reference_v<T>)
-    {
+    yield_awaiter yield_value(stored&& v) noexcept requires(!std::is_reference_v<T>) {
         current = std::addressof(v);
         return {};
     }
-    copy_yield_awaiter yield_value(const stored& v)
-        requires(!std::is_reference_v<T> && std::is_copy_constructible_v<stored>)
-    {
+    copy_yield_awaiter yield_value(const stored& v) requires(!std::is_reference_v<T> &&
+                                                             std::is_copy_constructible_v<stored>) {
         return copy_yield_awaiter{{}, v};
     }
-    yield_awaiter yield_value(stored& v) noexcept
-        requires(std::is_reference_v<T>)
-    {
+    yield_awaiter yield_value(stored& v) noexcept requires(std::is_reference_v<T>) {
         current = std::addressof(v);
         return {};
     }
@@ -217,9 +214,11 @@ public:
     explicit advance_awaiter(handle h) noexcept : h_(h) {}
 
     bool await_ready() const {
-        if (!h_) throw invalid_state_error("corio: next() on an empty async_generator (moved-from or default-constructed)");
+        if (!h_)
+            throw invalid_state_error("corio: next() on an empty async_generator (moved-from or default-constructed)");
         if (h_.promise().consumer)
-            throw invalid_state_error("corio: next() while a previous next() on the same async_generator is still pending");
+            throw invalid_state_error(
+                "corio: next() while a previous next() on the same async_generator is still pending");
         return h_.done();
     }
     template <class P>
@@ -237,7 +236,8 @@ public:
         if constexpr (K == advance_kind::iterate) {
             return finished;
         } else if constexpr (std::is_reference_v<T>) {
-            return finished ? optional_ref<std::remove_reference_t<T>>() : optional_ref<std::remove_reference_t<T>>(*p.current);
+            return finished ? optional_ref<std::remove_reference_t<T>>()
+                            : optional_ref<std::remove_reference_t<T>>(*p.current);
         } else {
             return finished ? std::optional<T>() : std::optional<T>(std::move(*p.current));
         }

@@ -195,7 +195,7 @@ struct response {
     http::headers headers;
     /// The body, decoded (libcurl handles the transfer encoding).
     std::string body;
-    std::string effective_url;  ///< after redirects
+    std::string effective_url;             ///< after redirects
     std::chrono::microseconds elapsed{0};  ///< libcurl's total time of the transfer
 
     /// Status 2xx or 3xx.
@@ -213,14 +213,14 @@ struct options {
     std::optional<clock::duration> timeout{};
     /// Time to establish a connection (libcurl's; http::error).
     clock::duration connect_timeout = std::chrono::seconds(30);
-    std::size_t max_connections = 0;           ///< open at once; 0: unlimited
-    std::size_t max_connections_per_host = 0;  ///< 0: unlimited
-    bool http2 = true;                         ///< HTTP/2 over TLS when the server offers it
-    bool verify_tls = true;                    ///< peer certificate and host name
-    bool follow_redirects = false;  ///< follow 3xx responses (Location)
-    long max_redirects = 10;  ///< when following redirects
+    std::size_t max_connections = 0;            ///< open at once; 0: unlimited
+    std::size_t max_connections_per_host = 0;   ///< 0: unlimited
+    bool http2 = true;                          ///< HTTP/2 over TLS when the server offers it
+    bool verify_tls = true;                     ///< peer certificate and host name
+    bool follow_redirects = false;              ///< follow 3xx responses (Location)
+    long max_redirects = 10;                    ///< when following redirects
     std::string user_agent = "corio-http/0.1";  ///< the User-Agent header
-    header_list default_headers{};             ///< sent with every request
+    header_list default_headers{};              ///< sent with every request
 };
 
 /// Settings of one request, overriding the client's.
@@ -239,7 +239,8 @@ using corio::detail::waiter_base;
 
 inline void check_header_text(std::string_view what, std::string_view s) {
     if (s.find_first_of("\r\n", 0) != std::string_view::npos || s.find('\0') != std::string_view::npos)
-        throw std::invalid_argument("corio::http: " + std::string(what) + " contains CR, LF or NUL: '" + std::string(s) + "'");
+        throw std::invalid_argument("corio::http: " + std::string(what) + " contains CR, LF or NUL: '" +
+                                    std::string(s) + "'");
 }
 
 inline void check_headers(const header_list& hs) {
@@ -259,7 +260,8 @@ inline void check_method(std::string_view m) {
 }
 
 inline void check_duration(const char* what, clock::duration d) {
-    if (d < clock::duration::zero()) throw std::invalid_argument(std::string("corio::http: ") + what + " must not be negative");
+    if (d < clock::duration::zero())
+        throw std::invalid_argument(std::string("corio::http: ") + what + " must not be negative");
 }
 
 /// An owning curl_slist.
@@ -385,7 +387,8 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         char* eff = nullptr;
         if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) resp.effective_url = eff;
         curl_off_t us = 0;
-        if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK) resp.elapsed = std::chrono::microseconds(us);
+        if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+            resp.elapsed = std::chrono::microseconds(us);
         return std::move(resp);
     }
 
@@ -623,7 +626,9 @@ private:
     explicit stream_response(std::unique_ptr<detail::stream_exchange> x) : x_(std::move(x)) {}
 
     std::unique_ptr<detail::stream_exchange> take(const char* what) {
-        if (!x_) throw invalid_state_error(std::string("corio::http: stream_response::") + what + ": the body was already taken");
+        if (!x_)
+            throw invalid_state_error(std::string("corio::http: stream_response::") + what +
+                                      ": the body was already taken");
         return std::move(x_);
     }
 
@@ -685,7 +690,8 @@ private:
     static void validate(const options& o) {
         if (o.timeout) detail::check_duration("options::timeout", *o.timeout);
         detail::check_duration("options::connect_timeout", o.connect_timeout);
-        if (o.max_redirects < 0) throw std::invalid_argument("corio::http: options::max_redirects must not be negative");
+        if (o.max_redirects < 0)
+            throw std::invalid_argument("corio::http: options::max_redirects must not be negative");
         if (o.max_connections > LONG_MAX || o.max_connections_per_host > LONG_MAX)
             throw std::invalid_argument("corio::http: options::max_connections is too large");
         detail::check_header_text("options::user_agent", o.user_agent);
@@ -697,7 +703,8 @@ private:
 
     void check_loop() const {
         if (corio::detail::running_loop() != loop_)
-            throw invalid_state_error("corio::http::client: used off its loop (a client belongs to the loop it was created on)");
+            throw invalid_state_error(
+                "corio::http::client: used off its loop (a client belongs to the loop it was created on)");
     }
 
     /// The user agent as a header line of the list, unless a header of the
@@ -706,7 +713,8 @@ private:
     void append_user_agent(detail::slist& to, std::initializer_list<const header_list*> more) const {
         if (opts_.user_agent.empty()) return;
         auto names_it = [](const header_list& hs) {
-            return std::any_of(hs.begin(), hs.end(), [](const auto& kv) { return headers::iequals(kv.first, "User-Agent"); });
+            return std::any_of(hs.begin(), hs.end(),
+                               [](const auto& kv) { return headers::iequals(kv.first, "User-Agent"); });
         };
         if (names_it(opts_.default_headers)) return;
         for (const header_list* hs : more)

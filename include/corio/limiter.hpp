@@ -57,8 +57,8 @@ public:
                                         std::to_string(rate));
         if (burst < 1) throw std::invalid_argument("corio: limiter burst must be >= 1, got 0");
         long double ns = std::ceil(1e9L / static_cast<long double>(rate));
-        if (ns > static_cast<long double>(std::numeric_limits<std::int64_t>::max() / 2) /
-                     static_cast<long double>(burst))
+        if (ns >
+            static_cast<long double>(std::numeric_limits<std::int64_t>::max() / 2) / static_cast<long double>(burst))
             throw std::invalid_argument("corio: limiter rate " + std::to_string(rate) + " is too small for burst " +
                                         std::to_string(burst));
         interval_ = clock::duration(static_cast<clock::rep>(ns < 1 ? 1 : ns));

@@ -128,7 +128,8 @@ namespace detail {
 inline void (*slow_step_hook)(std::string_view task, std::chrono::nanoseconds took,
                               std::chrono::nanoseconds threshold) noexcept = nullptr;
 
-inline void report_slow_step(std::string_view task, std::chrono::nanoseconds took, std::chrono::nanoseconds threshold) noexcept {
+inline void report_slow_step(std::string_view task, std::chrono::nanoseconds took,
+                             std::chrono::nanoseconds threshold) noexcept {
     if (slow_step_hook) return slow_step_hook(task, took, threshold);
     std::fprintf(stderr, "corio: task '%.*s' held the loop for %.1f ms in one step (threshold %.1f ms)\n",
                  static_cast<int>(task.size()), task.data(), took.count() / 1e6, threshold.count() / 1e6);
@@ -207,8 +208,7 @@ public:
     /// Spawns any awaitable, or a callable returning one (invoked inside the
     /// task, which keeps it alive: `spawn([&]() -> task<void> {...})` is safe).
     template <class A>
-        requires(!detail::is_task<std::remove_cvref_t<A>>::value)
-    auto spawn(A&& a, std::string_view name = {}) {
+    requires(!detail::is_task<std::remove_cvref_t<A>>::value) auto spawn(A&& a, std::string_view name = {}) {
         return spawn(detail::to_task(std::forward<A>(a)), name);
     }
 
@@ -218,8 +218,7 @@ public:
     T run_until_complete(task<T> main);
     /// run_until_complete() of any awaitable or callable returning one.
     template <class A>
-        requires(!detail::is_task<std::remove_cvref_t<A>>::value)
-    auto run_until_complete(A&& a) {
+    requires(!detail::is_task<std::remove_cvref_t<A>>::value) auto run_until_complete(A&& a) {
         return run_until_complete(detail::to_task(std::forward<A>(a)));
     }
 
@@ -328,7 +327,7 @@ private:
     /// announced as cancelled. Then detaches every state a join_handle still
     /// holds from this loop (see join_handle).
     void tear_down() noexcept {
-        drain_requested_ = true;  // what the announcements schedule is never run
+        drain_requested_ = true;                 // what the announcements schedule is never run
         while (!timers_.empty()) timers_.pop();  // frames about to go hold these nodes
         std::vector<detail::spawn_state*> alive;
         try {
@@ -431,7 +430,8 @@ private:
 
     void drain() noexcept {
         detail::running_loop_guard g(this, this);
-        if (special_drain_) [[unlikely]] return drain_special();  // one branch per drain, not per resumption
+        if (special_drain_) [[unlikely]]
+            return drain_special();  // one branch per drain, not per resumption
         // A bounded batch, but not just what was queued at the start: a task
         // that a finishing task wakes runs in the same turn (otherwise every
         // spawn + join would cost an extra io_context turn and epoll_wait).
@@ -527,7 +527,7 @@ private:
     bool (*drive_done_)(void*) = nullptr;  // run_until_done(): its predicate, while it runs
     void* drive_arg_ = nullptr;
     std::shared_ptr<event_loop*> life_;  // null once the loop is destroyed: see ~event_loop
-    detail::scope_node held_;  // finished tasks a join_handle still holds (never cancelled: not a real scope)
+    detail::scope_node held_;            // finished tasks a join_handle still holds (never cancelled: not a real scope)
     std::unique_ptr<asio::io_context> owned_ctx_;
     asio::io_context& ctx_;
     asio::steady_timer timer_;
@@ -678,7 +678,9 @@ public:
         ~awaiter() { observer::unlink(); }
         /// Awaiter protocol: ready when the task already finished.
         bool await_ready() const {
-            if (!s_) throw invalid_state_error("corio: co_await on an empty join_handle (moved-from or default-constructed)");
+            if (!s_)
+                throw invalid_state_error(
+                    "corio: co_await on an empty join_handle (moved-from or default-constructed)");
             if (s_->result_taken) throw invalid_state_error("corio: the result of this join_handle was already taken");
             // Even a finished task goes through await_suspend (which then does
             // not suspend): that is where the awaiter's loop is known.
@@ -777,9 +779,13 @@ struct loop_access {
     }
     /// The handle of a task start() returned (takes over the reference start() left for it).
     template <class T>
-    static join_handle<T> make_handle(spawn_state* s) noexcept { return join_handle<T>(s); }
+    static join_handle<T> make_handle(spawn_state* s) noexcept {
+        return join_handle<T>(s);
+    }
     template <class T>
-    static spawn_state* task_context(const join_handle<T>& h) noexcept { return h.task_context(); }
+    static spawn_state* task_context(const join_handle<T>& h) noexcept {
+        return h.task_context();
+    }
     /// Null once the loop is destroyed (for handlers that may outlive it).
     static const std::shared_ptr<event_loop*>& life(const event_loop& l) noexcept { return l.life(); }
     /// Resumes `h` from an Asio completion handler, as a step of the loop.
@@ -790,7 +796,9 @@ struct loop_access {
     static signal_hub& signals(event_loop& l) { return l.signals(); }
     /// Runs a callable posted from another thread, as a step of the loop.
     template <class F>
-    static void run_threadsafe_call(event_loop& l, F& f) noexcept { l.run_threadsafe_call(f); }
+    static void run_threadsafe_call(event_loop& l, F& f) noexcept {
+        l.run_threadsafe_call(f);
+    }
 };
 }  // namespace detail
 
@@ -812,15 +820,15 @@ join_handle<T> spawn(task<T> t, std::string_view name = {}) {
 }
 /// spawn() of any awaitable, or of a callable returning one (kept alive inside the task).
 template <class A>
-    requires(!detail::is_task<std::remove_cvref_t<A>>::value)
-auto spawn(A&& a, std::string_view name = {}) {
+requires(!detail::is_task<std::remove_cvref_t<A>>::value) auto spawn(A&& a, std::string_view name = {}) {
     return current_loop().spawn(detail::to_task(std::forward<A>(a)), name);
 }
 
 template <class T>
 T event_loop::run_until_complete(task<T> main) {
     if (detail::running_loop())
-        throw invalid_state_error("corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
+        throw invalid_state_error(
+            "corio: run() called from inside a running event loop; co_await the task or spawn() it instead");
     join_handle<T> h = spawn(std::move(main), "main");
     detail::cancel_target_guard on_signal;  // run_options::cancel_on_signals, see signal.hpp
     if (!options_.cancel_on_signals.empty()) {
@@ -844,8 +852,7 @@ T run(task<T> main, run_options options = {}) {
 }
 /// run() of any awaitable, or of a callable returning one (kept alive while it runs).
 template <class A>
-    requires(!detail::is_task<std::remove_cvref_t<A>>::value)
-auto run(A&& main, run_options options = {}) {
+requires(!detail::is_task<std::remove_cvref_t<A>>::value) auto run(A&& main, run_options options = {}) {
     return run(detail::to_task(std::forward<A>(main)), options);
 }
 

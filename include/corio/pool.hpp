@@ -265,12 +265,12 @@ private:
     pool_options<T> opt_;
     wait_list waiters_;
     intrusive_list<item> idle_;  // newest first
-    std::size_t alive_ = 0;     // created, not closed yet (idle, leased, checking or closing)
-    std::size_t creating_ = 0;  // factory calls in flight
-    std::size_t checking_ = 0;  // health checks in flight
-    std::size_t in_use_ = 0;    // handed to a waiter or a lease
+    std::size_t alive_ = 0;      // created, not closed yet (idle, leased, checking or closing)
+    std::size_t creating_ = 0;   // factory calls in flight
+    std::size_t checking_ = 0;   // health checks in flight
+    std::size_t in_use_ = 0;     // handed to a waiter or a lease
     std::size_t created_ = 0, closed_ = 0;
-    std::size_t jobs_ = 0;      // background jobs alive
+    std::size_t jobs_ = 0;  // background jobs alive
     cancel_scope* reaper_ = nullptr;
     bool reaper_running_ = false;
     bool timed_ = false;  // some option needs the clock or the slow paths
@@ -330,10 +330,8 @@ public:
                 ch->unpark();  // still parked since the hand-off
                 state_ = state::taken;
                 [[fallthrough]];
-            case state::taken:
-                return typename pool<T>::lease(s_, got_);
-            case state::failed:
-                std::rethrow_exception(error_);
+            case state::taken: return typename pool<T>::lease(s_, got_);
+            case state::failed: std::rethrow_exception(error_);
             default:
                 if (handed_) ch->unpark();
                 throw cancelled_error{};
@@ -380,8 +378,7 @@ public:
 
     /// `factory` is a callable returning task<T> (called once per resource).
     template <class F>
-        requires std::is_invocable_r_v<task<T>, F&>
-    explicit pool(F factory, options opt = {})
+    requires std::is_invocable_r_v<task<T>, F&> explicit pool(F factory, options opt = {})
         : s_(new detail::pool_state<T>(std::function<task<T>()>(std::move(factory)), std::move(opt))) {}
     pool(const pool&) = delete;
     pool& operator=(const pool&) = delete;
@@ -567,7 +564,8 @@ void pool_state<T>::fail_front(std::exception_ptr e) {
 template <class T>
 void pool_state<T>::fail_all_waiters() {
     while (!waiters_.empty())
-        fail_front(std::make_exception_ptr(invalid_state_error("corio: the pool was closed while this acquire() waited")));
+        fail_front(
+            std::make_exception_ptr(invalid_state_error("corio: the pool was closed while this acquire() waited")));
 }
 
 template <class T>

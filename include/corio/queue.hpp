@@ -111,8 +111,7 @@ public:
 
     /// Marks one item processed; std::logic_error with nothing unfinished.
     void task_done() {
-        if (unfinished_ == 0)
-            throw std::logic_error("corio: queue::task_done() called more times than items were put");
+        if (unfinished_ == 0) throw std::logic_error("corio: queue::task_done() called more times than items were put");
         if (--unfinished_ == 0) wake_all(joiners_, wait_result::waiting);
     }
 

@@ -125,7 +125,8 @@ struct context_promise final : promise_base {
 
     yield_awaiter yield_value(T& r) {
         if (yielded)
-            throw invalid_state_error("corio: async_context yielded a second time; a context co_yields its resource exactly once");
+            throw invalid_state_error(
+                "corio: async_context yielded a second time; a context co_yields its resource exactly once");
         yielded = true;
         resource = std::addressof(r);
         return yield_awaiter{this};
@@ -278,7 +279,9 @@ public:
 };
 
 template <class T>
-concept closeable = requires(T& t) { get_awaiter(t.aclose()); };
+concept closeable = requires(T& t) {
+    get_awaiter(t.aclose());
+};
 
 template <class A>
 struct is_async_context : std::false_type {};
@@ -369,8 +372,8 @@ task<R> with(async_context<T> ctx, F body) {
 /// value.aclose() shielded; same rules as with(ctx, body).
 template <class A, class F, class V = detail::await_result_t<A>,
           class R = detail::with_result_t<F, std::remove_reference_t<V>>>
-    requires(!detail::is_async_context<std::remove_cvref_t<A>>::value && detail::closeable<std::remove_reference_t<V>>)
-task<R> with(A aw, F body) {
+requires(!detail::is_async_context<std::remove_cvref_t<A>>::value &&
+         detail::closeable<std::remove_reference_t<V>>) task<R> with(A aw, F body) {
     decltype(auto) obj = co_await static_cast<A&&>(aw);
     detail::body_outcome<R> out;
     co_await detail::run_body(out, body, obj);
@@ -404,8 +407,7 @@ public:
     /// Awaits `aw` (an awaitable whose value has aclose()) and registers that value's aclose()
     /// to run when the stack closes; returns a reference to the value, owned by the stack.
     template <class A, class V = std::remove_cvref_t<detail::await_result_t<A>>>
-        requires(!detail::is_async_context<std::remove_cvref_t<A>>::value && detail::closeable<V>)
-    task<V&> enter(A aw) {
+    requires(!detail::is_async_context<std::remove_cvref_t<A>>::value && detail::closeable<V>) task<V&> enter(A aw) {
         entries_.reserve(entries_.size() + 1);
         auto e = std::make_unique<closeable_entry<V>>(co_await static_cast<A&&>(aw));
         V& r = e->value;

@@ -4,8 +4,8 @@
 // value or rethrows the stored exception; error() gives the exception_ptr (null
 // when a value is held); error_message() gives the error's message as text
 // (what() of a std::exception or of cancelled_error; for any other type a
-// sentence naming it; "" when a value is held) without the caller rethrowing. A result is never empty: default construction makes
-// a value-initialised T (result<void>: success).
+// sentence naming it; "" when a value is held) without the caller rethrowing. A result is never empty: default
+// construction makes a value-initialised T (result<void>: success).
 #pragma once
 
 #include <exception>
@@ -36,11 +36,20 @@ public:
     explicit operator bool() const noexcept { return has_value(); }
 
     /// The value, or rethrows the stored exception.
-    T& value() & { rethrow_if_error(); return std::get<0>(v_); }
+    T& value() & {
+        rethrow_if_error();
+        return std::get<0>(v_);
+    }
     /// The value, or rethrows the stored exception.
-    const T& value() const& { rethrow_if_error(); return std::get<0>(v_); }
+    const T& value() const& {
+        rethrow_if_error();
+        return std::get<0>(v_);
+    }
     /// The value (moved out), or rethrows the stored exception.
-    T&& value() && { rethrow_if_error(); return std::get<0>(std::move(v_)); }
+    T&& value() && {
+        rethrow_if_error();
+        return std::get<0>(std::move(v_));
+    }
 
     /// The stored exception, or null when it holds a value.
     std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(v_); }

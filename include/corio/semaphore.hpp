@@ -45,7 +45,6 @@
 
 namespace corio {
 
-
 /// An async counting semaphore, FIFO fair (asyncio.Semaphore; see the header comment).
 class semaphore {
 public:
@@ -91,8 +90,9 @@ private:
     [[noreturn]] void throw_over_release() const {
         if (max_ == std::numeric_limits<std::ptrdiff_t>::max())
             throw std::logic_error("corio: semaphore::release() would overflow the permit count");
-        throw std::logic_error("corio: bounded_semaphore released too many times (count would exceed its initial value " +
-                               std::to_string(max_) + ")");
+        throw std::logic_error(
+            "corio: bounded_semaphore released too many times (count would exceed its initial value " +
+            std::to_string(max_) + ")");
     }
 
     /// Unchecked release: hand to the oldest waiter, or count it.

@@ -45,7 +45,8 @@ inline std::vector<int> checked_signals(std::vector<int> sigs) {
     if (sigs.empty()) throw std::invalid_argument("corio: wait_for_signal needs at least one signal");
     for (int s : sigs) {
         if (s <= 0 || s >= NSIG || s == SIGKILL || s == SIGSTOP)
-            throw std::invalid_argument("corio: wait_for_signal: " + std::to_string(s) + " is not a signal that can be caught");
+            throw std::invalid_argument("corio: wait_for_signal: " + std::to_string(s) +
+                                        " is not a signal that can be caught");
     }
     return sigs;
 }
@@ -103,8 +104,7 @@ private:
 
 /// Suspends until one of the signals arrives; returns its number. Cancellation point.
 template <class... More>
-    requires(std::is_convertible_v<More, int> && ...)
-detail::signal_wait wait_for_signal(int first, More... more) {
+requires(std::is_convertible_v<More, int>&&...) detail::signal_wait wait_for_signal(int first, More... more) {
     return detail::signal_wait(detail::checked_signals({first, static_cast<int>(more)...}));
 }
 

@@ -293,7 +293,8 @@ async_generator<std::remove_cvref_t<call_value_t<F, item_arg_t<T>>>> map_gen(asy
 
 template <class T, class P>
 task<bool> test_item(P& pred, std::add_lvalue_reference_t<std::remove_reference_t<T>> item) {
-    if constexpr (awaitable<std::invoke_result_t<P&, decltype(item)>>) co_return static_cast<bool>(co_await std::invoke(pred, item));
+    if constexpr (awaitable<std::invoke_result_t<P&, decltype(item)>>)
+        co_return static_cast<bool>(co_await std::invoke(pred, item));
     else co_return static_cast<bool>(std::invoke(pred, item));
 }
 
@@ -470,7 +471,7 @@ struct map_state {
         : src(std::move(s)), f(std::move(fn)), slots(static_cast<std::ptrdiff_t>(n)), ordered(ord) {}
     async_generator<T> src;
     F f;
-    semaphore slots;  // a permit per item in flight or not yet taken by the consumer
+    semaphore slots;                                 // a permit per item in flight or not yet taken by the consumer
     std::deque<std::shared_ptr<map_cell<U>>> cells;  // input order (ordered) or completion order
     event changed;
     bool src_done = false;
@@ -564,7 +565,7 @@ struct batch_state {
     std::size_t max;
     clock::duration wait;
     std::vector<std::remove_cvref_t<T>> cur;  // the batch being filled
-    clock::time_point first_at{};            // when its first item arrived
+    clock::time_point first_at{};             // when its first item arrived
     event arrived;                            // pump -> consumer: first item, full, or end
     event room;                               // consumer -> pump: the full batch was taken
     bool done = false;
@@ -803,12 +804,14 @@ auto take_while(P pred) {
 
 /// (index, item) pairs, counting from `start`.
 inline auto enumerate(std::size_t start = 0) {
-    return detail::make_stage([start]<class T>(async_generator<T>&& g) { return detail::enumerate_gen(std::move(g), start); });
+    return detail::make_stage(
+        [start]<class T>(async_generator<T>&& g) { return detail::enumerate_gen(std::move(g), start); });
 }
 
 /// Each item waits for a token of `lim` (which must outlive the generator).
 inline auto throttle(limiter& lim) {
-    return detail::make_stage([&lim]<class T>(async_generator<T>&& g) { return detail::throttle_gen(std::move(g), lim); });
+    return detail::make_stage(
+        [&lim]<class T>(async_generator<T>&& g) { return detail::throttle_gen(std::move(g), lim); });
 }
 
 /// Pulls the source ahead of the consumer, at most n items.
@@ -848,20 +851,21 @@ async_generator<std::vector<std::remove_cvref_t<T>>> batch(async_generator<T> ge
 
 /// Size-only batching: batch(max_size).
 template <class Rep = clock::rep, class Period = clock::period>
-auto batch(std::size_t max_size, std::chrono::duration<Rep, Period> max_wait = std::chrono::duration<Rep, Period>::max()) {
+auto batch(std::size_t max_size,
+           std::chrono::duration<Rep, Period> max_wait = std::chrono::duration<Rep, Period>::max()) {
     detail::require_positive(max_size, "batch(max_size, max_wait): max_size");
     if (max_wait < std::chrono::duration<Rep, Period>::zero())
         throw std::invalid_argument("corio: batch(max_size, max_wait): max_wait must not be negative");
-    return detail::make_stage([max_size, max_wait]<class T>(async_generator<T>&& g) {
-        return batch(std::move(g), max_size, max_wait);
-    });
+    return detail::make_stage(
+        [max_size, max_wait]<class T>(async_generator<T>&& g) { return batch(std::move(g), max_size, max_wait); });
 }
 
 /// Pulls every source at once; items interleaved as they arrive. All
 /// sources must have the same item type.
 template <class T, class... More>
 async_generator<T> merge(async_generator<T> first, More... more) {
-    static_assert((std::is_same_v<More, async_generator<T>> && ...), "corio::merge: every source must be an async_generator<T> of the same T");
+    static_assert((std::is_same_v<More, async_generator<T>> && ...),
+                  "corio::merge: every source must be an async_generator<T> of the same T");
     static_assert(!std::is_reference_v<T>, "corio::merge: reference generators cannot be merged");
     std::vector<async_generator<T>> srcs;
     srcs.reserve(1 + sizeof...(More));

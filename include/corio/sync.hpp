@@ -356,7 +356,8 @@ public:
         cancelled_ = true;
         return false;
     }
-    /// Awaiter protocol: returns once the operation is done; its error (queue_closed, cancelled_error, ...) is thrown here.
+    /// Awaiter protocol: returns once the operation is done; its error (queue_closed, cancelled_error, ...) is thrown
+    /// here.
     void await_resume() const {
         if (cancelled_) throw cancelled_error{};
     }

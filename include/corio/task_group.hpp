@@ -117,8 +117,7 @@ public:
     /// Spawns any other awaitable (moved or copied into an adapter task), or
     /// a callable returning one (invoked inside the task, which keeps it alive).
     template <class A>
-        requires(!detail::is_task<std::remove_cvref_t<A>>::value)
-    auto spawn(A&& aw, std::string_view name = {}) {
+    requires(!detail::is_task<std::remove_cvref_t<A>>::value) auto spawn(A&& aw, std::string_view name = {}) {
         return spawn(detail::to_task(std::forward<A>(aw)), name);
     }
 
@@ -156,7 +155,7 @@ private:
         detail::spawn_state* s = n->state;
         delete n;
         if (s->status == detail::task_status::failed) {
-            s->error_observed = true;  // the group delivers it: never report it as unobserved
+            s->error_observed = true;          // the group delivers it: never report it as unobserved
             g->add_error(s->promise().error);  // bad_alloc here terminates: noexcept
         } else if (s->status == detail::task_status::cancelled) {
             g->any_cancelled_ = true;
@@ -240,9 +239,7 @@ task<body_result_t<F>> run_task_group(F body) {
 /// cancelled_error when cancelled from outside. Cancellation point.
 /// `body` is taken by value into the group's frame (GCC PR 100611).
 template <class F>
-    requires std::is_invocable_v<F&, task_group&>
-auto with_task_group(F body) {
-    return detail::run_task_group(std::move(body));
-}
+requires std::is_invocable_v<F&, task_group&>
+auto with_task_group(F body) { return detail::run_task_group(std::move(body)); }
 
 }  // namespace corio

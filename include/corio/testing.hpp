@@ -79,40 +79,39 @@
 #include "corio.hpp"
 
 #if !defined(CATCH_VERSION_MAJOR)
-#  if defined(CORIO_CATCH2_MAJOR)
-#    if CORIO_CATCH2_MAJOR >= 3
-#      include <catch2/catch_message.hpp>
-#      include <catch2/catch_test_macros.hpp>
-#    else
-#      include <catch2/catch.hpp>
-#    endif
-#  elif __has_include(<catch2/catch_test_macros.hpp>)
-#    include <catch2/catch_message.hpp>
-#    include <catch2/catch_test_macros.hpp>
-#  elif __has_include(<catch2/catch.hpp>)
-#    include <catch2/catch.hpp>
-#  else
-#    error "corio/testing.hpp needs Catch2 (v3 or v2)"
-#  endif
+#if defined(CORIO_CATCH2_MAJOR)
+#if CORIO_CATCH2_MAJOR >= 3
+#include <catch2/catch_message.hpp>
+#include <catch2/catch_test_macros.hpp>
+#else
+#include <catch2/catch.hpp>
+#endif
+#elif __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_message.hpp>
+#include <catch2/catch_test_macros.hpp>
+#elif __has_include(<catch2/catch.hpp>)
+#include <catch2/catch.hpp>
+#else
+#error "corio/testing.hpp needs Catch2 (v3 or v2)"
+#endif
 #endif
 
 // One evaluation of the asserted expression (see the header comment).
 #if !defined(CORIO_TESTING_KEEP_CATCH_TEST) && !defined(CATCH_CONFIG_DISABLE)
-#  undef INTERNAL_CATCH_TEST
-#  define INTERNAL_CATCH_TEST(macroName, resultDisposition, ...)                                      \
-      do {                                                                                            \
-          Catch::AssertionHandler catchAssertionHandler(macroName##_catch_sr, CATCH_INTERNAL_LINEINFO, \
-                                                        CATCH_INTERNAL_STRINGIFY(__VA_ARGS__),        \
-                                                        resultDisposition);                           \
-          INTERNAL_CATCH_TRY {                                                                        \
-              CATCH_INTERNAL_START_WARNINGS_SUPPRESSION                                               \
-              CATCH_INTERNAL_SUPPRESS_PARENTHESES_WARNINGS                                            \
-              catchAssertionHandler.handleExpr(Catch::Decomposer() <= __VA_ARGS__);                  \
-              CATCH_INTERNAL_STOP_WARNINGS_SUPPRESSION                                                \
-          }                                                                                           \
-          INTERNAL_CATCH_CATCH(catchAssertionHandler)                                                 \
-          catchAssertionHandler.complete();                                                           \
-      } while (false)
+#undef INTERNAL_CATCH_TEST
+#define INTERNAL_CATCH_TEST(macroName, resultDisposition, ...)                                                   \
+    do {                                                                                                         \
+        Catch::AssertionHandler catchAssertionHandler(macroName##_catch_sr, CATCH_INTERNAL_LINEINFO,             \
+                                                      CATCH_INTERNAL_STRINGIFY(__VA_ARGS__), resultDisposition); \
+        INTERNAL_CATCH_TRY {                                                                                     \
+            CATCH_INTERNAL_START_WARNINGS_SUPPRESSION                                                            \
+            CATCH_INTERNAL_SUPPRESS_PARENTHESES_WARNINGS                                                         \
+            catchAssertionHandler.handleExpr(Catch::Decomposer() <= __VA_ARGS__);                                \
+            CATCH_INTERNAL_STOP_WARNINGS_SUPPRESSION                                                             \
+        }                                                                                                        \
+        INTERNAL_CATCH_CATCH(catchAssertionHandler)                                                              \
+        catchAssertionHandler.complete();                                                                        \
+    } while (false)
 #endif
 
 namespace corio::testing {
@@ -303,8 +302,7 @@ auto expect_completes_within(std::chrono::duration<Rep, Period> d, A&& aw) {
 /// at `deadline` (loop time).
 template <class A>
 auto expect_completes_by(clock::time_point deadline, A&& aw) {
-    return detail::expect_by_impl<detail::held_t<A>>(deadline, clock::duration::zero(), false,
-                                                     std::forward<A>(aw));
+    return detail::expect_by_impl<detail::held_t<A>>(deadline, clock::duration::zero(), false, std::forward<A>(aw));
 }
 
 /// Loop time since it was made (on the running loop).
@@ -359,10 +357,10 @@ private:
         event_loop& loop;
         clock::time_point start;
         std::chrono::milliseconds patience;
-        event idle;            // set when every task but the settle() waiters is blocked
-        int advancing = 0;     // advance() calls letting time run
-        bool alive = true;     // the manual_clock object exists
-        bool posted = false;   // the keeper handler is queued or running
+        event idle;           // set when every task but the settle() waiters is blocked
+        int advancing = 0;    // advance() calls letting time run
+        bool alive = true;    // the manual_clock object exists
+        bool posted = false;  // the keeper handler is queued or running
 
         bool holding() const noexcept { return alive && advancing == 0; }
 
@@ -434,14 +432,15 @@ private:
 #define CORIO_TESTING_CAT2(a, b) a##b
 #define CORIO_TESTING_CAT(a, b) CORIO_TESTING_CAT2(a, b)
 
-#define CORIO_TESTING_CASE_IMPL(fn, opts, ...)                              \
-    static ::corio::task<void> fn();                                        \
+#define CORIO_TESTING_CASE_IMPL(fn, opts, ...)                             \
+    static ::corio::task<void> fn();                                       \
     TEST_CASE(__VA_ARGS__) { ::corio::testing::run_virtual(&fn, (opts)); } \
     static ::corio::task<void> fn()
 
 /// A Catch2 test case whose braced body is a coroutine run under virtual time.
-#define CORIO_TEST_CASE(...) \
-    CORIO_TESTING_CASE_IMPL(CORIO_TESTING_CAT(corio_testing_body_, __COUNTER__), ::corio::testing::options{}, __VA_ARGS__)
+#define CORIO_TEST_CASE(...)                                                                                  \
+    CORIO_TESTING_CASE_IMPL(CORIO_TESTING_CAT(corio_testing_body_, __COUNTER__), ::corio::testing::options{}, \
+                            __VA_ARGS__)
 
 /// CORIO_TEST_CASE with corio::testing::options first (parenthesise it if it holds a comma).
 #define CORIO_TEST_CASE_WITH(opts, ...) \

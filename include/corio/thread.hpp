@@ -86,7 +86,7 @@ struct thread_result {
     using type = std::invoke_result_t<F&&, Args&&...>;
 };
 template <class F, class... Args>
-    requires takes_stop_token<F, Args...>
+requires takes_stop_token<F, Args...>
 struct thread_result<F, Args...> {
     using type = std::invoke_result_t<F&&, std::stop_token, Args&&...>;
 };
@@ -485,13 +485,15 @@ public:
             s_->w = this;
             return true;
         }
-        /// Awaiter protocol: the task's value, or rethrows its exception (cancelled_error when the awaiter was cancelled).
+        /// Awaiter protocol: the task's value, or rethrows its exception (cancelled_error when the awaiter was
+        /// cancelled).
         T await_resume() {
             work_.reset();
             if (cancelled_) throw cancelled_error{};
             {
                 std::lock_guard<std::mutex> lock(s_->m);
-                if (s_->taken) throw invalid_state_error("corio: the result of this remote_join_handle was already taken");
+                if (s_->taken)
+                    throw invalid_state_error("corio: the result of this remote_join_handle was already taken");
                 s_->taken = true;
             }
             return s_->value.take();
@@ -532,20 +534,21 @@ remote_join_handle<T> spawn_through(const std::shared_ptr<remote_gate>& gate, ta
         auto* l = static_cast<event_loop*>(gate->loop);
         if (!l) return;
         try {
-            st->inner = detail::loop_access::task_context(l->spawn(run_remote<T>(std::move(t), st), name));  // the handle detaches
+            st->inner = detail::loop_access::task_context(
+                l->spawn(run_remote<T>(std::move(t), st), name));  // the handle detaches
         } catch (...) {
             st->value.fail(std::current_exception());
             st->finish(false);
         }
     };
-    if (!gate->post_new(std::move(start)))
-        throw invalid_state_error("corio: spawn_on a closed or stopped event loop");
+    if (!gate->post_new(std::move(start))) throw invalid_state_error("corio: spawn_on a closed or stopped event loop");
     return remote_join_handle<T>(std::move(st));
 }
 
 template <class T>
 std::future<T> run_through(const std::shared_ptr<remote_gate>& gate, task<T> t) {
-    if (!t.valid()) throw invalid_state_error("corio: run_coroutine_threadsafe of an empty task (moved-from or already awaited)");
+    if (!t.valid())
+        throw invalid_state_error("corio: run_coroutine_threadsafe of an empty task (moved-from or already awaited)");
     std::promise<T> p;
     std::future<T> f = p.get_future();
     auto start = [t = std::move(t), p = std::move(p), gate]() mutable {
@@ -590,9 +593,8 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             std::promise<void> ready;
             std::future<void> is_ready = ready.get_future();
-            slots_[i].thread = std::thread([this, i, options, ready = std::move(ready)]() mutable {
-                work(slots_[i], options, ready);
-            });
+            slots_[i].thread = std::thread(
+                [this, i, options, ready = std::move(ready)]() mutable { work(slots_[i], options, ready); });
             is_ready.get();
         }
     }
@@ -618,7 +620,8 @@ public:
     /// Starts `t` on loop `index` (std::out_of_range when there is none).
     template <class T>
     remote_join_handle<T> spawn_at(std::size_t index, task<T> t, std::string_view name = {}) {
-        if (index >= slots_.size()) throw std::out_of_range("corio: loop_pool::spawn_at: no loop " + std::to_string(index));
+        if (index >= slots_.size())
+            throw std::out_of_range("corio: loop_pool::spawn_at: no loop " + std::to_string(index));
         return detail::spawn_through(slots_[index].gate, std::move(t), std::string(name));
     }
 

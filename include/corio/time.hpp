@@ -99,9 +99,7 @@ private:
     /// The sleeping frame's chain, read from its promise instead of being
     /// stored here: this awaiter sits in every sleeping frame, and corio task
     /// promises are at the offset a promise_base would have.
-    chain* chain_of_frame() const noexcept {
-        return promise_of(h_).ch;
-    }
+    chain* chain_of_frame() const noexcept { return promise_of(h_).ch; }
 
     std::coroutine_handle<> h_{};
 };
@@ -132,9 +130,7 @@ detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
 }
 
 /// Suspends the calling task until the loop's clock reaches `tp`. Cancellation point.
-inline detail::sleep_awaiter sleep_until(clock::time_point tp) noexcept {
-    return detail::sleep_awaiter(tp, {}, false);
-}
+inline detail::sleep_awaiter sleep_until(clock::time_point tp) noexcept { return detail::sleep_awaiter(tp, {}, false); }
 
 /// Lets every other ready task run once. Always a cancellation point.
 inline detail::yield_awaiter yield_now() noexcept { return {}; }

@@ -10,15 +10,15 @@
 #pragma once
 
 #if defined(CORIO_CATCH2_MAJOR)
-#  if CORIO_CATCH2_MAJOR >= 3
-#    include <catch2/catch_all.hpp>
-#  else
-#    include <catch2/catch.hpp>
-#  endif
-#elif __has_include(<catch2/catch_test_macros.hpp>)
-#  include <catch2/catch_all.hpp>
-#elif __has_include(<catch2/catch.hpp>)
-#  include <catch2/catch.hpp>
+#if CORIO_CATCH2_MAJOR >= 3
+#include <catch2/catch_all.hpp>
 #else
-#  error "Catch2 not found (Debian/Ubuntu: apt-get install catch2)"
+#include <catch2/catch.hpp>
+#endif
+#elif __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_all.hpp>
+#elif __has_include(<catch2/catch.hpp>)
+#include <catch2/catch.hpp>
+#else
+#error "Catch2 not found (Debian/Ubuntu: apt-get install catch2)"
 #endif

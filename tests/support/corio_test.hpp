@@ -34,7 +34,8 @@ inline constexpr std::chrono::seconds forever{10};
 template <class F>
 auto run_test(F&& body, std::size_t expect_unhandled = 0, bool virtual_time = true) {
     return corio::testing::run_virtual(
-        std::forward<F>(body), corio::testing::options{.expect_unhandled = expect_unhandled, .virtual_time = virtual_time});
+        std::forward<F>(body),
+        corio::testing::options{.expect_unhandled = expect_unhandled, .virtual_time = virtual_time});
 }
 
 /// Awaits `h`; true when its task ended cancelled.

@@ -62,8 +62,7 @@ class http_server {
 public:
     using tcp = asio::ip::tcp;
 
-    explicit http_server(asio::io_context& ctx)
-        : acceptor_(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
+    explicit http_server(asio::io_context& ctx) : acceptor_(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
 
     unsigned short port() const { return acceptor_.local_endpoint().port(); }
     std::string url(std::string_view path = "/") const {

@@ -62,8 +62,8 @@ inline long flag(int argc, char** argv, std::string_view name, long fallback) {
         char* end = nullptr;
         long v = std::strtol(value, &end, 10);
         if (end == value || *end != '\0' || v < 0)
-            throw std::invalid_argument("soak: " + std::string(name) + " needs a non-negative integer, got '" +
-                                        value + "'");
+            throw std::invalid_argument("soak: " + std::string(name) + " needs a non-negative integer, got '" + value +
+                                        "'");
         return v;
     }
     return fallback;

@@ -11,10 +11,14 @@
 namespace corio::detail {
 
 template <class A>
-concept has_member_co_await = requires(A&& a) { static_cast<A&&>(a).operator co_await(); };
+concept has_member_co_await = requires(A&& a) {
+    static_cast<A&&>(a).operator co_await();
+};
 
 template <class A>
-concept has_free_co_await = requires(A&& a) { operator co_await(static_cast<A&&>(a)); };
+concept has_free_co_await = requires(A&& a) {
+    operator co_await(static_cast<A&&>(a));
+};
 
 template <class A>
 decltype(auto) get_awaiter(A&& a) {

@@ -77,9 +77,9 @@ struct combinator : child_owner {
     child_slot* slots;
     std::size_t n;
     std::size_t limit;
-    std::size_t next = 0;        // next slot to start
-    std::size_t running = 0;     // started and not finished
-    std::size_t remaining = 0;   // not finished (+1 while launching)
+    std::size_t next = 0;           // next slot to start
+    std::size_t running = 0;        // started and not finished
+    std::size_t remaining = 0;      // not finished (+1 while launching)
     std::size_t winner = no_index;  // first failure (all) or first finisher (race)
     chain* caller = nullptr;
     std::coroutine_handle<> parent{};
@@ -147,8 +147,7 @@ struct combinator : child_owner {
         if (st == outcome::cancelled) g.any_cancelled = true;
         if (!g.stopping && (g.mode == combine_mode::race || (g.mode == combine_mode::all && st != outcome::value)))
             g.stop(static_cast<std::size_t>(k - g.slots));
-        if (g.limit != no_index && !g.stopping && g.next < g.n && g.running < g.limit &&
-            g.caller->cancel_requested()) {
+        if (g.limit != no_index && !g.stopping && g.next < g.n && g.running < g.limit && g.caller->cancel_requested()) {
             // gather_limited under a cancelled caller: start nothing more.
             g.any_cancelled = true;
             g.drop_unstarted();
@@ -237,8 +236,7 @@ auto as_task(A&& a) {
     } else if constexpr (is_join_handle<D>::value) {
         if constexpr (std::is_lvalue_reference_v<A> && !std::is_const_v<std::remove_reference_t<A>>)
             return observe_handle(a);
-        else
-            return own_handle(D(std::move(a)));
+        else return own_handle(D(std::move(a)));
     } else if constexpr (awaitable_factory<A>) {
         return to_task(std::forward<A>(a));  // the callable lives in the task
     } else if constexpr (std::is_lvalue_reference_v<A> && !std::is_copy_constructible_v<D>) {

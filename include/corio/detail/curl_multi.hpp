@@ -51,7 +51,8 @@ namespace corio::detail::curl {
 /// curl_global_init once per process, before the first handle.
 inline void global_init() {
     static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc != CURLE_OK) throw std::runtime_error(std::string("corio::http: curl_global_init failed: ") + curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        throw std::runtime_error(std::string("corio::http: curl_global_init failed: ") + curl_easy_strerror(rc));
 }
 
 class multi;
@@ -60,9 +61,9 @@ class multi;
 struct transfer {
     CURL* easy = nullptr;
     CURLcode result = CURLE_OK;
-    bool added = false;     // linked in the multi handle and in active_
-    bool orphaned = false;    // the client died while it was in flight
-    bool multi_gone = false;  // the multi handle is gone: the easy handle is ours to clean up
+    bool added = false;        // linked in the multi handle and in active_
+    bool orphaned = false;     // the client died while it was in flight
+    bool multi_gone = false;   // the multi handle is gone: the easy handle is ours to clean up
     transfer* prev = nullptr;  // in multi::active_
     transfer* next = nullptr;
     transfer* alive_prev = nullptr;  // in multi::alive_
@@ -209,7 +210,7 @@ private:
         asio::posix::stream_descriptor sd;
         multi* owner;
         curl_socket_t fd;
-        int want = 0;  // CURL_POLL_IN / OUT / INOUT
+        int want = 0;             // CURL_POLL_IN / OUT / INOUT
         bool connection = false;  // opened through on_open: libcurl closes it through on_close
         bool reading = false;
         bool writing = false;

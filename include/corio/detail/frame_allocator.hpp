@@ -131,7 +131,8 @@ inline void* take_slab(frame_pool& pool) {
     if (aligned != base) ::munmap(raw, aligned - base);
     std::uintptr_t tail = base + bytes + slab_bytes - (aligned + bytes);
     if (tail) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-    for (std::size_t i = chunk_slabs - 1; i >= 1; --i) cache_slab(pool, reinterpret_cast<void*>(aligned + i * slab_bytes));
+    for (std::size_t i = chunk_slabs - 1; i >= 1; --i)
+        cache_slab(pool, reinterpret_cast<void*>(aligned + i * slab_bytes));
     return reinterpret_cast<void*>(aligned);
 #else
     void* mem = std::aligned_alloc(slab_bytes, slab_bytes);
@@ -164,13 +165,9 @@ inline slab* slab_of(void* p) noexcept {
     return reinterpret_cast<slab*>(reinterpret_cast<std::uintptr_t>(p) & ~(slab_bytes - 1));
 }
 
-inline void unlist(frame_pool& pool, std::size_t cls, slab* s) noexcept {
-    pool.partial[cls].erase(s);
-}
+inline void unlist(frame_pool& pool, std::size_t cls, slab* s) noexcept { pool.partial[cls].erase(s); }
 
-inline void enlist(frame_pool& pool, std::size_t cls, slab* s) noexcept {
-    pool.partial[cls].push_front(s);
-}
+inline void enlist(frame_pool& pool, std::size_t cls, slab* s) noexcept { pool.partial[cls].push_front(s); }
 
 inline void free_local(frame_pool& pool, void* p) noexcept {
     slab* s = slab_of(p);

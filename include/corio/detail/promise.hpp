@@ -109,7 +109,6 @@ struct promise_base {
         error = current_exception_is_cancellation() ? shared_cancellation() : std::current_exception();
     }
 
-
     void rethrow_if_failed() const {
         if (error) std::rethrow_exception(error);
     }

@@ -166,8 +166,8 @@ struct chain_root : scope_node {
     // child's own owner through child_root::report_done).
     bool spawned : 1 = false;
 
-    chain ch;                          // the chain; ch.scope starts as this node
-    std::coroutine_handle<> frame{};   // the outermost frame (null once destroyed)
+    chain ch;                         // the chain; ch.scope starts as this node
+    std::coroutine_handle<> frame{};  // the outermost frame (null once destroyed)
 
     chain_root() noexcept { kind = scope_kind::chain_root; }
 
@@ -321,8 +321,7 @@ inline void cancel_scope_node(scope_node* s, chain* owner = nullptr) noexcept {
 
 class scheduler {
 public:
-    explicit scheduler(bool virtual_time) noexcept
-        : virtual_time_(virtual_time), virtual_now_(clock::now()) {}
+    explicit scheduler(bool virtual_time) noexcept : virtual_time_(virtual_time), virtual_now_(clock::now()) {}
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
 
@@ -369,13 +368,13 @@ public:
     /// Acts on a timer whose deadline came (it was just popped).
     static inline void notify_due(timer_node* n) noexcept;
 
-    std::coroutine_handle<> next_{};  // trampoline slot, see the header comment
+    std::coroutine_handle<> next_{};     // trampoline slot, see the header comment
     std::coroutine_handle<> running_{};  // the frame this scheduler resumed last and is still inside (its chain runs)
     /// Completion of a spawned task's outermost frame (called from its
     /// final_suspend). A combinator child reports to its own owner instead
     /// (child_root::report_done): the scheduler knows no combinator.
     void complete_task(chain_root* r) noexcept { complete_task_(r); }
-    scope_node root_scope_;           // parent of every spawned task's root scope
+    scope_node root_scope_;                                    // parent of every spawned task's root scope
     std::unordered_map<const void*, std::string> task_names_;  // spawned task -> name, for named tasks only
 
 protected:

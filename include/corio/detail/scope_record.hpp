@@ -50,7 +50,8 @@ struct scope_record : deadline_scope {
     /// from the loop clock now; an expired one cancels at once (the operand
     /// may still complete if it never suspends).
     void enter(chain* ch) {
-        if (current_phase() != phase::idle) throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
+        if (current_phase() != phase::idle)
+            throw invalid_state_error("corio: cancel_scope::run() called twice; a cancel_scope runs once");
         set_phase(phase::running);
         ch->enter(this);
         const bool relative = owner_bits & relative_flag;
@@ -104,9 +105,9 @@ struct scope_record : deadline_scope {
         if (tp <= sched.now()) cancel_scope_node(this);
         else sched.add_timer(this);
     }
-
 };
 
-static_assert(sizeof(void*) != 8 || sizeof(scope_record) == 56, "corio: a scope record sits in every frame awaiting a timeout");
+static_assert(sizeof(void*) != 8 || sizeof(scope_record) == 56,
+              "corio: a scope record sits in every frame awaiting a timeout");
 
 }  // namespace corio::detail

@@ -105,7 +105,8 @@ public:
                 return static_cast<R&&>(value);
             }
         } catch (const cancelled_error&) {
-            if (Mode == on_own_cancel::pass || r.current_phase() != scope_record::phase::running || !r.owns_cancellation()) {
+            if (Mode == on_own_cancel::pass || r.current_phase() != scope_record::phase::running ||
+                !r.owns_cancellation()) {
                 r.leave();
                 throw;
             }

@@ -44,7 +44,8 @@ struct signal_waiter : parked {
 
 class signal_hub {
 public:
-    explicit signal_hub(asio::io_context& ctx) : set_(ctx), ex_(ctx.get_executor()), self_(std::make_shared<signal_hub*>(this)) {}
+    explicit signal_hub(asio::io_context& ctx)
+        : set_(ctx), ex_(ctx.get_executor()), self_(std::make_shared<signal_hub*>(this)) {}
     signal_hub(const signal_hub&) = delete;
     signal_hub& operator=(const signal_hub&) = delete;
     ~signal_hub() { *self_ = nullptr; }

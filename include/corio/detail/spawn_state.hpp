@@ -39,9 +39,7 @@ struct spawn_state : chain_root, pooled {
     scope_node* root() noexcept { return this; }
 
     /// The frame's promise (found from the frame: see promise_of).
-    promise_base& promise() const noexcept {
-        return promise_of(frame);
-    }
+    promise_base& promise() const noexcept { return promise_of(frame); }
 
     /// Adds `o` to the observers notified when the task finishes (only while
     /// it has not finished: the list lives in the running frame).

@@ -41,8 +41,7 @@ struct task_promise final : promise_base {
     void return_value(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) { emplace(std::move(v)); }
     void return_value(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) { emplace(v); }
     template <class U>
-        requires(!std::is_same_v<std::remove_cvref_t<U>, T> && std::is_constructible_v<T, U &&>)
-    void return_value(U&& v) {
+    requires(!std::is_same_v<std::remove_cvref_t<U>, T> && std::is_constructible_v<T, U&&>) void return_value(U&& v) {
         emplace(std::forward<U>(v));
     }
 

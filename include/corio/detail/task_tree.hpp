@@ -52,13 +52,13 @@ namespace corio::detail {
 
 /// One line of a task dump (corio::task_dump in debug.hpp).
 struct task_line {
-    std::size_t depth = 0;   // 0: a task of the loop; deeper: nested under the line above at depth - 1
-    std::string kind;        // "task", "child" (a combinator's child chain)
-    std::string name;        // the spawn name ("" when unnamed)
-    std::string state;       // pending, running, waiting, joining, scheduled, done, failed, cancelled
+    std::size_t depth = 0;  // 0: a task of the loop; deeper: nested under the line above at depth - 1
+    std::string kind;       // "task", "child" (a combinator's child chain)
+    std::string name;       // the spawn name ("" when unnamed)
+    std::string state;      // pending, running, waiting, joining, scheduled, done, failed, cancelled
     bool cancel_requested = false;
-    std::string coroutine;   // the chain's outermost coroutine
-    std::string awaiting;    // what the chain is suspended in ("" when not parked)
+    std::string coroutine;  // the chain's outermost coroutine
+    std::string awaiting;   // what the chain is suspended in ("" when not parked)
 };
 
 #if CORIO_DETAIL_ELF_SYMTAB
@@ -134,7 +134,8 @@ inline std::string readable_symbol(const std::string& mangled) {
     std::string name = mangled;
 #if __has_include(<cxxabi.h>)
     int status = 0;
-    std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status), std::free);
+    std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status),
+                                             std::free);
     if (status == 0 && d) name = d.get();
 #endif
     if (auto p = name.find('('); p != std::string::npos && p > 0) name.erase(p);

@@ -35,8 +35,8 @@ struct timer_node {
 
     clock::time_point deadline{};
     std::uint32_t index = not_queued;
-    std::uint32_t seq : 24 = 0;         // arming order, modulo 2^24 (see less())
-    std::uint32_t owner_bits : 8 = 0;   // the owner's flags (bit 7: scope_flag)
+    std::uint32_t seq : 24 = 0;        // arming order, modulo 2^24 (see less())
+    std::uint32_t owner_bits : 8 = 0;  // the owner's flags (bit 7: scope_flag)
 
     bool queued() const noexcept { return index != not_queued; }
 };

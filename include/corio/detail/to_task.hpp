@@ -31,12 +31,14 @@ template <class T>
 struct is_task<task<T>> : std::true_type {};
 
 template <class A>
-concept awaitable_object = requires(A&& a) { get_awaiter(static_cast<A&&>(a)).await_ready(); };
+concept awaitable_object = requires(A&& a) {
+    get_awaiter(static_cast<A&&>(a)).await_ready();
+};
 
 /// A callable corio invokes itself (never an awaitable that happens to be callable).
 template <class F>
-concept awaitable_factory =
-    !awaitable_object<F> && std::is_invocable_v<std::decay_t<F>&> && awaitable_object<std::invoke_result_t<std::decay_t<F>&>>;
+concept awaitable_factory = !awaitable_object<F> && std::is_invocable_v<std::decay_t<F>&> &&
+                            awaitable_object<std::invoke_result_t<std::decay_t<F>&>>;
 
 template <class A>
 task<await_result_t<A>> await_in_task(A a) {

@@ -3,8 +3,8 @@
 //
 // Invariants: nodes live in the awaiters (in coroutine frames), so parking
 // allocates nothing; `wait_node::linked()` is true exactly while the node is
-// in a list, and a node destroyed while linked unlinks itself; `parked::wake()` hands the chain to the scheduler and never resumes
-// inline.
+// in a list, and a node destroyed while linked unlinks itself; `parked::wake()` hands the chain to the scheduler and
+// never resumes inline.
 #pragma once
 
 #include <cassert>
@@ -39,8 +39,8 @@ bool begin_park(std::coroutine_handle<P> caller, chain*& ch) {
 /// Step two: the chain is parked on `w` until it is woken (which resumes
 /// `caller`, remembered in `h`) or its scope is cancelled (which calls
 /// `on_cancel`, see waiter_base).
-inline void finish_park(chain* ch, waiter_base* w, void (*on_cancel)(waiter_base*) noexcept,
-                        std::coroutine_handle<>& h, std::coroutine_handle<> caller) noexcept {
+inline void finish_park(chain* ch, waiter_base* w, void (*on_cancel)(waiter_base*) noexcept, std::coroutine_handle<>& h,
+                        std::coroutine_handle<> caller) noexcept {
     h = caller;
     w->notify = on_cancel;
     ch->park(w);
@@ -56,7 +56,8 @@ struct parked : waiter_base, wait_node {
     /// task before it is awaited. Once it has looked at its caller's chain
     /// (or parked) it is pinned: its address is in lists and handlers.
     parked([[maybe_unused]] parked&& o) noexcept : waiter_base(), wait_node() {
-        assert(!o.ch && !o.linked() && "corio: an operation was moved after it started (awaiters are pinned once awaited)");
+        assert(!o.ch && !o.linked() &&
+               "corio: an operation was moved after it started (awaiters are pinned once awaited)");
     }
     parked& operator=(parked&&) = delete;
 
