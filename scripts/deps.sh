@@ -77,6 +77,8 @@ if (( want_clang )); then
   # Debian 12 ships the sanitizer runtimes in libclang-rt-dev, only
   # *recommended* by clang (and we install without recommends).
   (( need_rt )) && required+=(libclang-rt-dev)
+  # .ci/run checks the formatting (scripts/format.sh --check) in its clang stage
+  { have_cmd clang-format || have_cmd clang-format-14; } || required+=(clang-format)
 fi
 
 if (( ${#required[@]} == 0 && ${#optional[@]} == 0 )); then
