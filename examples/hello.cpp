@@ -7,7 +7,7 @@ using namespace std::chrono_literals;
 
 corio::task<int> square_later(int x) {
     co_await corio::sleep(10ms * x);  // suspends this task only; a cancellation point
-    co_return x* x;
+    co_return (x * x);
 }
 
 corio::task<int> amain() {
