@@ -24,6 +24,8 @@ for arg in "$@"; do
 done
 python=/usr/bin/python3
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=bench/http/nginx.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nginx.sh"
 [[ -x "$nginx_bin" ]] || { echo "crawl.sh: nginx not found (Debian: nginx-light)" >&2; exit 1; }
 
 build="$root/build/demo"
@@ -57,39 +59,5 @@ best() {   # $1: label; the rest: crawl's arguments. Prints the best of $reps ru
 best "embedded site, defaults"
 best "embedded site, --rate 1000000" --rate 1000000
 
-"$python" - "$tmp/www" 5000 <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(root)
-rng = random.Random(20251201)
-for i in range(n):
-    size = rng.randint(512, 32 * 1024)
-    with open(os.path.join(root, f"f{i}"), "wb") as f:
-        f.write(bytes(rng.getrandbits(8) for _ in range(64)) * (size // 64) + b"x" * (size % 64))
-PY
-chmod -R a+rX "$tmp/www"
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$tmp/temp"
-cat > "$tmp/nginx.conf" <<CONF
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/temp/body;
-  proxy_temp_path $tmp/temp/proxy;
-  fastcgi_temp_path $tmp/temp/fastcgi;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root $tmp/www; }
-}
-CONF
-"$nginx_bin" -e "$tmp/error.log" -p "$tmp" -c "$tmp/nginx.conf"
-for _ in $(seq 50); do
-  "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/f0')" 2>/dev/null && break
-  sleep 0.1
-done
+nginx_serve "$tmp" 5000
 best "nginx (1 worker), 5,000 files, --url, --rate 1000000" --url "http://127.0.0.1:$port/f" --rate 1000000

@@ -53,6 +53,8 @@ for tool in nginx wrk cc; do
     { echo "run.sh: $tool not found (Debian: nginx-light wrk gcc)" >&2; exit 1; }
 done
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=bench/http/nginx.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nginx.sh"
 
 # ------------------------------------------------------------------ build ---
 if (( do_build )); then
@@ -78,46 +80,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$python" - "$tmp/www" "$files" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(root)
-rng = random.Random(20251201)
-for i in range(n):
-    size = rng.randint(512, 32 * 1024)
-    with open(os.path.join(root, f"f{i}"), "wb") as f:
-        f.write(bytes(rng.getrandbits(8) for _ in range(64)) * (size // 64) + b"x" * (size % 64))
-PY
-chmod -R a+rX "$tmp/www"
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$tmp/temp"
-cat > "$tmp/nginx.conf" <<CONF
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/temp/body;
-  proxy_temp_path $tmp/temp/proxy;
-  fastcgi_temp_path $tmp/temp/fastcgi;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:$port;
-    root $tmp/www;
-  }
-}
-CONF
-"$nginx_bin" -e "$tmp/error.log" -p "$tmp" -c "$tmp/nginx.conf"
-for _ in $(seq 50); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/f0" 2>/dev/null && break
-  "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/f0')" 2>/dev/null && break
-  sleep 0.1
-done
+nginx_serve "$tmp" "$files"
 prefix="http://127.0.0.1:$port/f"
 if (( serve )); then
   echo "serving $files files: $prefix<0..$((files - 1))> (Ctrl-C stops nginx)"
