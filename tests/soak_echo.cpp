@@ -40,6 +40,7 @@
 #include <random>
 #include <string>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include <asio/connect.hpp>
@@ -65,7 +66,46 @@ struct config {
     ms idle{1000};     // the server's idle timeout per read and per write
     ms grace{10'000};  // the drain's bound
     ms client_timeout{15'000};
+    bool trace = false;  // --trace 1: log slow sessions and the server side of every one not closed
 };
+
+// ------------------------------------------------------------------- trace
+
+/// Milliseconds since the program started (trace lines only).
+double since_start() {
+    static const auto t0 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// The server's view of one connection, for the trace: what it is waiting for and since when.
+struct conn_trace {
+    double accepted = 0, read_since = 0, write_since = 0;
+    const char* reader = "-";
+    const char* writer = "-";
+    std::uint64_t echoed = 0;
+};
+std::unordered_map<unsigned short, conn_trace*> live_connections;  // by the client's port
+
+/// One trace line: a client session (its kind, port, start and outcome) and
+/// what the server's side of it is doing now, if it is still open.
+void trace_session(const char* kind, tcp::socket& s, double started, const char* outcome) {
+    std::error_code ec;
+    unsigned short port = s.local_endpoint(ec).port();
+    double t = since_start();
+    std::fprintf(stderr, "trace: %s session port %u started %.0f ms, %s at %.0f ms (%.0f ms later)", kind, port,
+                 started, outcome, t, t - started);
+    auto it = ec ? live_connections.end() : live_connections.find(port);
+    if (it == live_connections.end()) {
+        std::fprintf(stderr, "; server side: not open\n");
+        return;
+    }
+    const conn_trace& c = *it->second;
+    std::fprintf(stderr,
+                 "; server side: accepted %.0f ms, reader %s (since %.0f ms), writer %s (since %.0f ms), "
+                 "%llu bytes echoed\n",
+                 c.accepted, c.reader, c.read_since, c.writer, c.write_since,
+                 static_cast<unsigned long long>(c.echoed));
+}
 
 // ------------------------------------------------------------------ server
 
@@ -73,6 +113,7 @@ struct server_stats {
     std::size_t accepted = 0, open = 0, max_open = 0;
     std::size_t closed_eof = 0, closed_idle = 0, closed_error = 0;
     std::size_t open_at_drain = 0, forced_at_drain = 0;
+    bool drained = false;  // the drain ran (closed the acceptor)
     std::uint64_t bytes_echoed = 0;
 };
 
@@ -89,8 +130,16 @@ public:
     task<void> serve() {
         auto body = [this](corio::task_group& tg) -> task<void> {
             // Several accepts pending at once: one accept completes per
-            // reactor turn, and a turn echoes hundreds of messages.
-            co_await corio::gather(accept_loop(tg), accept_loop(tg), accept_loop(tg), accept_loop(tg));
+            // reactor turn, and a turn echoes hundreds of messages. The
+            // cancellation ends them, and gather, cancelled while it waited,
+            // throws cancelled_error once they are done even though each
+            // returned: the drain must not sit after it on the normal path
+            // (it did once, so the acceptor stayed open, unaccepted
+            // connections sat in its backlog and a deaf one was "not closed").
+            try {
+                co_await corio::gather(accept_loop(tg), accept_loop(tg), accept_loop(tg), accept_loop(tg));
+            } catch (const corio::cancelled_error&) {
+            }
             drain_started_ = true;
             co_await corio::shield(drain());
             throw corio::cancelled_error{};
@@ -101,9 +150,14 @@ public:
 private:
     /// Accepts until the server is cancelled; returns then.
     task<void> accept_loop(corio::task_group& tg) {
+        unsigned short port = 0;  // the last accepted client's (--trace)
         try {
             for (;;) {
                 tcp::socket s = co_await acceptor_.async_accept(corio::use_task);
+                if (cfg_.trace) {
+                    std::error_code ec;
+                    port = s.remote_endpoint(ec).port();
+                }
                 // A bounded send buffer: a peer that stops reading blocks the
                 // writer soon (and its idle timeout ends the connection).
                 s.set_option(asio::socket_base::send_buffer_size(64 * 1024));
@@ -119,11 +173,17 @@ private:
             // An accept that completed in the turn the server was cancelled
             // returns its socket; the cancelled group refuses the spawn (the
             // connection is dropped: turned away).
+            if (cfg_.trace)
+                std::fprintf(stderr, "trace: port %u accepted as the drain began, dropped at %.0f ms\n", port,
+                             since_start());
         }
     }
 
     task<void> drain() {
         acceptor_.close();
+        stats.drained = true;
+        if (cfg_.trace)
+            std::fprintf(stderr, "trace: acceptor closed at %.0f ms, %zu open\n", since_start(), stats.open);
         stats.open_at_drain = stats.open;
         if (stats.open > 0) co_await corio::move_on_after(cfg_.grace, all_closed_.wait());
         stats.forced_at_drain = stats.open;
@@ -146,12 +206,29 @@ private:
         }
     };
 
+    /// Registers a connection's trace under the client's port while it lives (--trace).
+    struct traced {
+        unsigned short port = 0;
+        conn_trace tr;
+        traced(bool on, tcp::socket& s) {
+            tr.accepted = since_start();
+            if (!on) return;
+            std::error_code ec;
+            port = s.remote_endpoint(ec).port();
+            if (!ec) live_connections[port] = &tr;
+        }
+        ~traced() {
+            if (port) live_connections.erase(port);
+        }
+    };
+
     task<void> session(tcp::socket s) {
         open_connection guard(*this, s);
+        traced t(cfg_.trace, s);
         corio::queue<std::string> q(4);  // outlives the group: the writer uses it
         auto body = [&](corio::task_group& tg) -> task<void> {
-            tg.spawn(writer(s, q));
-            co_await reader(s, q);
+            tg.spawn(writer(s, q, t.tr));
+            co_await reader(s, q, t.tr);
         };
         try {
             co_await corio::with_task_group(body);
@@ -162,13 +239,16 @@ private:
         }
     }
 
-    task<void> reader(tcp::socket& s, corio::queue<std::string>& q) {
+    task<void> reader(tcp::socket& s, corio::queue<std::string>& q, conn_trace& tr) {
         std::vector<char> buf(16 * 1024);
         for (;;) {
             std::size_t n = 0;
             try {
+                tr.reader = "read";
+                tr.read_since = since_start();
                 n = co_await corio::timeout(cfg_.idle, s.async_read_some(asio::buffer(buf), corio::use_task));
             } catch (const std::system_error& e) {
+                tr.reader = "ended";
                 if (e.code() != asio::error::eof) throw;
                 q.close();  // the writer echoes what is left, then ends
                 co_return;
@@ -176,21 +256,27 @@ private:
             std::string chunk;
             chunk.reserve(buf.size());  // one block size for every chunk (see capacity_for)
             chunk.assign(buf.data(), n);
+            tr.reader = "put";
             co_await q.put(std::move(chunk));
         }
     }
 
-    task<void> writer(tcp::socket& s, corio::queue<std::string>& q) {
+    task<void> writer(tcp::socket& s, corio::queue<std::string>& q, conn_trace& tr) {
         for (;;) {
             std::string chunk;
             try {
+                tr.writer = "get";
                 chunk = co_await q.get();
             } catch (const corio::queue_closed&) {
+                tr.writer = "ended";
                 s.shutdown(tcp::socket::shutdown_send);
                 co_return;
             }
+            tr.writer = "write";
+            tr.write_since = since_start();
             co_await corio::timeout(cfg_.idle, asio::async_write(s, asio::buffer(chunk), corio::use_task));
             stats.bytes_echoed += chunk.size();
+            tr.echoed += chunk.size();
         }
     }
 
@@ -274,15 +360,20 @@ private:
                 co_await corio::sleep(10ms);
                 continue;
             }
-            if (kind < 85) co_await good(s, rng);
+            const double started = since_start();
+            const char* name = kind < 85 ? "good" : kind < 93 ? "abrupt" : kind < 97 ? "silent" : "deaf";
+            if (kind < 85) co_await good(s, rng, started);
             else if (kind < 93) co_await abrupt(s, rng);
-            else if (kind < 97) co_await silent(s, rng);
-            else co_await deaf(s);
+            else if (kind < 97) co_await silent(s, rng, started);
+            else co_await deaf(s, started);
+            // A session that took more than a few idle timeouts (--trace).
+            if (cfg_.trace && since_start() - started > 3.0 * static_cast<double>(cfg_.idle.count()))
+                trace_session(name, s, started, "slow, ended");
         }
     }
 
     /// Messages echoed and checked, then a clean close.
-    task<void> good(tcp::socket& s, rng_t& rng) {
+    task<void> good(tcp::socket& s, rng_t& rng, double started) {
         ++stats.good;
         int messages = std::uniform_int_distribution<int>(1, 40)(rng);
         std::uint64_t back = 0;
@@ -313,7 +404,10 @@ private:
         } catch (const std::exception& e) {
             // A connection still in the accept backlog when the drain closed
             // the acceptor is reset before any echo: turned away, not lost.
-            if (back == 0 && corio::now() >= deadline_) ++stats.turned_away;
+            // A timeout is no such reset: the server never answered.
+            if (cfg_.trace) trace_session("good", s, started, e.what());
+            bool reset = dynamic_cast<const std::system_error*>(&e) != nullptr;
+            if (reset && back == 0 && corio::now() >= deadline_) ++stats.turned_away;
             else stats.note(std::string("good session: ") + e.what());
         }
     }
@@ -339,7 +433,7 @@ private:
     }
 
     /// Goes silent: the server must close the connection after its idle timeout.
-    task<void> silent(tcp::socket& s, rng_t& rng) {
+    task<void> silent(tcp::socket& s, rng_t& rng, double started) {
         ++stats.silent;
         std::string out = random_bytes(rng, 1 + rng() % 512);
         try {
@@ -353,6 +447,7 @@ private:
             co_await corio::timeout(cfg_.client_timeout, s.async_read_some(asio::buffer(&c, 1), corio::use_task));
             stats.note("silent session: the server sent a byte");
         } catch (const corio::timeout_error&) {
+            if (cfg_.trace) trace_session("silent", s, started, "not closed");
             ++stats.not_closed;
             ++stats.silent_not_closed;
         } catch (const std::exception&) {
@@ -361,11 +456,12 @@ private:
     }
 
     /// Writes without reading: the server's writer must give up.
-    task<void> deaf(tcp::socket& s) {
+    task<void> deaf(tcp::socket& s, double started) {
         ++stats.deaf;
         try {
             co_await corio::timeout(cfg_.client_timeout, write_forever(s));
         } catch (const corio::timeout_error&) {
+            if (cfg_.trace) trace_session("deaf", s, started, "not closed");
             ++stats.not_closed;
         } catch (const std::exception&) {
             // reset or broken pipe: the server closed it
@@ -418,7 +514,9 @@ task<void> soak_main(const config& cfg, outcome& out) {
     co_await corio::sleep_until(deadline);
     out.memory.deadline_samples = out.memory.samples.size();
     srv.cancel();  // the drain begins while the last sessions are in flight
+    if (cfg.trace) std::fprintf(stderr, "trace: deadline at %.0f ms, drain begins\n", since_start());
     co_await load;
+    if (cfg.trace) std::fprintf(stderr, "trace: load client done at %.0f ms\n", since_start());
     try {
         co_await srv;
     } catch (const corio::cancelled_error&) {
@@ -441,6 +539,7 @@ int main(int argc, char** argv) try {
     cfg.conns = soak::flag(argc, argv, "--conns", cfg.conns);
     cfg.seed = soak::flag(argc, argv, "--seed", cfg.seed);
     cfg.idle = ms(soak::flag(argc, argv, "--idle-ms", cfg.idle.count()));
+    cfg.trace = soak::flag(argc, argv, "--trace", 0) != 0;
     if (cfg.conns == 0 || cfg.idle.count() == 0)
         throw std::invalid_argument("soak_echo: --conns and --idle-ms must be positive");
 
@@ -496,6 +595,7 @@ int main(int argc, char** argv) try {
                                    std::to_string(c.silent_not_closed) + " silent) were not closed by the server");
     v.check(s.closed_idle > 0, "no connection was closed for idleness");
     v.check(out.server_ended_cancelled, "the server did not end cancelled");
+    v.check(s.drained, "the server's drain never ran (its acceptor stayed open)");
     v.check(s.forced_at_drain == 0, "the drain had to force connections closed");
     v.check(s.open == 0, "connections still open at the end");
     v.check(fds_after == fds_before,

@@ -323,6 +323,42 @@ CORIO_TEST_CASE_WITH(corio::testing::real_time,
 }
 
 CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio: a timeout ends an async_write whose peer never reads, and the stream still ends cleanly") {
+    socket_pair p = co_await connect_pair();
+    // Bounded kernel buffers (more than a loopback segment, so that the
+    // reader below reopens the window at once, without the sender's probes).
+    p.client.set_option(asio::socket_base::send_buffer_size(128 * 1024));
+    p.server.set_option(asio::socket_base::receive_buffer_size(256 * 1024));
+    const std::string big(16 * 1024 * 1024, 'x');  // far more than both hold
+    const auto start = steady::now();
+    bool timed_out = false;
+    try {
+        co_await corio::timeout(50ms, asio::async_write(p.client, asio::buffer(big), corio::use_task));
+    } catch (const corio::timeout_error&) {
+        timed_out = true;
+    }
+    const auto took = steady::now() - start;
+    CHECK(timed_out);
+    CHECK(took >= 50ms);
+    CHECK(took < 2s);
+    // The composed write stopped part-way; the socket is open: ending the
+    // stream lets the peer read what was written, then end of file.
+    p.client.shutdown(tcp::socket::shutdown_send);
+    std::string buf(64 * 1024, '\0');
+    std::size_t got = 0;
+    std::error_code end;
+    try {
+        for (;;) got += co_await p.server.async_read_some(asio::buffer(buf), corio::use_task);
+    } catch (const std::system_error& e) {
+        end = e.code();
+    }
+    CHECK(end == asio::error::eof);
+    CHECK(got > 0);
+    CHECK(got < big.size());
+    p.client.close();
+}
+
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
                      "asio: an operation of another io_context completes on the loop's thread") {
     const auto loop_thread = std::this_thread::get_id();
     asio::io_context other;
