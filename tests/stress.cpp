@@ -16,8 +16,12 @@
 // gather_limited / race, timeout and move_on_after, shield, the semaphore,
 // mutex, queue and event, async generators and batch(), with() of an
 // async_context, a pool's leases, spawned tasks whose join_handles are
-// awaited, cancelled at random or dropped. Leaves sleep (virtual time),
-// yield and throw at random. After each program it checks:
+// awaited, cancelled at random or dropped, a condition_variable (waits with
+// a predicate, some under a deadline; notify_one / notify_all), a barrier
+// (rounds, withdrawn arrivals, abort), a limiter (acquire, acquire under a
+// deadline, try_acquire) and stream pipelines (map_concurrent,
+// map_unordered, buffer, filter, take, merge, throttle). Leaves sleep
+// (virtual time), yield and throw at random. After each program it checks:
 // - every child of a combinator or task group had finished when the
 //   combinator returned or threw (a counter each child holds while it runs);
 // - every tracked RAII object (in task frames, generator and context frames)
@@ -29,11 +33,24 @@
 //   (at most once where corio documents that it discards errors: the losers
 //   of gather and race, the results of a gather_settled cancelled from
 //   outside, a batch source the consumer stopped pulling);
+// - condition_variable: every waiter returned with its predicate true and
+//   the mutex held, or was cut short by its own deadline (still holding the
+//   mutex): woken + timed out = waiters, the mutex free at the end;
+// - barrier: every released round handed out each arrival index exactly
+//   once (the counts per index are equal), no waiter left behind;
+// - limiter: over every window [a, b] of grant times at most
+//   burst + (b - a) / interval tokens were granted (exact in virtual time);
+// - streams: a pipeline run to its end delivered exactly the items the
+//   stages imply (in order while every stage keeps it; else the same set, or
+//   at least the count), no item twice; when the consumer stopped inside
+//   next() (end, error, deadline, cancellation) the outermost map stage has
+//   no work in flight;
 // - nothing is left on the loop (no live task, no armed timer).
 // Totals printed at the end: programs, nodes, cancellations injected
 // (handle and group cancel() calls, deadlines that fired), exceptions thrown.
 #include <corio/corio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -42,6 +59,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -106,6 +124,7 @@ struct prog {
     int ctx_acquired = 0, ctx_released = 0;
     int res_alive = 0;
     std::optional<corio::pool<std::unique_ptr<resobj>>> pool;
+    corio::limiter throttle_lim{1000.0, 3};  // stream throttle stages (outlives their hidden work)
 
     void fail(std::string what) {
         if (failures.size() < 8) failures.push_back(std::move(what));
@@ -553,6 +572,342 @@ task<void> do_pool(prog& P, rng r, unsigned f) {
     if (r.chance(20)) lease.discard();
 }
 
+// ------------------------------------------- condition_variable, barrier ---
+
+struct cv_world {
+    corio::mutex m;
+    corio::condition_variable cv;
+    int value = 0;
+    int woken = 0, timed_out = 0;
+};
+
+/// Waits (with a predicate) until the notifier has counted up to `want`;
+/// sometimes under a deadline. Every way out holds the mutex again.
+task<void> cv_waiter(prog& P, cv_world& w, rng r, int want) {
+    tracked t(P);
+    auto g = co_await w.m.lock();
+    auto pred = [&w, want] { return w.value >= want; };
+    if (r.chance(40)) {
+        const auto d = r.ms(30);
+        const bool done = co_await corio::move_on_after(d, w.cv.wait(g, pred));
+        P.check(w.m.locked(), "condition_variable: a waiter cut short by its deadline does not hold the mutex");
+        if (!done) {
+            ++w.timed_out;
+            ++P.tot.cancellations;
+            co_return;
+        }
+    } else {
+        co_await w.cv.wait(g, pred);
+    }
+    P.check(w.value >= want, "condition_variable: wait(g, pred) returned with pred false");
+    P.check(w.m.locked(), "condition_variable: wait returned without the mutex");
+    ++w.woken;
+    if (r.chance(30)) co_await corio::yield_now();  // still holding the lock
+}
+
+/// Counts up to `top`, notifying one or all after each step (under the lock
+/// or not), then notifies all: every waiter's predicate holds by then.
+task<void> cv_notifier(cv_world& w, rng r, int top) {
+    for (int v = 1; v <= top; ++v) {
+        co_await corio::sleep(r.ms(10));
+        if (r.chance(50)) {
+            auto g = co_await w.m.lock();
+            w.value = v;
+        } else {
+            w.value = v;
+        }
+        if (r.chance(50)) w.cv.notify_one();
+        else w.cv.notify_all();
+    }
+    w.cv.notify_all();
+}
+
+task<void> do_condvar(prog& P, rng r, unsigned f) {
+    cv_world w;
+    std::vector<task<void>> ts;
+    const int n = 1 + r.below(4);
+    const int top = 1 + r.below(4);
+    for (int i = 0; i < n; ++i) {
+        const int want = 1 + r.below(top);
+        ts.push_back(cv_waiter(P, w, r.fork(), want));
+    }
+    ts.push_back(cv_notifier(w, r.fork(), top));
+    co_await corio::gather(std::move(ts));
+    // Conserved: every waiter was woken with its predicate true or cut short by its own deadline.
+    if (w.woken + w.timed_out != n) P.fail("condition_variable: waiters neither woken nor timed out");
+    P.check(!w.m.locked(), "condition_variable: the mutex was left locked");
+    if (r.chance(10)) throw_error(P, f);
+}
+
+struct barrier_world {
+    explicit barrier_world(int n) : b(n), counts(static_cast<std::size_t>(n)) {}
+    corio::barrier b;
+    std::vector<int> counts;  // arrival index -> how many rounds returned it
+};
+
+/// Arrives for a few rounds, sometimes under a deadline (withdrawing the
+/// arrival and leaving); a broken barrier ends it.
+task<void> barrier_party(prog& P, barrier_world& w, rng r, int rounds) {
+    tracked t(P);
+    for (int i = 0; i < rounds; ++i) {
+        if (r.chance(50)) co_await corio::sleep(r.ms(10));
+        std::ptrdiff_t index = -1;
+        try {
+            if (r.chance(25)) {
+                const auto d = r.ms(20);
+                auto v = co_await corio::move_on_after(d, w.b.arrive_and_wait());
+                if (!v) {
+                    ++P.tot.cancellations;
+                    co_return;
+                }
+                index = *v;
+            } else {
+                index = co_await w.b.arrive_and_wait();
+            }
+        } catch (const corio::broken_barrier&) {
+            co_return;
+        }
+        if (index < 0 || index >= w.b.parties()) {
+            P.fail("barrier: an arrival index out of range");
+            co_return;
+        }
+        ++w.counts[static_cast<std::size_t>(index)];
+    }
+}
+
+/// Breaks the barrier at a random time, so that parties left waiting for a
+/// round nobody else will fill (one withdrew) finish.
+task<void> barrier_breaker(prog& P, barrier_world& w, rng r) {
+    co_await corio::sleep(r.ms(120));
+    w.b.abort();
+    ++P.tot.cancellations;
+}
+
+task<void> do_barrier(prog& P, rng r) {
+    const int n = 1 + r.below(4);
+    barrier_world w(n);
+    std::vector<task<void>> ts;
+    const int rounds = 1 + r.below(3);
+    for (int i = 0; i < n; ++i) ts.push_back(barrier_party(P, w, r.fork(), rounds));
+    ts.push_back(barrier_breaker(P, w, r.fork()));
+    co_await corio::gather(std::move(ts));
+    // Conserved: a released round hands out every index exactly once.
+    for (int c : w.counts)
+        if (c != w.counts[0]) P.fail("barrier: arrival indices not handed out once per round");
+    P.check(w.b.n_waiting() == 0, "barrier: a waiter left behind");
+}
+
+// ------------------------------------------------------------- limiter ---
+
+struct grant {
+    corio::clock::time_point at;
+    std::size_t n;
+};
+
+task<void> limiter_user(prog& P, corio::limiter& lim, std::vector<grant>& grants, rng r) {
+    tracked t(P);
+    const int k = 1 + r.below(4);
+    for (int i = 0; i < k; ++i) {
+        const std::size_t n = 1 + static_cast<std::size_t>(r.below(static_cast<int>(lim.burst())));
+        const int how = r.below(10);
+        if (how < 3) {
+            const auto d = r.ms(30);
+            const bool got = co_await corio::move_on_after(d, lim.acquire(n));
+            if (got) grants.push_back({corio::now(), n});
+            else ++P.tot.cancellations;
+        } else if (how < 5) {
+            if (lim.try_acquire(n)) grants.push_back({corio::now(), n});
+        } else {
+            co_await lim.acquire(n);
+            grants.push_back({corio::now(), n});
+        }
+        if (r.chance(40)) co_await corio::sleep(r.ms(15));
+    }
+}
+
+/// Over every window [a, b] of grant times at most burst + (b - a) / interval
+/// tokens were granted (virtual time: exact).
+void check_rate(prog& P, const corio::limiter& lim, const std::vector<grant>& g) {
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        if (i > 0 && g[i - 1].at == g[i].at) continue;  // windows start at a time's first grant
+        std::size_t sum = 0;
+        for (std::size_t j = i; j < g.size(); ++j) {
+            sum += g[j].n;
+            const auto allowed = lim.burst() + static_cast<std::size_t>((g[j].at - g[i].at) / lim.interval());
+            if (sum > allowed) {
+                P.fail("limiter: " + std::to_string(sum) + " tokens granted in a window that allows " +
+                       std::to_string(allowed));
+                return;
+            }
+        }
+    }
+}
+
+task<void> do_limiter(prog& P, rng r, unsigned f) {
+    static constexpr double rates[] = {50.0, 100.0, 200.0, 1000.0};  // per second: whole-nanosecond intervals
+    const double rate = rates[r.below(4)];
+    const std::size_t burst = 1 + static_cast<std::size_t>(r.below(3));
+    corio::limiter lim(rate, burst);
+    std::vector<grant> grants;
+    std::vector<task<void>> ts;
+    const int n = 1 + r.below(4);
+    for (int i = 0; i < n; ++i) ts.push_back(limiter_user(P, lim, grants, r.fork()));
+    std::exception_ptr ep;
+    try {
+        co_await corio::gather(std::move(ts));
+    } catch (...) {
+        ep = std::current_exception();  // cancelled from outside: the grants so far still count
+    }
+    check_rate(P, lim, grants);
+    P.check(lim.waiters() == 0, "limiter: a waiter left behind");
+    if (ep) std::rethrow_exception(ep);
+    if (r.chance(10)) throw_error(P, f);
+}
+
+// ------------------------------------------------------- stream adaptors ---
+
+corio::async_generator<int> items(prog& P, rng r, unsigned f, int base, int n) {
+    tracked t(P);
+    for (int i = 0; i < n; ++i) {
+        if (r.chance(40)) co_await corio::sleep(r.ms(6));
+        if (r.chance(4)) throw_error(P, f);
+        co_yield base + i;
+    }
+}
+
+/// The work of a map_concurrent / map_unordered stage: the identity, after a
+/// sleep; throws now and then. `active` counts the calls in flight (shared:
+/// a stream destroyed mid-way finishes its work one loop turn later).
+task<int> slow_identity(prog* P, std::shared_ptr<kids> active, int x, int salt, unsigned f) {
+    kid_guard g(*active);
+    tracked t(*P);
+    if (g_trace) std::fprintf(stderr, "  map work %d starts\n", x);
+    co_await corio::sleep(milliseconds((x * 7 + salt) % 9));
+    if (salt % 4 == 0 && (x + salt) % 11 == 0) throw_error(*P, f);
+    co_return x;
+}
+
+/// What the consumer must see when the stream runs to its end: the exact
+/// items (in order while every stage kept the order), or only their count.
+struct stream_model {
+    bool ordered = true;
+    std::optional<std::vector<int>> exact;
+    std::optional<std::size_t> count;
+    int next_base = 1000;  // each merged source's items are distinct from all others
+};
+
+/// Adds one stage to `g`. `own_work` becomes the stage's own work counter (a
+/// map stage) or null: only the outermost stage's own work is awaited by the
+/// consumer's last next(); a concurrent stage inside another is destroyed
+/// with it, and its work ends one loop turn later (documented).
+corio::async_generator<int> add_stage(prog& P, rng& r, unsigned f, corio::async_generator<int> g, stream_model& m,
+                                      std::shared_ptr<kids>& own_work) {
+    prog* pp = &P;
+    auto active = std::make_shared<kids>();
+    own_work = nullptr;
+    const int kind = r.below(7);
+    const std::size_t k = 1 + static_cast<std::size_t>(r.below(3));
+    const int salt = r.below(1000);
+    if (g_trace) std::fprintf(stderr, "  stream stage %d (k %zu)\n", kind, k);
+    auto work = [pp, active, salt, f](int x) { return slow_identity(pp, active, x, salt, f); };
+    switch (kind) {
+        case 0: own_work = active; return std::move(g) | corio::map_concurrent(k, work);
+        case 1:
+            own_work = active;
+            m.ordered = false;
+            return std::move(g) | corio::map_unordered(k, work);
+        case 2: return std::move(g) | corio::buffer(k);
+        case 3: {
+            auto keep = [](int x) { return x % 3 != 0; };
+            if (m.exact) std::erase_if(*m.exact, [](int x) { return x % 3 == 0; });
+            else m.count.reset();
+            return std::move(g) | corio::filter(keep);
+        }
+        case 4: {
+            const std::size_t n = static_cast<std::size_t>(r.below(6));
+            if (m.exact && m.ordered && m.exact->size() > n) m.exact->resize(n);
+            else if (m.exact && m.exact->size() > n) m.count = n, m.exact.reset();
+            else if (m.count) m.count = std::min(*m.count, n);
+            return std::move(g) | corio::take(n);
+        }
+        case 5: {
+            const int n = r.below(5);
+            const int base = m.next_base;
+            m.next_base += 1000;
+            auto other = items(P, r.fork(), f, base, n);
+            m.ordered = false;
+            if (m.exact)
+                for (int i = 0; i < n; ++i) m.exact->push_back(base + i);
+            else if (m.count) *m.count += static_cast<std::size_t>(n);
+            return corio::merge(std::move(g), std::move(other));
+        }
+        default: return std::move(g) | corio::throttle(P.throttle_lim);
+    }
+}
+
+void check_stream(prog& P, const stream_model& m, std::vector<int> out) {
+    if (m.exact && m.ordered && out != *m.exact) P.fail("stream: items out differ from items in (order kept)");
+    std::sort(out.begin(), out.end());
+    if (std::adjacent_find(out.begin(), out.end()) != out.end()) P.fail("stream: an item came out twice");
+    if (m.exact) {
+        std::vector<int> want = *m.exact;
+        std::sort(want.begin(), want.end());
+        if (out != want)
+            P.fail("stream: " + std::to_string(out.size()) + " items out, " + std::to_string(want.size()) +
+                   " expected");
+    } else if (m.count && out.size() != *m.count) {
+        P.fail("stream: " + std::to_string(out.size()) + " items out, " + std::to_string(*m.count) + " expected");
+    }
+}
+
+task<void> do_stream(prog& P, rng r, unsigned f) {
+    tracked t(P);
+    f |= discardable;              // in-flight work cancelled after the first error may drop its own
+    std::shared_ptr<kids> active;  // the outermost stage's own work, if it is a map stage
+    const int n = r.below(8);
+    stream_model m;
+    m.exact.emplace();
+    for (int i = 0; i < n; ++i) m.exact->push_back(i);
+    auto g = items(P, r.fork(), f, 0, n);
+    const int stages = 1 + r.below(3);
+    for (int i = 0; i < stages; ++i) g = add_stage(P, r, f, std::move(g), m, active);
+    std::vector<int> out;
+    const bool stop_early = r.chance(15);
+    const auto deadline = r.chance(20) ? r.ms(40) : milliseconds(1'000'000);
+    std::exception_ptr ep;
+    bool ended = false, in_next = false, cut = false;
+    try {
+        auto pull = [&]() -> task<void> {
+            for (;;) {
+                in_next = true;
+                auto v = co_await g.next();
+                in_next = false;
+                if (!v) break;
+                out.push_back(*v);
+                if (stop_early && r.chance(30)) co_return;
+                if (r.chance(20)) co_await corio::sleep(r.ms(5));
+            }
+            ended = true;
+        };
+        cut = !co_await corio::move_on_after(deadline, pull());
+        if (cut) ++P.tot.cancellations;
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    if (g_trace)
+        std::fprintf(stderr, "  stream %s, %zu items, own work in flight %d\n",
+                     ended ? "ended"
+                     : ep  ? describe(ep).c_str()
+                     : cut ? "cut by its deadline"
+                           : "left early",
+                     out.size(), active ? active->active : -1);
+    // Stopped inside next() (end, error, the deadline or a cancellation from
+    // outside): nothing the outermost stage started is still running.
+    if ((ended || in_next) && active) check_kids(P, *active, "a stream adaptor");
+    if (ended) check_stream(P, m, std::move(out));
+    if (ep) std::rethrow_exception(ep);
+}
+
 // -------------------------------------------------------------- spawning ---
 
 task<void> do_spawn(prog& P, rng r, int depth, unsigned f) {
@@ -588,7 +943,7 @@ task<void> node(prog& P, rng r, int depth, unsigned f) {
     ++P.tot.nodes;
     if (depth <= 0) co_return co_await leaf(P, r, f);
     const bool locks = !(f & no_locks);
-    const int kind = r.below(22);
+    const int kind = r.below(26);
     if (g_trace)
         std::fprintf(stderr, "node %llu kind %d depth %d flags %u\n", static_cast<unsigned long long>(P.tot.nodes),
                      kind, depth, f);
@@ -620,6 +975,10 @@ task<void> node(prog& P, rng r, int depth, unsigned f) {
             co_return co_await leaf(P, r, f);
         case 19:
         case 20: co_return co_await do_cancel_scope(P, r, depth, f);
+        case 22: co_return co_await do_condvar(P, r, f);
+        case 23: co_return co_await do_barrier(P, r);
+        case 24: co_return co_await do_limiter(P, r, f);
+        case 25: co_return co_await do_stream(P, r, f);
         default: co_return co_await do_spawn(P, r, depth, f);
     }
 }
