@@ -6,6 +6,9 @@
 #                              (+ Google Benchmark, python3 and doxygen, optional)
 #   scripts/deps.sh --clang    also clang++ and its sanitizer runtimes
 #   scripts/deps.sh --valgrind also valgrind (.ci/run's memcheck stage)
+#   scripts/deps.sh --ci       what .ci/run needs, in ONE apt-get call: --clang,
+#                              --valgrind and doxygen (required there); no
+#                              Google Benchmark or python3 (CI builds no benchmarks)
 #   scripts/deps.sh --check    only report what is missing (exit 1 if any)
 #
 # Idempotent: when everything is present it only runs a few file checks and
@@ -15,13 +18,15 @@ set -euo pipefail
 
 want_clang=0
 want_valgrind=0
+want_ci=0
 check_only=0
 for arg in "$@"; do
   case "$arg" in
     --clang) want_clang=1 ;;
     --valgrind) want_valgrind=1 ;;
+    --ci) want_clang=1; want_valgrind=1; want_ci=1 ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -52,11 +57,17 @@ have_header fmt/format.h        || required+=(libfmt-dev)
 # test_http's HTTP/2 case: nginx serves h2 over TLS with a certificate openssl makes
 { have_cmd nginx || [[ -x /usr/sbin/nginx ]]; } || required+=(nginx-light)
 have_cmd openssl                || required+=(openssl)
-have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
-have_cmd python3                || optional+=(python3)
+if (( ! want_ci )); then
+  have_header benchmark/benchmark.h || optional+=(libbenchmark-dev)
+  have_cmd python3                || optional+=(python3)
+fi
 have_cmd ccache                 || optional+=(ccache)   # .ci/run uses it when present
 (( want_valgrind )) && { have_cmd valgrind || required+=(valgrind); }
-have_cmd doxygen                || optional+=(doxygen)   # the `docs` target (API reference)
+if (( want_ci )); then
+  have_cmd doxygen              || required+=(doxygen)   # .ci/run's API reference stage
+else
+  have_cmd doxygen              || optional+=(doxygen)   # the `docs` target (API reference)
+fi
 
 clang_tsan_runtime() {   # does clang++ have its ThreadSanitizer/ASan runtimes?
   local dir arch
@@ -123,12 +134,14 @@ known() {
 mapfile -t required < <(known "${required[@]}")
 mapfile -t optional < <(known "${optional[@]}")
 
-if (( ${#required[@]} )); then
-  "${apt[@]}" install -y -qq --no-install-recommends "${required[@]}"
-fi
-if (( ${#optional[@]} )); then
-  "${apt[@]}" install -y -qq --no-install-recommends "${optional[@]}" ||
-    echo "deps.sh: optional packages not installed: ${optional[*]}" >&2
+# One apt-get call for everything (one dependency resolution, one round of
+# dpkg triggers); only if it fails are the required packages installed alone.
+install=("${apt[@]}" install -y -qq --no-install-recommends)
+if ! "${install[@]}" "${required[@]}" "${optional[@]}"; then
+  if (( ${#required[@]} )); then
+    "${install[@]}" "${required[@]}"
+  fi
+  (( ${#optional[@]} )) && echo "deps.sh: optional packages not installed: ${optional[*]}" >&2
 fi
 
 if (( want_clang )) && ! clang_tsan_runtime; then

@@ -16,6 +16,8 @@
 # NDEBUG): tests run at the optimisation users ship with, where g++ turns
 # symmetric transfer into tail calls, while assertions and debug info stay.
 # Unoptimised code is covered by the Debug + ASan/UBSan stage of .ci/run.
+# The tests and examples use precompiled headers (CORIO_PCH=ON; CMAKE_ARGS
+# "-DCORIO_PCH=OFF" turns them off): Asio and Catch2 are parsed once per build.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -38,6 +40,7 @@ cmake -S . -B "$build_dir" "${generator[@]}" \
   -DCORIO_BUILD_EXAMPLES=ON \
   -DCORIO_BUILD_BENCH=OFF \
   -DCORIO_WARNINGS_AS_ERRORS=ON \
+  -DCORIO_PCH=ON \
   "${extra[@]}"
 
 echo "== build"
