@@ -40,12 +40,9 @@
 using namespace std::chrono_literals;
 using corio::task;
 using corio_test::forever;
-using corio_test::run_test;
 using corio_test::U;
 
 namespace {
-
-constexpr bool real_time = false;  // run_test's virtual_time argument
 
 // ------------------------------------------------------- Asio helpers ---
 
@@ -147,134 +144,113 @@ bool is_cancelled(std::exception_ptr e) {
 
 // ===================================================== corio awaits Asio ===
 
-TEST_CASE("asio interop: a corio task gets an awaitable's value, from a temporary or an lvalue") {
-    run_test([]() -> task<void> {
-        int a = co_await answer(42);
-        CHECK(a == 42);
-        asio::awaitable<int> aw = answer(7);
-        int b = co_await aw;  // an lvalue is moved from
-        CHECK(b == 7);
-        CHECK_FALSE(aw.valid());
-    });
+CORIO_TEST_CASE("asio interop: a corio task gets an awaitable's value, from a temporary or an lvalue") {
+    int a = co_await answer(42);
+    CHECK(a == 42);
+    asio::awaitable<int> aw = answer(7);
+    int b = co_await aw;  // an lvalue is moved from
+    CHECK(b == 7);
+    CHECK_FALSE(aw.valid());
 }
 
-TEST_CASE("asio interop: a void awaitable completes and its side effects are visible") {
-    run_test([]() -> task<void> {
-        bool flag = false;
-        co_await set_flag(flag);
-        CHECK(flag);
-    });
+CORIO_TEST_CASE("asio interop: a void awaitable completes and its side effects are visible") {
+    bool flag = false;
+    co_await set_flag(flag);
+    CHECK(flag);
 }
 
-TEST_CASE("asio interop: an exception thrown inside the awaitable is rethrown in the task") {
-    run_test([]() -> task<void> {
-        try {
-            co_await throws_runtime_error();
-            FAIL("no exception");
-        } catch (const std::runtime_error& e) {
-            CHECK(std::string(e.what()) == "from the awaitable");
-        }
-    });
+CORIO_TEST_CASE("asio interop: an exception thrown inside the awaitable is rethrown in the task") {
+    try {
+        co_await throws_runtime_error();
+        FAIL("no exception");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == "from the awaitable");
+    }
 }
 
-TEST_CASE("asio interop: an awaitable that suspends on an Asio timer resumes the task after it") {
-    run_test(
-        []() -> task<void> {
-            auto t0 = std::chrono::steady_clock::now();
-            std::error_code seen = asio::error::would_block;
-            int v = co_await nested_wait(20ms, &seen);
-            CHECK(v == 6);
-            CHECK(!seen);
-            CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
-        },
-        0, real_time);
+CORIO_TEST_CASE_WITH(corio::testing::real_time,
+                     "asio interop: an awaitable that suspends on an Asio timer resumes the task after it") {
+    auto t0 = std::chrono::steady_clock::now();
+    std::error_code seen = asio::error::would_block;
+    int v = co_await nested_wait(20ms, &seen);
+    CHECK(v == 6);
+    CHECK(!seen);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
 }
 
-TEST_CASE("asio interop: cancelling the task forwards a terminal cancellation to the pending operation") {
-    run_test([]() -> task<void> {
-        std::error_code seen;
-        auto body = [&]() -> task<int> { co_return co_await nested_wait(10s, &seen); };
-        auto h = corio::spawn(body());
+CORIO_TEST_CASE("asio interop: cancelling the task forwards a terminal cancellation to the pending operation") {
+    std::error_code seen;
+    auto body = [&]() -> task<int> { co_return co_await nested_wait(10s, &seen); };
+    auto h = corio::spawn(body());
+    co_await corio::sleep(U);
+    auto t0 = corio::now();
+    h.cancel();
+    bool cancelled = co_await corio_test::ended_cancelled(h);
+    CHECK(cancelled);
+    CHECK(seen == asio::error::operation_aborted);  // the timer wait ended aborted
+    CHECK(corio::now() - t0 == 0s);                 // promptly, not after 10 s
+    co_await corio_test::no_leak();
+}
+
+CORIO_TEST_CASE("asio interop: a cancel_scope around an awaitable absorbs its own cancellation") {
+    std::error_code seen;
+    corio::cancel_scope scope;
+    auto canceller = [&]() -> task<void> {
         co_await corio::sleep(U);
-        auto t0 = corio::now();
-        h.cancel();
-        bool cancelled = co_await corio_test::ended_cancelled(h);
-        CHECK(cancelled);
-        CHECK(seen == asio::error::operation_aborted);  // the timer wait ended aborted
-        CHECK(corio::now() - t0 == 0s);                 // promptly, not after 10 s
-        co_await corio_test::no_leak();
-    });
-}
-
-TEST_CASE("asio interop: a cancel_scope around an awaitable absorbs its own cancellation") {
-    run_test([]() -> task<void> {
-        std::error_code seen;
-        corio::cancel_scope scope;
-        auto canceller = [&]() -> task<void> {
-            co_await corio::sleep(U);
-            scope.cancel();
-        };
-        auto h = corio::spawn(canceller());
-        std::optional<int> r = co_await scope.run(timer_wait(10s, &seen));
-        CHECK_FALSE(r.has_value());
-        CHECK(scope.cancelled_caught());
-        CHECK(seen == asio::error::operation_aborted);
-        co_await h;
-        co_await corio_test::no_leak();
-    });
-}
-
-TEST_CASE("asio interop: timeout around an awaitable throws timeout_error at the deadline") {
-    run_test([]() -> task<void> {
-        std::error_code seen;
-        auto t0 = corio::now();
-        REQUIRE_THROWS_AS(co_await corio::timeout(2 * U, timer_wait(10s, &seen)), corio::timeout_error);
-        CHECK(corio::now() - t0 == 2 * U);
-        CHECK(seen == asio::error::operation_aborted);
-        int v = co_await corio::timeout(2 * U, answer(3));  // finishes in time: its value
-        CHECK(v == 3);
-        co_await corio_test::no_leak();
-    });
-}
-
-TEST_CASE("asio interop: an awaitable in an already-cancelled scope is not started") {
-    run_test([]() -> task<void> {
-        bool ran = false;
-        corio::cancel_scope scope;
         scope.cancel();
-        bool completed = co_await scope.run(set_flag(ran));
-        CHECK_FALSE(completed);
-        CHECK_FALSE(ran);
-    });
+    };
+    auto h = corio::spawn(canceller());
+    std::optional<int> r = co_await scope.run(timer_wait(10s, &seen));
+    CHECK_FALSE(r.has_value());
+    CHECK(scope.cancelled_caught());
+    CHECK(seen == asio::error::operation_aborted);
+    co_await h;
+    co_await corio_test::no_leak();
 }
 
-TEST_CASE("asio interop: a value the awaitable returns after catching the cancellation is returned") {
-    run_test([]() -> task<void> {
-        corio::cancel_scope scope;
-        auto canceller = [&]() -> task<void> {
-            co_await corio::sleep(U);
-            scope.cancel();
-        };
-        auto h = corio::spawn(canceller());
-        std::optional<int> r = co_await scope.run(absorbs_cancellation(10s));
-        REQUIRE(r.has_value());
-        CHECK(*r == -1);
-        CHECK_FALSE(scope.cancelled_caught());
-        co_await h;
-    });
+CORIO_TEST_CASE("asio interop: timeout around an awaitable throws timeout_error at the deadline") {
+    std::error_code seen;
+    auto t0 = corio::now();
+    REQUIRE_THROWS_AS(co_await corio::timeout(2 * U, timer_wait(10s, &seen)), corio::timeout_error);
+    CHECK(corio::now() - t0 == 2 * U);
+    CHECK(seen == asio::error::operation_aborted);
+    int v = co_await corio::timeout(2 * U, answer(3));  // finishes in time: its value
+    CHECK(v == 3);
+    co_await corio_test::no_leak();
 }
 
-TEST_CASE("asio interop: awaiting an empty awaitable throws invalid_state_error saying so") {
-    run_test([]() -> task<void> {
-        asio::awaitable<int> empty;
-        try {
-            co_await empty;
-            FAIL("no exception");
-        } catch (const corio::invalid_state_error& e) {
-            CHECK(std::string(e.what()) ==
-                  "corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
-        }
-    });
+CORIO_TEST_CASE("asio interop: an awaitable in an already-cancelled scope is not started") {
+    bool ran = false;
+    corio::cancel_scope scope;
+    scope.cancel();
+    bool completed = co_await scope.run(set_flag(ran));
+    CHECK_FALSE(completed);
+    CHECK_FALSE(ran);
+}
+
+CORIO_TEST_CASE("asio interop: a value the awaitable returns after catching the cancellation is returned") {
+    corio::cancel_scope scope;
+    auto canceller = [&]() -> task<void> {
+        co_await corio::sleep(U);
+        scope.cancel();
+    };
+    auto h = corio::spawn(canceller());
+    std::optional<int> r = co_await scope.run(absorbs_cancellation(10s));
+    REQUIRE(r.has_value());
+    CHECK(*r == -1);
+    CHECK_FALSE(scope.cancelled_caught());
+    co_await h;
+}
+
+CORIO_TEST_CASE("asio interop: awaiting an empty awaitable throws invalid_state_error saying so") {
+    asio::awaitable<int> empty;
+    try {
+        co_await empty;
+        FAIL("no exception");
+    } catch (const corio::invalid_state_error& e) {
+        CHECK(std::string(e.what()) ==
+              "corio: co_await on an empty asio::awaitable (moved-from or default-constructed)");
+    }
 }
 
 TEST_CASE("asio interop: an awaitable pending when the loop is destroyed is cancelled and finishes harmlessly") {
@@ -376,7 +352,7 @@ TEST_CASE("asio interop: idle threads of a loop's io_context are destroyed with 
 
 TEST_CASE("asio interop: composes with every combinator") {
     SECTION("timeout_at and move_on_after / move_on_at") {
-        run_test([]() -> task<void> {
+        corio::testing::run_virtual([]() -> task<void> {
             REQUIRE_THROWS_AS(co_await corio::timeout_at(corio::now() + U, timer_wait(10s)), corio::timeout_error);
             std::optional<int> a = co_await corio::move_on_after(U, timer_wait(10s));
             CHECK_FALSE(a.has_value());
@@ -386,7 +362,7 @@ TEST_CASE("asio interop: composes with every combinator") {
         });
     }
     SECTION("shield keeps an outer cancellation away from the awaitable") {
-        run_test(
+        corio::testing::run_virtual(
             []() -> task<void> {
                 std::error_code seen = asio::error::would_block;
                 auto body = [&]() -> task<int> { co_return co_await corio::shield(timer_wait(30ms, &seen, 9)); };
@@ -397,10 +373,10 @@ TEST_CASE("asio interop: composes with every combinator") {
                 CHECK(v == 9);
                 CHECK(!seen);
             },
-            0, real_time);
+            corio::testing::real_time);
     }
     SECTION("with_token cancels the awaitable when the token fires") {
-        run_test([]() -> task<void> {
+        corio::testing::run_virtual([]() -> task<void> {
             corio::cancellation_source src;
             std::error_code seen;
             auto fire = [&]() -> task<void> {
@@ -414,7 +390,7 @@ TEST_CASE("asio interop: composes with every combinator") {
         });
     }
     SECTION("gather and gather_settled run awaitables concurrently") {
-        run_test([]() -> task<void> {
+        corio::testing::run_virtual([]() -> task<void> {
             auto [a, b] = co_await corio::gather(answer(1), answer(2));
             CHECK(a == 1);
             CHECK(b == 2);
@@ -424,7 +400,7 @@ TEST_CASE("asio interop: composes with every combinator") {
         });
     }
     SECTION("race cancels a losing awaitable and awaits it") {
-        run_test([]() -> task<void> {
+        corio::testing::run_virtual([]() -> task<void> {
             std::error_code seen;
             auto t0 = corio::now();
             auto r = co_await corio::race(timer_wait(10s, &seen), corio::sleep(U));

@@ -9,7 +9,7 @@
 //   gather_settled, race, and the range forms incl. gather_limited).
 // Every row runs under every column (a SECTION per column, a
 // TEMPLATE_LIST_TEST_CASE per row), each cell on a fresh fixture under
-// virtual time (run_test also checks no task, timer or error is left over).
+// virtual time (run_virtual also checks no task, timer or error is left over).
 //
 // How to add a row (a new awaitable):
 //   1. Write `struct row_foo : row_defaults<row_foo>` with
@@ -83,7 +83,6 @@ namespace {
 using namespace std::chrono_literals;
 using corio::task;
 using corio_test::forever;
-using corio_test::run_test;
 using corio_test::since;
 using corio_test::U;
 using tcp = asio::ip::tcp;
@@ -1283,10 +1282,11 @@ task<void> ready_cell() {
 template <class Row, class Col>
 void run_column() {
     SECTION(std::string(Col::name) + ": cuts a pending operation short, consuming nothing") {
-        if constexpr (Row::has_pending) run_test([] { return pending_cell<Row, Col>(); });
+        if constexpr (Row::has_pending) corio::testing::run_virtual([] { return pending_cell<Row, Col>(); });
     }
     SECTION(std::string(Col::name) + ": returns a ready operation's value") {
-        run_test([] { return ready_cell<Row, Col>(); }, 0, /*virtual_time=*/!Row::outside_work);
+        corio::testing::run_virtual([] { return ready_cell<Row, Col>(); },
+                                    corio::testing::options{.virtual_time = !Row::outside_work});
     }
 }
 

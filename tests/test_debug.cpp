@@ -111,65 +111,61 @@ TEST_CASE("debug: CORIO_DEBUG=1 in the environment turns it on") {
     CHECK(cap.text().find("task 'hog'") != std::string::npos);
 }
 
-TEST_CASE("dump_tasks: names, states and what each task awaits, as a tree") {
-    corio_test::run_test([]() -> task<void> {
-        auto sleeper = corio::spawn([]() -> task<void> { co_await corio::sleep(corio_test::forever); }(), "sleeper");
-        auto gatherer = corio::spawn(
-            []() -> task<void> {
-                co_await corio::gather(corio::sleep(corio_test::forever), corio::sleep(corio_test::forever));
-            }(),
-            "gatherer");
-        auto later = corio::spawn([]() -> task<void> { co_return; }(), "not-started");
-        later.cancel();
-        co_await corio_test::settle(1);
-        auto d = corio::dump_tasks();
-        const auto* main = find(d, "main");
-        const auto* s = find(d, "sleeper");
-        const auto* g = find(d, "gatherer");
-        REQUIRE(main);
-        REQUIRE(s);
-        REQUIRE(g);
-        CHECK(main->state == "running");
-        CHECK(s->state == "waiting");
-        CHECK(s->depth == 0);
-        CHECK(s->awaiting.find("sleep_awaiter") != std::string::npos);
-        CHECK(g->state == "joining");
-        std::size_t children = 0;
-        for (std::size_t i = static_cast<std::size_t>(g - d.data()) + 1; i < d.size() && d[i].depth > 0; ++i) {
-            CHECK(d[i].kind == "child");
-            CHECK(d[i].awaiting.find("sleep_awaiter") != std::string::npos);
-            ++children;
-        }
-        CHECK(children == 2);
-        std::string text = corio::format_tasks(d);
-        CHECK(text.find("task 'sleeper' [waiting] in ") != std::string::npos);
-        CHECK(text.find("    - child '' [waiting]") != std::string::npos);
-        gatherer.cancel();
-        auto d2 = corio::dump_tasks();
-        const auto* g2 = find(d2, "gatherer");
-        REQUIRE(g2);
-        CHECK(g2->cancel_requested);
-        CHECK_FALSE(find(d2, "sleeper")->cancel_requested);
-        sleeper.cancel();
-        co_await corio_test::ended_cancelled(sleeper);
-        co_await corio_test::ended_cancelled(gatherer);
-        CHECK(find(corio::dump_tasks(), "sleeper") == nullptr);
-    });
+CORIO_TEST_CASE("dump_tasks: names, states and what each task awaits, as a tree") {
+    auto sleeper = corio::spawn([]() -> task<void> { co_await corio::sleep(corio_test::forever); }(), "sleeper");
+    auto gatherer = corio::spawn(
+        []() -> task<void> {
+            co_await corio::gather(corio::sleep(corio_test::forever), corio::sleep(corio_test::forever));
+        }(),
+        "gatherer");
+    auto later = corio::spawn([]() -> task<void> { co_return; }(), "not-started");
+    later.cancel();
+    co_await corio_test::settle(1);
+    auto d = corio::dump_tasks();
+    const auto* main = find(d, "main");
+    const auto* s = find(d, "sleeper");
+    const auto* g = find(d, "gatherer");
+    REQUIRE(main);
+    REQUIRE(s);
+    REQUIRE(g);
+    CHECK(main->state == "running");
+    CHECK(s->state == "waiting");
+    CHECK(s->depth == 0);
+    CHECK(s->awaiting.find("sleep_awaiter") != std::string::npos);
+    CHECK(g->state == "joining");
+    std::size_t children = 0;
+    for (std::size_t i = static_cast<std::size_t>(g - d.data()) + 1; i < d.size() && d[i].depth > 0; ++i) {
+        CHECK(d[i].kind == "child");
+        CHECK(d[i].awaiting.find("sleep_awaiter") != std::string::npos);
+        ++children;
+    }
+    CHECK(children == 2);
+    std::string text = corio::format_tasks(d);
+    CHECK(text.find("task 'sleeper' [waiting] in ") != std::string::npos);
+    CHECK(text.find("    - child '' [waiting]") != std::string::npos);
+    gatherer.cancel();
+    auto d2 = corio::dump_tasks();
+    const auto* g2 = find(d2, "gatherer");
+    REQUIRE(g2);
+    CHECK(g2->cancel_requested);
+    CHECK_FALSE(find(d2, "sleeper")->cancel_requested);
+    sleeper.cancel();
+    co_await corio_test::ended_cancelled(sleeper);
+    co_await corio_test::ended_cancelled(gatherer);
+    CHECK(find(corio::dump_tasks(), "sleeper") == nullptr);
 }
 
-TEST_CASE("dump_tasks: a task group's children sit below the task that runs the group") {
-    corio_test::run_test([]() -> task<void> {
-        auto body = [](corio::task_group& tg) -> task<void> {
-            tg.spawn([]() -> task<void> { co_await corio::sleep(corio_test::U); }(), "tg-child");
-            co_await corio_test::settle(1);
-            auto d = corio::dump_tasks();
-            const auto* c = find(d, "tg-child");
-            REQUIRE(c);
-            CHECK(c->depth == 1);
-            CHECK(c->kind == "task");
-        };
-        co_await corio::with_task_group(body);
-    });
+CORIO_TEST_CASE("dump_tasks: a task group's children sit below the task that runs the group") {
+    auto body = [](corio::task_group& tg) -> task<void> {
+        tg.spawn([]() -> task<void> { co_await corio::sleep(corio_test::U); }(), "tg-child");
+        co_await corio_test::settle(1);
+        auto d = corio::dump_tasks();
+        const auto* c = find(d, "tg-child");
+        REQUIRE(c);
+        CHECK(c->depth == 1);
+        CHECK(c->kind == "task");
+    };
+    co_await corio::with_task_group(body);
 }
 
 TEST_CASE("the deadlock report lists the live tasks") {
@@ -191,7 +187,7 @@ TEST_CASE("the deadlock report lists the live tasks") {
 
 TEST_CASE("dump_tasks_on_signal: SIGQUIT prints the dump") {
     capture_stderr cap;
-    corio_test::run_test(
+    corio::testing::run_virtual(
         []() -> task<void> {
             auto dumper = corio::spawn(corio::dump_tasks_on_signal(SIGQUIT), "dumper");
             co_await corio::sleep(5ms);  // the dumper waits for the signal now
@@ -200,7 +196,7 @@ TEST_CASE("dump_tasks_on_signal: SIGQUIT prints the dump") {
             dumper.cancel();
             co_await corio_test::ended_cancelled(dumper);
         },
-        0, false);
+        corio::testing::real_time);
     std::string err = cap.text();
     CHECK(err.find("task 'dumper' [running]") != std::string::npos);
     CHECK(err.find("task 'main' [waiting]") != std::string::npos);

@@ -29,7 +29,7 @@ namespace {
 /// Runs body(server) on a fresh real-time loop with the test server up.
 template <class F>
 void run_http(F body) {
-    corio_test::run_test([&] { return with_http_server(body); }, 0, /*virtual_time=*/false);
+    corio::testing::run_virtual([&] { return with_http_server(body); }, corio::testing::real_time);
 }
 
 /// Polls `pred` every 2 ms for up to `limit`; true once it holds.
@@ -488,7 +488,7 @@ TEST_CASE("bad input gets a clear error: malformed URL, unsupported scheme, bad 
 }
 
 TEST_CASE("a client needs a running loop and is used on its own loop only") {
-    CHECK_THROWS_WITH(http::client(), Catch::Matchers::Contains("no event loop running"));
+    CHECK_THROWS_WITH(http::client(), corio_test::contains_text("no event loop running"));
     run_http([](http_server& srv) -> task<void> {
         http::client c;
         std::string error;
@@ -744,7 +744,7 @@ TEST_CASE("HTTP/2 is used when a TLS server offers it, HTTP/1.1 when options::ht
         WARN("skipped: " << srv.why_not);
         return;
     }
-    corio_test::run_test(
+    corio::testing::run_virtual(
         [&]() -> task<void> {
             http::client c(http::options{.verify_tls = false});  // the certificate is self-signed
             http::response r = co_await c.get(srv.url());
@@ -761,5 +761,5 @@ TEST_CASE("HTTP/2 is used when a TLS server offers it, HTTP/1.1 when options::ht
             CHECK(o.headers.value_or("x-protocol", "") == "HTTP/1.1");
             CHECK(o.body == "hello over HTTP/1.1\n");
         },
-        0, /*virtual_time=*/false);
+        corio::testing::real_time);
 }

@@ -20,7 +20,6 @@ using corio::join_handle;
 using corio::task;
 using corio::task_group;
 using corio_test::owned;
-using corio_test::run_test;
 using corio_test::set_on_exit;
 using corio_test::U;
 using namespace std::chrono_literals;
@@ -72,7 +71,7 @@ corio::run_options virtual_time() { return corio::run_options{.virtual_time = tr
 
 TEST_CASE("a task-group body awaiting its own failing child resumes once and the group throws exception_group") {
     await_log body;
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         auto group = [&](task_group& tg) -> task<void> {
             auto h = tg.spawn(fails_after(U));
             co_await await_and_log(h, body);
@@ -93,7 +92,7 @@ TEST_CASE("a task-group body awaiting its own failing child resumes once and the
 TEST_CASE(
     "siblings and the body awaiting one failing child each resume once; a later outside awaiter still gets the error") {
     await_log inside, outside;
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         join_handle<void> h;  // outlives the group: the outside awaiter uses it
         join_handle<void> outsider;
         auto group = [&](task_group& tg) -> task<void> {
@@ -115,7 +114,7 @@ TEST_CASE(
 
 TEST_CASE("a task-group body in wait(first_completed) over its children resumes once when one fails") {
     int resumed = 0, cancelled = 0;
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         auto group = [&](task_group& tg) -> task<void> {
             std::vector<join_handle<void>> hs;
             hs.push_back(tg.spawn(fails_after(U)));
@@ -364,7 +363,7 @@ task<void> groups_deep(int depth, int& cancelled) {
 TEST_CASE("a task 10000 timeouts deep cancelled from outside unwinds every level with cancelled_error") {
     constexpr int depth = 10'000;
     nesting_log log;
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         auto h = corio::spawn(timeouts_deep(depth, -1, log));
         co_await corio::sleep(U);
         h.cancel();
@@ -378,7 +377,7 @@ TEST_CASE("a task 10000 timeouts deep cancelled from outside unwinds every level
 TEST_CASE("in 10000 nested timeouts only the level whose deadline fired converts the cancellation") {
     constexpr int depth = 10'000, fired = 5'000;
     nesting_log log;
-    run_test(
+    corio::testing::run_virtual(
         [&]() -> task<void> { REQUIRE_THROWS_AS(co_await timeouts_deep(depth, fired, log), corio::timeout_error); });
     CHECK(log.cancelled == fired - 1);          // the levels inside it pass it through
     CHECK(log.timed_out == depth - fired + 1);  // it converts; the levels outside see timeout_error
@@ -387,7 +386,7 @@ TEST_CASE("in 10000 nested timeouts only the level whose deadline fired converts
 TEST_CASE("a task 10000 task groups deep cancelled from outside ends every group cancelled") {
     constexpr int depth = 10'000;
     int cancelled_levels = 0;
-    run_test([&]() -> task<void> {
+    corio::testing::run_virtual([&]() -> task<void> {
         auto h = corio::spawn(groups_deep(depth, cancelled_levels));
         co_await corio::sleep(U);
         h.cancel();
@@ -412,6 +411,6 @@ task<int> nested_awaits(int n) {
 // up always goes through the trampoline.
 TEST_CASE("100000 nested awaits complete without overflowing the stack in every build") {
     constexpr int depth = 100'000;
-    int got = run_test([]() -> task<int> { co_return co_await nested_awaits(depth); });
+    int got = corio::testing::run_virtual([]() -> task<int> { co_return co_await nested_awaits(depth); });
     CHECK(got == depth);
 }

@@ -167,16 +167,16 @@ TEST_CASE("limiter: cancel the n-th waiter, while waiting and after its tokens w
 
 TEST_CASE("limiter: bad input") {
     CHECK_THROWS_AS(limiter(0.0, 1), std::invalid_argument);
-    CHECK_THROWS_WITH(limiter(0.0, 1), Catch::Contains("rate must be a positive number"));
+    CHECK_THROWS_WITH(limiter(0.0, 1), contains_text("rate must be a positive number"));
     CHECK_THROWS_AS(limiter(-5.0, 1), std::invalid_argument);
     CHECK_THROWS_AS(limiter(std::nan(""), 1), std::invalid_argument);
     CHECK_THROWS_AS(limiter(std::numeric_limits<double>::infinity(), 1), std::invalid_argument);
     CHECK_THROWS_AS(limiter(10.0, 0), std::invalid_argument);
-    CHECK_THROWS_WITH(limiter(10.0, 0), Catch::Contains("burst must be >= 1, got 0"));
+    CHECK_THROWS_WITH(limiter(10.0, 0), contains_text("burst must be >= 1, got 0"));
     limiter l(10.0, 2);
     CHECK_THROWS_AS(l.acquire(3), std::invalid_argument);
-    CHECK_THROWS_WITH(l.acquire(3), Catch::Contains("acquire(3) asks for more tokens than the burst (2)"));
-    CHECK_THROWS_WITH(l.try_acquire(5), Catch::Contains("try_acquire(5) asks for more tokens than the burst (2)"));
+    CHECK_THROWS_WITH(l.acquire(3), contains_text("acquire(3) asks for more tokens than the burst (2)"));
+    CHECK_THROWS_WITH(l.try_acquire(5), contains_text("try_acquire(5) asks for more tokens than the burst (2)"));
     // Outside a loop, try_acquire() has no clock to read.
     CHECK_THROWS_AS(l.try_acquire(1), invalid_state_error);
     corio::testing::run_virtual([&]() -> task<void> {

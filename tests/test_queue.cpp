@@ -218,7 +218,7 @@ CORIO_TEST_CASE("queue: join waits until task_done was called for every item") {
     co_await q.join();  // unused queue: at once
     CHECK(since(start) == std::chrono::nanoseconds(0));
     CHECK_THROWS_AS(q.task_done(), std::logic_error);
-    CHECK_THROWS_WITH(q.task_done(), Catch::Contains("task_done() called more times than items were put"));
+    CHECK_THROWS_WITH(q.task_done(), contains_text("task_done() called more times than items were put"));
 
     // join() waits for task_done(), not get().
     co_await q.put(1);
@@ -352,7 +352,7 @@ CORIO_TEST_CASE("queue: close() wakes waiters; put fails, get drains then fails"
     CHECK(a == 1);
     CHECK(b == 2);
     REQUIRE_THROWS_AS(co_await r.get(), queue_closed);
-    REQUIRE_THROWS_WITH(co_await r.get(), Catch::Contains("closed and drained"));
+    REQUIRE_THROWS_WITH(co_await r.get(), contains_text("closed and drained"));
     CHECK_THROWS_AS(r.try_get(), queue_closed);
     co_await sleep(U);
 }

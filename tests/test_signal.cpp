@@ -24,7 +24,7 @@ namespace {
 
 template <class F>
 auto run_real(F&& body) {
-    return corio_test::run_test(std::forward<F>(body), 0, false);
+    return corio::testing::run_virtual(std::forward<F>(body), corio::testing::real_time);
 }
 
 // Sends `sig` to this process after `d` of loop time.

@@ -9,6 +9,10 @@
 
 #include <asio/steady_timer.hpp>
 
+#if CORIO_CATCH2_MAJOR == 3
+#include <catch2/catch_version_macros.hpp>
+#endif
+
 using namespace std::chrono_literals;
 using corio::task;
 namespace testing = corio::testing;
@@ -41,6 +45,12 @@ struct corio_testing_set_on_exit {
 };
 
 // ------------------------------------------------------ CORIO_TEST_CASE ---
+
+TEST_CASE("testing: the header's include ladder picked the Catch2 this file is built with", "[testing]") {
+    // CORIO_CATCH2_MAJOR comes from the build (CMake's find_package) or, without it, from the ladder.
+    STATIC_REQUIRE(CORIO_CATCH2_MAJOR == CATCH_VERSION_MAJOR);
+    STATIC_REQUIRE((CORIO_CATCH2_MAJOR == 2 || CORIO_CATCH2_MAJOR == 3));
+}
 
 CORIO_TEST_CASE("testing: a CORIO_TEST_CASE body is a coroutine under virtual time", "[testing]") {
     CHECK(corio::current_loop().virtual_time());

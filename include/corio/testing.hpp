@@ -55,9 +55,13 @@
 // (`auto v = co_await f(); REQUIRE(v == 1);`). REQUIRE_THROWS_AS(co_await x,
 // E) and the other *_THROWS macros name their expression once and are safe.
 //
-// Catch2 v3 (<catch2/catch_test_macros.hpp>) is used when found, else v2
-// (<catch2/catch.hpp>); CORIO_CATCH2_MAJOR=2 or 3 forces one. Tested with
-// Catch2 2.13; the v3 path relies on the same internals and is untested.
+// Catch2 versions: corio/detail/catch2.hpp picks the headers (the Catch2
+// already included; else CORIO_CATCH2_MAJOR=2 or 3; else v3's
+// <catch2/catch_test_macros.hpp> when it exists; else v2's
+// <catch2/catch.hpp>). Only macros both versions have are used here: on v3,
+// TEST_CASE/CHECK/FAIL (catch_test_macros.hpp) and INFO/UNSCOPED_INFO
+// (catch_message.hpp). Tested with Catch2 2.13; the v3 path (the same
+// INTERNAL_CATCH_TEST internals, checked against v3's sources) is untested.
 #pragma once
 
 #include <chrono>
@@ -78,26 +82,12 @@
 
 #include "corio.hpp"
 
-#if !defined(CATCH_VERSION_MAJOR)
-#if defined(CORIO_CATCH2_MAJOR)
-#if CORIO_CATCH2_MAJOR >= 3
-#include <catch2/catch_message.hpp>
-#include <catch2/catch_test_macros.hpp>
-#else
-#include <catch2/catch.hpp>
-#endif
-#elif __has_include(<catch2/catch_test_macros.hpp>)
-#include <catch2/catch_message.hpp>
-#include <catch2/catch_test_macros.hpp>
-#elif __has_include(<catch2/catch.hpp>)
-#include <catch2/catch.hpp>
-#else
-#error "corio/testing.hpp needs Catch2 (v3 or v2)"
-#endif
-#endif
+#include "detail/catch2.hpp"  // Catch2 v3 or v2: the one include ladder
 
 // One evaluation of the asserted expression (see the header comment).
-#if !defined(CORIO_TESTING_KEEP_CATCH_TEST) && !defined(CATCH_CONFIG_DISABLE)
+// (v3 built with CATCH_CONFIG_EXPERIMENTAL_STATIC_ANALYSIS_SUPPORT names it once already.)
+#if !defined(CORIO_TESTING_KEEP_CATCH_TEST) && !defined(CATCH_CONFIG_DISABLE) && \
+    !defined(CATCH_CONFIG_EXPERIMENTAL_STATIC_ANALYSIS_SUPPORT)
 #undef INTERNAL_CATCH_TEST
 #define INTERNAL_CATCH_TEST(macroName, resultDisposition, ...)                                                   \
     do {                                                                                                         \

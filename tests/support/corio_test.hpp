@@ -4,9 +4,9 @@
 //
 // Here only what the kit does not offer: `U` (10 ms), the time unit most
 // cases count in, and `forever`; ended_cancelled(h), settle(), no_leak(),
-// set_on_exit, owned(f) and since(t). run_test(body, expect_unhandled,
-// virtual_time) is the old spelling of run_virtual, kept for test files
-// written before the kit; new cases use CORIO_TEST_CASE.
+// set_on_exit, owned(f) and since(t). Test cases are CORIO_TEST_CASE (or
+// CORIO_TEST_CASE_WITH(corio::testing::real_time, ...) for real sockets,
+// threads, signals), or corio::testing::run_virtual inside a TEST_CASE.
 //
 // testing.hpp makes REQUIRE/CHECK evaluate their expression once, so
 // `REQUIRE(co_await x)` awaits once in every test file.
@@ -29,14 +29,6 @@ using namespace std::chrono_literals;
 
 inline constexpr std::chrono::milliseconds U{10};
 inline constexpr std::chrono::seconds forever{10};
-
-/// Old spelling of corio::testing::run_virtual(body, options).
-template <class F>
-auto run_test(F&& body, std::size_t expect_unhandled = 0, bool virtual_time = true) {
-    return corio::testing::run_virtual(
-        std::forward<F>(body),
-        corio::testing::options{.expect_unhandled = expect_unhandled, .virtual_time = virtual_time});
-}
 
 /// Awaits `h`; true when its task ended cancelled.
 template <class T>
