@@ -26,8 +26,11 @@ namespace corio::detail {
 /// Step one: the caller's chain into `ch`; false in a cancelled scope (do not
 /// suspend: the awaiter throws cancelled_error from await_resume).
 template <class P>
-bool begin_park(std::coroutine_handle<P> caller, chain*& ch) {
-    ch = chain_of(caller);
+[[gnu::always_inline]] inline bool begin_park(std::coroutine_handle<P> caller, chain*& ch) {
+    static_assert(corio_promise<P>,
+                  "corio: this awaitable can only be awaited from a corio coroutine (the body of a "
+                  "corio::task, corio::async_generator or corio::async_context)");
+    ch = caller.promise().ch;
     return !ch->cancel_requested();
 }
 

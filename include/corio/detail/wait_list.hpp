@@ -43,11 +43,8 @@ struct parked : waiter_base, wait_node {
     /// the caller's chain; in a cancelled scope returns false (do not
     /// suspend: the caller throws); otherwise links this waiter into `list`
     /// and parks the chain on it.
-    /// Always inlined: g++ otherwise keeps it out of line in some awaiters
-    /// (the limiter), a call the hand-written prologue did not pay.
     template <class P>
-    [[gnu::always_inline]] bool park_on(std::coroutine_handle<P> caller, wait_list& list,
-                                        void (*on_cancel)(waiter_base*) noexcept) {
+    bool park_on(std::coroutine_handle<P> caller, wait_list& list, void (*on_cancel)(waiter_base*) noexcept) {
         if (!begin_park(caller, ch)) return false;
         list.push_back(this);
         finish_park(ch, this, on_cancel, h, caller);
