@@ -211,3 +211,30 @@ CORIO_TEST_CASE("limiter: an uncontended acquire never suspends") {
     CHECK_FALSE(ran);
     co_await other;
 }
+
+CORIO_TEST_CASE("limiter: an acquire in an already-cancelled scope throws before suspending and takes nothing") {
+    limiter l(100.0, 1);  // 10 ms per token = U
+    const auto start = now();
+    co_await l.acquire();  // the bucket is empty now: the next token comes at U
+    bool other_ran = false;
+    auto other = spawn(corio_test::owned([&]() -> task<void> {
+        other_ran = true;
+        co_return;
+    }));
+    cancel_scope sc;
+    sc.cancel();
+    const bool got = co_await sc.run(l.acquire());
+    CHECK_FALSE(got);
+    CHECK(sc.cancelled_caught());
+    CHECK_FALSE(other_ran);                              // never suspended: the task ready meanwhile has not run yet
+    CHECK(corio::current_loop().pending_timers() == 0);  // no deadline armed for it
+    co_await l.acquire();                                // the token it did not take
+    CHECK(now() - start == U);
+    co_await other;
+    // Tokens at hand: served at once, even in a cancelled scope.
+    co_await sleep(U);
+    cancel_scope sc2;
+    sc2.cancel();
+    const bool served = co_await sc2.run(l.acquire());
+    CHECK(served);
+}

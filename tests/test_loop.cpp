@@ -457,3 +457,34 @@ TEST_CASE("schedule_seed: the waiters one step wakes resume in the order they wa
         REQUIRE(woke == std::vector<int>{0, 1, 2, 3, 4});
     }
 }
+
+CORIO_TEST_CASE("join_handle: an await in an already-cancelled scope throws before suspending; the task is untouched") {
+    bool other_ran = false;
+    auto other = corio::spawn(owned([&]() -> task<void> {
+        other_ran = true;
+        co_return;
+    }));
+    const auto start = corio::now();
+    auto target = corio::spawn(after(U, 9));
+    corio::cancel_scope sc;
+    sc.cancel();
+    std::optional<int> cut = co_await sc.run(target);
+    CHECK_FALSE(cut);
+    CHECK(sc.cancelled_caught());
+    CHECK_FALSE(other_ran);  // never suspended: the task ready meanwhile has not run yet
+    CHECK_FALSE(target.done());
+    CHECK_FALSE(target.cancelled());  // the await observes: cancelling it leaves the task alone
+    const int v = co_await target;    // nor was the result taken
+    CHECK(v == 9);
+    CHECK(corio::now() - start == U);
+    co_await other;
+    // A finished task is no cancellation point: its value comes even in a cancelled scope.
+    auto done = corio::spawn(after(U, 4));
+    co_await corio::sleep(2 * U);
+    REQUIRE(done.done());
+    corio::cancel_scope sc2;
+    sc2.cancel();
+    std::optional<int> got = co_await sc2.run(done);
+    CHECK(got == 4);
+    CHECK_FALSE(sc2.cancelled_caught());
+}

@@ -784,3 +784,26 @@ TEST_CASE("composes with every combinator") {
         });
     }
 }
+
+CORIO_TEST_CASE(
+    "an acquire in an already-cancelled scope throws before suspending, queues nothing and starts no creation") {
+    tracker t;
+    pool<res> p(make_res{&t}, sized(2));
+    bool other_ran = false;
+    auto other = spawn(owned([&]() -> task<void> {
+        other_ran = true;
+        co_return;
+    }));
+    cancel_scope sc;
+    sc.cancel();
+    std::optional<pool<res>::lease> got = co_await sc.run(p.acquire());
+    CHECK_FALSE(got);
+    CHECK(sc.cancelled_caught());
+    CHECK_FALSE(other_ran);  // never suspended: the task ready meanwhile has not run yet
+    CHECK(p.stats().waiters == 0);
+    CHECK(p.stats().size == 0);  // no creation was started for it
+    co_await other;
+    co_await sleep(2 * U);
+    CHECK(t.created == 0);
+    co_await p.close();
+}

@@ -743,3 +743,46 @@ CORIO_TEST_CASE("task_group: an abort wakes mutex, event, cv and barrier waiters
     CHECK(e.waiters() == 0);
     CHECK(b.n_waiting() == 0);
 }
+
+CORIO_TEST_CASE("mutex and condition_variable: in an already-cancelled scope lock and wait throw before suspending") {
+    bool other_ran = false;
+    auto other = spawn(owned([&]() -> task<void> {
+        other_ran = true;
+        co_return;
+    }));
+    mutex m;
+    condition_variable cv;
+    auto g = co_await m.lock();
+    cancel_scope sc;
+    sc.cancel();
+    // A wait in a cancelled scope never releases the mutex and leaves no waiter.
+    const bool waited = co_await sc.run(cv.wait(g));
+    CHECK_FALSE(waited);
+    CHECK(sc.cancelled_caught());
+    CHECK_FALSE(other_ran);  // never suspended: the task ready meanwhile has not run yet
+    CHECK(cv.waiters() == 0);
+    CHECK(g.owns_lock());
+    CHECK(m.locked());
+    // A contended lock in a cancelled scope does not queue: the holder's
+    // unlock frees the mutex instead of handing it on.
+    auto locker = spawn(owned([&]() -> task<void> {
+        cancel_scope inner;
+        inner.cancel();
+        std::optional<mutex::guard> got = co_await inner.run(m.lock());
+        CHECK_FALSE(got);
+        CHECK(inner.cancelled_caught());
+        CHECK(m.waiters() == 0);
+    }));
+    co_await locker;
+    CHECK(other_ran);
+    g.unlock();
+    CHECK_FALSE(m.locked());
+    // A free mutex is no cancellation point: it is taken even so.
+    cancel_scope sc2;
+    sc2.cancel();
+    std::optional<mutex::guard> free_lock = co_await sc2.run(m.lock());
+    REQUIRE(free_lock);
+    CHECK(free_lock->owns_lock());
+    CHECK_FALSE(sc2.cancelled_caught());
+    co_await other;
+}

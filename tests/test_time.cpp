@@ -498,3 +498,22 @@ TEST_CASE("timer_heap: removal leaves the node not_queued and re-pushable") {
     CHECK_FALSE(a.queued());
     CHECK_FALSE(b.queued());
 }
+
+CORIO_TEST_CASE("time: a sleep in an already-cancelled scope throws before suspending and arms no timer") {
+    bool other_ran = false;
+    auto other = corio::spawn(corio_test::owned([&]() -> task<void> {
+        other_ran = true;
+        co_return;
+    }));
+    const auto start = corio::now();
+    corio::cancel_scope sc;
+    sc.cancel();
+    const bool slept = co_await sc.run(corio::sleep(U));
+    CHECK_FALSE(slept);
+    CHECK(sc.cancelled_caught());
+    CHECK_FALSE(other_ran);  // never suspended: the task ready meanwhile has not run yet
+    CHECK(corio::current_loop().pending_timers() == 0);
+    CHECK(corio::now() == start);
+    co_await other;
+    CHECK(other_ran);
+}

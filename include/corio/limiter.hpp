@@ -159,15 +159,11 @@ public:
             l_->charge(n_, t);  // served at once: no suspension
             return false;
         }
-        if (ch->cancel_requested()) {
+        wake_timer::notify = &on_fire;
+        if (!park_on(caller, l_->waiters_, &on_cancel)) {
             state_ = state::cancelled;
             return false;
         }
-        h = caller;
-        parked::notify = &on_cancel;
-        wake_timer::notify = &on_fire;
-        l_->waiters_.push_back(this);
-        ch->park(static_cast<parked*>(this));
         if (l_->waiters_.front() == this) l_->pump(sched);
         return true;
     }

@@ -73,6 +73,7 @@
 
 #include "detail/frame_allocator.hpp"
 #include "detail/observer.hpp"
+#include "detail/park.hpp"
 #include "detail/remote_gate.hpp"
 #include "detail/running_loop.hpp"
 #include "detail/schedule_fuzz.hpp"
@@ -692,15 +693,13 @@ public:
             ch_ = detail::chain_of(caller);
             check_loop(s_, ch_);
             if (s_->finished()) return false;
-            if (ch_->cancel_requested()) {
+            if (!detail::begin_park(caller, ch_)) {
                 cancelled_ = true;
                 return false;
             }
-            h_ = caller;
-            notify = &on_cancel;
             fn = &on_done;
             s_->add_observer(this);
-            ch_->park(this);
+            detail::finish_park(ch_, this, &on_cancel, h_, caller);
             return true;
         }
         /// Awaiter protocol: the task's value, or rethrows its exception; cancelled_error when the await was cancelled.

@@ -179,7 +179,14 @@ public:
 
     // ---- waiters ----
 
-    void enqueue(waiter* w);
+    /// Parks `w` at the back of the waiters (the prologue: false, and no
+    /// trace, in a cancelled scope), then starts what it needs.
+    template <class P>
+    bool enqueue(waiter* w, std::coroutine_handle<P> caller) {
+        if (!w->park_on(caller, waiters_, &waiter::on_cancel)) return false;
+        pump();
+        return true;
+    }
     void cancel_waiter(waiter* w) noexcept { waiters_.erase(w); }
     /// A waiter that was handed `it` was cancelled before it resumed.
     void pass_on(item* it) {
@@ -313,15 +320,9 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        ch = chain_of(caller);
-        if (ch->cancel_requested()) {
-            state_ = state::cancelled;
-            return false;
-        }
-        h = caller;
-        notify = &on_cancel;
-        s_->enqueue(this);
-        return true;
+        if (s_->enqueue(this, caller)) return true;
+        state_ = state::cancelled;
+        return false;
     }
 
     typename pool<T>::lease await_resume() {
@@ -491,13 +492,6 @@ pool_item<T>* pool_state<T>::take_timed() {
         return it;
     }
     return nullptr;
-}
-
-template <class T>
-void pool_state<T>::enqueue(waiter* w) {
-    waiters_.push_back(w);
-    w->ch->park(w);
-    pump();
 }
 
 /// A resource is available (new, returned, or checked): to the oldest

@@ -82,6 +82,7 @@
 
 #include "cancel.hpp"
 #include "detail/awaitable_traits.hpp"
+#include "detail/park.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "generator.hpp"
@@ -187,15 +188,16 @@ public:
     bool await_ready() const noexcept { return c_->live_ == 0; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) noexcept {
-        ch_ = chain_of(caller);
-        h_ = caller;
         c_->joiner_ = this;
-        if (ch_->cancel_requested()) {
+        if (begin_park(caller, ch_)) {
+            finish_park(ch_, this, &on_cancel, h_, caller);
+        } else {
+            // Cancelled already: the join is no cancellation point (it cancels
+            // the children and waits for them all the same), so it suspends
+            // unparked, as on_cancel leaves it.
+            h_ = caller;
             cancelled_ = true;
             c_->cancel();  // wakes the children through the queue: none finishes inline
-        } else {
-            notify = &on_cancel;
-            ch_->park(this);
         }
         return true;
     }

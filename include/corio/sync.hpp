@@ -232,15 +232,9 @@ public:
             state_ = state::relock;
             return false;
         }
-        if (ch->cancel_requested()) {
-            state_ = state::cancelled;
-            return false;
-        }
-        h = caller;
-        notify = &on_cancel;
-        m_->waiters_.push_back(this);
-        ch->park(this);
-        return true;
+        if (park_on(caller, m_->waiters_, &on_cancel)) return true;
+        state_ = state::cancelled;
+        return false;
     }
 
     /// Awaiter protocol: the guard of the locked mutex; cancelled_error when cancelled.
@@ -451,15 +445,11 @@ public:
             return false;
         }
         m_ = g_->m_;
-        if (ch->cancel_requested()) {
+        if (!park_on(caller, cv_->waiters_, &on_cancel)) {
             cancelled_ = true;  // never released the mutex
             return false;
         }
-        h = caller;
-        notify = &on_cancel;
         where_ = where::cv;
-        cv_->waiters_.push_back(this);
-        ch->park(this);
         m_->unlock_internal();
         return true;
     }

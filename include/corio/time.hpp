@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "detail/clock.hpp"
+#include "detail/park.hpp"
 #include "detail/scheduler.hpp"
 #include "errors.hpp"
 #include "loop.hpp"
@@ -55,9 +56,8 @@ public:
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> caller) {
-        chain* ch = chain_of(caller);
-        h_ = caller;
-        if (ch->cancel_requested()) {
+        chain* ch;
+        if (!begin_park(caller, ch)) {
             owner_bits |= cancelled;
             return false;
         }
@@ -65,14 +65,14 @@ public:
         clock::time_point now = sched.now();
         clock::time_point due = (owner_bits & relative) ? saturating_add(now, deadline.time_since_epoch()) : deadline;
         if (due <= now) {
+            h_ = caller;
             owner_bits |= yielded;  // a zero sleep is a yield
             sched.schedule(caller);
             return true;
         }
-        notify = &on_notify;
         deadline = due;
         if (due != clock::time_point::max()) sched.add_timer(this);
-        ch->park(this);
+        finish_park(ch, this, &on_notify, h_, caller);
         return true;
     }
 

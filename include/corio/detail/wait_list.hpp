@@ -12,6 +12,7 @@
 #include <cstddef>
 
 #include "intrusive_list.hpp"
+#include "park.hpp"
 #include "scheduler.hpp"
 
 namespace corio::detail {
@@ -22,29 +23,6 @@ struct wait_node : list_hook<> {};
 
 /// Intrusive doubly linked FIFO of waiters; owns nothing and never allocates.
 using wait_list = intrusive_list<wait_node>;
-
-/// The one parking prologue, in two steps because most awaiters do work
-/// between them that may throw (once parked, nothing may throw: a stale
-/// waiter would be notified). parked::park_on runs both for a waiter on a
-/// wait_list; any other awaiter calls them itself.
-///
-/// Step one: the caller's chain into `ch`; false in a cancelled scope (do not
-/// suspend: the awaiter throws cancelled_error from await_resume).
-template <class P>
-bool begin_park(std::coroutine_handle<P> caller, chain*& ch) {
-    ch = caller.promise().ch;
-    return !ch->cancel_requested();
-}
-
-/// Step two: the chain is parked on `w` until it is woken (which resumes
-/// `caller`, remembered in `h`) or its scope is cancelled (which calls
-/// `on_cancel`, see waiter_base).
-inline void finish_park(chain* ch, waiter_base* w, void (*on_cancel)(waiter_base*) noexcept, std::coroutine_handle<>& h,
-                        std::coroutine_handle<> caller) noexcept {
-    h = caller;
-    w->notify = on_cancel;
-    ch->park(w);
-}
 
 /// The common part of a parked waiter: the chain and the coroutine to resume.
 struct parked : waiter_base, wait_node {
@@ -61,9 +39,10 @@ struct parked : waiter_base, wait_node {
     }
     parked& operator=(parked&&) = delete;
 
-    /// The start of every parking await_suspend: records the caller's chain;
-    /// in a cancelled scope returns false (do not suspend: the caller throws);
-    /// otherwise links this waiter into `list` and parks the chain on it.
+    /// The parking prologue (park.hpp) for a waiter on a wait_list: records
+    /// the caller's chain; in a cancelled scope returns false (do not
+    /// suspend: the caller throws); otherwise links this waiter into `list`
+    /// and parks the chain on it.
     template <class P>
     bool park_on(std::coroutine_handle<P> caller, wait_list& list, void (*on_cancel)(waiter_base*) noexcept) {
         if (!begin_park(caller, ch)) return false;
