@@ -130,8 +130,8 @@ struct slots_for<std::tuple<task<T>...>> {
 
 template <class T>
 struct slots_for<std::vector<task<T>>> {
-    recycled_array<child_slot> slots;
-    explicit slots_for(const std::vector<task<T>>& ts) : slots(ts.size()) {}
+    recycled_array<child_slot> slots;  // raw: combinator::bind constructs each slot
+    explicit slots_for(const std::vector<task<T>>& ts) : slots(ts.size(), for_overwrite) {}
     child_slot* data() noexcept { return slots.data(); }
 };
 
