@@ -123,9 +123,11 @@ struct slots_for;
 
 template <class... T>
 struct slots_for<std::tuple<task<T>...>> {
-    std::array<child_slot, sizeof...(T)> slots;
+    union {  // raw, as the vector's: combinator::bind constructs each slot (trivially destructible)
+        child_slot slots[sizeof...(T) > 0 ? sizeof...(T) : 1];
+    };
     explicit slots_for(const std::tuple<task<T>...>&) noexcept {}
-    child_slot* data() noexcept { return slots.data(); }
+    child_slot* data() noexcept { return slots; }
 };
 
 template <class T>
