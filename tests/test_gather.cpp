@@ -712,3 +712,23 @@ CORIO_TEST_CASE("wait: a waiter cancelled while its timeout is pending leaves no
     CHECK(v == 10);
     CHECK(corio::now() - t0 == 10 * U);
 }
+
+CORIO_TEST_CASE("gather of a vector holding an empty task throws before any child starts; the next gather works") {
+    int ran = 0;
+    auto marker = [&]() -> task<int> {
+        ++ran;
+        co_return 1;
+    };
+    for (int round = 0; round < 2; ++round) {  // twice: a thrown bind leaves nothing behind
+        std::vector<task<int>> ts;
+        ts.push_back(marker());
+        ts.push_back(task<int>{});
+        ts.push_back(marker());
+        REQUIRE_THROWS_AS(co_await corio::gather(std::move(ts)), corio::invalid_state_error);
+    }
+    CHECK(ran == 0);
+    std::vector<task<int>> ok;
+    for (int i = 0; i < 3; ++i) ok.push_back(after_int(U, i));
+    std::vector<int> v = co_await corio::gather(std::move(ok));
+    CHECK(v == std::vector<int>{0, 1, 2});
+}

@@ -16,6 +16,13 @@
 // - submit(x) returns a task<Out> (so submissions can be gathered); the
 //   task resumes with this caller's output. Suspends until its batch has
 //   been handled: a cancellation point.
+// - When the handler returns, its call resumes the batch's callers itself,
+//   one after the other in batch order (not through the ready queue): each
+//   runs until its next suspension before the next one gets its output, and
+//   all of them before anything the handler woke or that was queued
+//   meanwhile. A resumed caller may submit again (to a later batch), close
+//   the batcher, or cancel a caller of the same batch not resumed yet (that
+//   one then ends with cancelled_error, its output dropped).
 // - Errors: a handler that throws fails exactly the callers of that batch
 //   with its exception; a handler that returns the wrong number of outputs
 //   fails them with invalid_state_error. Other batches are unaffected.
@@ -106,23 +113,35 @@ private:
     struct request;
     using handle = std::coroutine_handle<detail::task_promise<Out>>;
 
-    /// A caller in a batch: its request (null once it was cancelled) and its
-    /// frame (kept here, not in the frame, so the frame stays 128 bytes).
+    /// A caller in a batch: its request (null once it was cancelled or
+    /// resumed) and its frame (kept here, not in the frame, so the frame stays
+    /// small; set as the caller parks).
     struct entry {
         request* r;
-        handle h;
+        std::coroutine_handle<> h;
 
-        void finish() const noexcept {
-            detail::chain* ch = h.promise().ch;
+        detail::chain* chain() const noexcept { return detail::promise_of(h).ch; }
+        /// Through the ready queue: cancellation and the failure paths (which
+        /// run in destructors and in notify, where nothing is resumed inline).
+        void schedule() const noexcept {
+            detail::chain* ch = chain();
             ch->unpark();
             ch->sched->schedule(h);
+        }
+        /// Inline: the handler call resuming its callers (see run_job).
+        void resume() const noexcept {
+            detail::chain* ch = chain();
+            ch->unpark();
+            ch->sched->resume(h);
         }
     };
 
     /// One submission; lives in the submitting coroutine's frame and is what
     /// that frame awaits. Kept small: a million of them may wait at once.
     /// Until it joins a batch it knows the state and its item; once joined,
-    /// the batch and its position there (the item moved into the batch).
+    /// the batch and its position there (the item moved into the batch); once
+    /// handled, where its output is: in the handler call's vector, which the
+    /// caller reads as it is resumed inline, before the handler call goes on.
     struct request : detail::wakeable {
         request(state& s, In& x) noexcept : st(&s), item(&x) {}
         request(const request&) = delete;
@@ -131,37 +150,41 @@ private:
         union {
             state* st;  // before joining
             batch* in;  // after: the batch it joined (collected, then sent)
+            Out* out;   // once its batch was handled without an error: its output
         };
         union {
             In* item;           // before joining
             std::size_t index;  // after: its position in the batch
         };
-        std::exception_ptr error;  // also how a cancelled caller learns it (the shared cancellation)
-        std::optional<Out> out;
+        std::exception_ptr error;  // the handler's error, or the shared cancellation
 
         bool await_ready() const noexcept { return false; }
         bool await_suspend(handle caller) {
-            detail::chain* ch = detail::chain_of(caller);
-            if (ch->cancel_requested()) {
+            detail::chain* ch;
+            if (!detail::begin_park(caller, ch)) {
                 error = detail::promise_base::shared_cancellation();
                 return false;
             }
-            join(*st, *ch->sched, caller);
-            notify = &on_cancel;
-            ch->park(this);
+            entry& e = join(*st, *ch->sched);  // may throw (allocation, In's move): not parked yet
+            detail::finish_park(ch, this, &on_cancel, e.h, caller);
             return true;
         }
-        void await_resume() const noexcept {}
+        Out await_resume() {
+            if (error) std::rethrow_exception(error);
+            return std::move(*out);
+        }
 
     private:
-        void join(state& s, detail::scheduler& sched, handle h);
+        entry& join(state& s, detail::scheduler& sched);
+        static batch& make_room(state& s);
+        static void on_first_or_full(state& s, detail::scheduler& sched, batch& b);
         static void on_cancel(detail::wakeable* w) noexcept {
             auto* r = static_cast<request*>(w);
             entry& e = r->in->reqs[r->index];
             e.r = nullptr;
             if (!r->in->sent) --r->in->live;
             r->error = detail::promise_base::shared_cancellation();
-            e.h.promise().ch->sched->schedule(e.h);
+            e.schedule();
         }
     };
 
@@ -169,18 +192,27 @@ private:
     /// call (the same object: joining it is the only per-request write, and
     /// the items are already in the order the handler takes them, so the
     /// handler call does not read every caller's frame before it starts).
+    /// Both vectors are reserved together (reserve_more) and always have the
+    /// same capacity, so joining grows them in one place, before anything
+    /// changed, and the two push_backs then never reallocate.
     /// Requests still in it when it dies unsent are failed.
     struct batch {
         std::vector<entry> reqs;  // r null: that caller was cancelled
         std::vector<In> items;    // items[i] is reqs[i]'s
         std::size_t live = 0;     // non-null entries, until sent
         bool sent = false;
+
+        void reserve_more(std::size_t max) {
+            const std::size_t n = reqs.empty() ? std::min<std::size_t>(max, 4096) : 2 * reqs.capacity();
+            reqs.reserve(n);
+            items.reserve(n);
+        }
         ~batch() {
             for (entry& e : reqs)
                 if (e.r) {
                     e.r->error = std::make_exception_ptr(invalid_state_error(
                         "corio: micro_batcher destroyed before this submission's batch was handled"));
-                    e.finish();
+                    e.schedule();
                 }
         }
     };
@@ -210,7 +242,7 @@ private:
                     if (request* r = std::exchange(e.r, nullptr)) {
                         r->error = std::make_exception_ptr(
                             invalid_state_error("corio: micro_batcher destroyed with submissions waiting"));
-                        e.finish();
+                        e.schedule();
                     }
                 collecting.reset();
             }
@@ -247,20 +279,10 @@ private:
         s->changed.set();
     }
 
-    static std::unique_ptr<batch> new_batch(std::size_t max) {
-        auto b = std::make_unique<batch>();
-        const std::size_t n = std::min<std::size_t>(max, 4096);
-        b->reqs.reserve(n);
-        b->items.reserve(n);
-        return b;
-    }
-
     static task<Out> submit_impl(submit_ref s, In x) {
         if (s->closed) throw invalid_state_error("corio: micro_batcher::submit after close()");
         request r(*s, x);
-        co_await r;
-        if (r.error) std::rethrow_exception(r.error);  // the handler's, or cancelled_error
-        co_return std::move(*r.out);
+        co_return co_await r;
     }
 
     static task<void> close_impl(std::shared_ptr<state> s) {
@@ -306,6 +328,12 @@ private:
         return items;
     }
 
+    /// Sends one batch once a handler slot is free, then resumes its callers
+    /// inline, in batch order, each with its output or the batch's error.
+    /// (Nothing of this call is touched by a resumed caller: the batch is this
+    /// call's alone, a caller's later submissions go to other batches, and a
+    /// caller that cancels another one still waiting here only marks it, see
+    /// on_cancel, and the loop below skips it.)
     static task<void> run_job(detail::crew_ticket<state> t, std::unique_ptr<batch> j) {
         state& s = *t;
         auto permit = co_await s.slots.acquire();
@@ -329,30 +357,47 @@ private:
             request* r = std::exchange(e.r, nullptr);
             if (!r) continue;  // cancelled after the batch was sent
             if (err) r->error = err;
-            else r->out.emplace(std::move(outs[k]));
-            e.finish();
+            else r->out = &outs[k];
+            e.resume();
         }
     }
 
     std::shared_ptr<state> s_;
 };
 
-/// Adds the request to the batch being collected (made if there is none),
-/// starts the flush timer for a batch's first item and sends a full batch.
+/// Adds the request to the batch being collected. The common case (room in
+/// the batch, neither its first item nor its last) stays on this path; the
+/// rest is out of line (see make_room and on_first_or_full).
 template <class In, class Out>
-void micro_batcher<In, Out>::request::join(state& s, detail::scheduler& sched, handle h) {
-    if (!s.collecting) s.collecting = new_batch(s.max);
+auto micro_batcher<In, Out>::request::join(state& s, detail::scheduler& sched) -> entry& {
+    batch* b = s.collecting.get();
+    if (!b || b->reqs.size() == b->reqs.capacity()) [[unlikely]]
+        b = &make_room(s);
+    b->items.push_back(std::move(*item));  // within capacity: throws only if In's move does
+    entry& e = b->reqs.emplace_back(entry{this, {}});
+    in = b;
+    index = b->reqs.size() - 1;
+    if (++b->live == 1 || b->live >= s.max) [[unlikely]]
+        on_first_or_full(s, sched, *b);
+    return e;
+}
+
+/// The batch being collected (made if there is none) with room for one more:
+/// both vectors grow here, before the request changes anything, so neither
+/// push_back in join can fail halfway.
+template <class In, class Out>
+[[gnu::noinline]] auto micro_batcher<In, Out>::request::make_room(state& s) -> batch& {
+    if (!s.collecting) s.collecting = std::make_unique<batch>();
     batch& b = *s.collecting;
-    b.items.push_back(std::move(*item));
-    try {
-        b.reqs.push_back(entry{this, h});
-    } catch (...) {
-        b.items.pop_back();
-        throw;
-    }
-    in = &b;
-    index = b.reqs.size() - 1;
-    if (++b.live == 1) {
+    if (b.reqs.size() == b.reqs.capacity()) b.reserve_more(s.max);
+    return b;
+}
+
+/// A batch's first item starts its flush timer (and the flusher, once); a
+/// full batch is sent.
+template <class In, class Out>
+[[gnu::noinline]] void micro_batcher<In, Out>::request::on_first_or_full(state& s, detail::scheduler& sched, batch& b) {
+    if (b.live == 1) {
         s.first_at = sched.now();
         if (!s.flusher_started) {
             s.flusher_started = true;

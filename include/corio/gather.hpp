@@ -123,15 +123,17 @@ struct slots_for;
 
 template <class... T>
 struct slots_for<std::tuple<task<T>...>> {
-    std::array<child_slot, sizeof...(T)> slots;
+    union {  // raw, as the vector's: combinator::bind constructs each slot (trivially destructible)
+        child_slot slots[sizeof...(T) > 0 ? sizeof...(T) : 1];
+    };
     explicit slots_for(const std::tuple<task<T>...>&) noexcept {}
-    child_slot* data() noexcept { return slots.data(); }
+    child_slot* data() noexcept { return slots; }
 };
 
 template <class T>
 struct slots_for<std::vector<task<T>>> {
-    recycled_array<child_slot> slots;
-    explicit slots_for(const std::vector<task<T>>& ts) : slots(ts.size()) {}
+    recycled_array<child_slot> slots;  // raw: combinator::bind constructs each slot
+    explicit slots_for(const std::vector<task<T>>& ts) : slots(ts.size(), for_overwrite) {}
     child_slot* data() noexcept { return slots.data(); }
 };
 

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <exception>
 #include <limits>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -89,9 +90,12 @@ struct combinator : child_owner {
     bool any_cancelled = false;
     bool cancelled_at_start = false;
 
+    /// Constructs slot i (its storage may be raw, see recycled_array) for frame h.
     void bind(std::size_t i, std::coroutine_handle<> h) noexcept {
-        slots[i].frame = h;
-        slots[i].owner = this;
+        static_assert(std::is_trivially_destructible_v<child_slot>);
+        child_slot* k = ::new (static_cast<void*>(slots + i)) child_slot;  // default-init: no zeroing pass
+        k->frame = h;
+        k->owner = this;
     }
 
     void prepare(child_slot& k) noexcept {

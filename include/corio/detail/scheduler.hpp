@@ -55,11 +55,14 @@
 //   (g++ -O0, ASan).
 #pragma once
 
+#include <bit>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "clock.hpp"
@@ -84,9 +87,9 @@ struct scope_node {
     scope_node* prev_sibling = nullptr;
     scope_node* next_sibling = nullptr;
     bool cancel_called = false;
+    bool has_deadline = false;  // this is a deadline_scope (next to cancel_called: the walk tests both)
     bool shielded = false;
     bool cancelled_caught = false;
-    bool has_deadline = false;  // this is a deadline_scope
     scope_kind kind = scope_kind::loop_root;
 
     void link_under(scope_node* p) noexcept {
@@ -110,7 +113,8 @@ struct chain {
     scope_node* scope = nullptr;
     waiter_base* waiter = nullptr;
 
-    inline bool cancel_requested();
+    /// Whether the chain would see a cancellation now (every suspension asks: inlined).
+    [[gnu::always_inline]] inline bool cancel_requested();
 
     /// Parks the chain on `w` until it is woken or cancelled.
     void park(waiter_base* w) noexcept { waiter = w; }
@@ -407,27 +411,50 @@ inline void scheduler::notify_due(timer_node* n) noexcept {
     }
 }
 
+/// scope_expired() for a scope that was cancelled or has a deadline: out of
+/// line, so that the walk below, which every suspension runs over every
+/// scope up to the first shield, inlines and costs a plain scope one load
+/// and one branch.
+[[gnu::noinline]] inline bool scope_expired_slow(scope_node* s, scheduler& sched) {
+    if (s->cancel_called) return true;
+    auto* d = static_cast<deadline_scope*>(s);  // has_deadline
+    if (d->deadline == clock::time_point::max()) return false;
+    if (d->deadline <= sched.now()) {
+        cancel_scope_node(s);
+        return true;
+    }
+    if (!d->queued()) sched.add_timer(d);
+    return false;
+}
+
 /// Whether `s` is cancelled; a passed deadline cancels it now, a pending one
 /// is armed on the timer heap (this runs at every suspension).
 inline bool scope_expired(scope_node* s, scheduler& sched) {
-    if (s->cancel_called) return true;
-    if (s->has_deadline) {
-        auto* d = static_cast<deadline_scope*>(s);
-        if (d->deadline != clock::time_point::max()) {
-            if (d->deadline <= sched.now()) {
-                cancel_scope_node(s);
-                return true;
-            }
-            if (!d->queued()) sched.add_timer(d);
-        }
-    }
-    return false;
+    if (!(s->cancel_called | s->has_deadline)) [[likely]]
+        return false;
+    return scope_expired_slow(s, sched);
+}
+
+/// Whether the walk below must look at `s`: it was cancelled, has a deadline
+/// or is shielded. The three flags are adjacent bytes, read with one load (a
+/// plain scope then costs the walk a test and a pointer chase).
+inline bool scope_flagged(const scope_node* s) noexcept {
+    static_assert(std::is_standard_layout_v<scope_node>);
+    static_assert(offsetof(scope_node, has_deadline) == offsetof(scope_node, cancel_called) + 1 &&
+                  offsetof(scope_node, shielded) == offsetof(scope_node, cancel_called) + 2 &&
+                  offsetof(scope_node, cancelled_caught) == offsetof(scope_node, cancel_called) + 3);
+    std::uint32_t w;  // the four flag bytes; cancelled_caught is masked out
+    std::memcpy(&w, reinterpret_cast<const unsigned char*>(s) + offsetof(scope_node, cancel_called), sizeof w);
+    constexpr std::uint32_t first_three = std::endian::native == std::endian::little ? 0x00ffffffu : 0xffffff00u;
+    return (w & first_three) != 0;
 }
 
 /// Whether a chain whose innermost scope is `s` would see a cancellation: a
 /// scope on the path up to the first shielded one (inclusive) is cancelled.
-inline bool scope_cancel_requested(scope_node* s, scheduler& sched) {
+[[gnu::always_inline]] inline bool scope_cancel_requested(scope_node* s, scheduler& sched) {
     for (; s; s = s->parent) {
+        if (!scope_flagged(s)) [[likely]]
+            continue;
         if (scope_expired(s, sched)) return true;
         if (s->shielded) return false;
     }
