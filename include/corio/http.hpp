@@ -684,8 +684,10 @@ public:
         validate(opts_);
         multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
         base_headers_.append(opts_.default_headers);
-        base_headers_.append("Expect:");  // no 100-continue round trip for bodies
         append_user_agent(base_headers_, {});
+        body_headers_.append(opts_.default_headers);
+        body_headers_.append("Expect:");  // no 100-continue round trip for bodies
+        append_user_agent(body_headers_, {});
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -767,7 +769,8 @@ private:
 
     event_loop* loop_;
     options opts_;
-    detail::slist base_headers_;
+    detail::slist base_headers_;  // for requests without a body: libcurl scans every line per request
+    detail::slist body_headers_;  // with a body: base_headers_ and "Expect:"
     std::unique_ptr<corio::detail::curl::multi> multi_;
 };
 
@@ -810,10 +813,10 @@ inline void client::setup(detail::exchange& x, const header_list& extra, const r
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o.follow_redirects.value_or(opts_.follow_redirects) ? 1L : 0L);
     if (extra.empty() && o.headers.empty()) {
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_.get());
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.body.empty() ? base_headers_.get() : body_headers_.get());
     } else {
         x.own_headers.append(opts_.default_headers);
-        x.own_headers.append("Expect:");
+        if (!x.body.empty()) x.own_headers.append("Expect:");
         x.own_headers.append(extra);
         x.own_headers.append(o.headers);
         append_user_agent(x.own_headers, {&extra, &o.headers});
