@@ -414,7 +414,10 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         resp.status = status;
         char* eff = nullptr;
-        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) resp.effective_url = eff;
+        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
+            if (url == eff) resp.effective_url = std::move(url);  // the usual case: no copy (the request is over)
+            else resp.effective_url = eff;
+        }
         curl_off_t us = 0;
         if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
             resp.elapsed = std::chrono::microseconds(us);

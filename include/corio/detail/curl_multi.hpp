@@ -26,7 +26,8 @@
 //   early for a later deadline re-arms itself instead of running libcurl.
 // - Receive buffers (acquire_buffer/release_buffer) are plain strings a
 //   transfer borrows for its body and gives back empty when it dies; the
-//   pool keeps at most 256 of at most 128 KiB each.
+//   pool keeps at most 128 of at most 128 KiB each (16 MiB at worst; as
+//   many as transfers ran at once, of the sizes their bodies had).
 #pragma once
 
 #include <curl/curl.h>
@@ -455,7 +456,7 @@ private:
     std::vector<sock_ptr> socks_;  // by fd
     std::vector<CURL*> easy_pool_;
     static constexpr std::size_t max_pooled_buffer = 128 * 1024;  // capacity
-    static constexpr std::size_t max_pooled_buffers = 256;
+    static constexpr std::size_t max_pooled_buffers = 128;
     std::vector<std::string> buffers_;  // receive buffers of finished transfers
     transfer* active_ = nullptr;
     transfer* alive_ = nullptr;
