@@ -320,6 +320,7 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         multi->remove(this);
         multi->disown(this);
         multi->release_easy(easy);
+        if (staging.capacity() != 0) multi->release_buffer(std::move(staging));
     }
 
     static void done(corio::detail::curl::transfer* t) noexcept {
@@ -340,8 +341,7 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
     static std::size_t on_body(char* p, std::size_t size, std::size_t n, void* ud) {
         auto* x = static_cast<exchange*>(ud);
         try {
-            if (x->resp.body.empty()) x->reserve_body();
-            x->resp.body.append(p, size * n);
+            x->add_body(p, size * n);
         } catch (...) {
             return 0;  // CURLE_WRITE_ERROR
         }
@@ -357,11 +357,40 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         return size * n;
     }
 
-    /// One allocation for a body of announced length (up to 64 MiB).
-    void reserve_body() {
+    /// Bodies up to this size are received into a pooled buffer of the
+    /// client and copied into the response once, when the request returns
+    /// (see take_response); larger ones are received into the response.
+    static constexpr std::size_t staged_body_limit = 64 * 1024;
+    enum class body_mode : unsigned char { unknown, staged, direct };
+
+    void add_body(const char* p, std::size_t n) {
+        if (mode == body_mode::unknown) choose_body_mode();
+        if (mode == body_mode::staged) {
+            if (staging.size() + n <= staged_body_limit) {
+                staging.append(p, n);
+                return;
+            }
+            resp.body = std::move(staging);  // grew past the limit: the buffer becomes the body
+            staging = std::string();
+            mode = body_mode::direct;
+        }
+        resp.body.append(p, n);
+    }
+
+    /// At the first body bytes: a body announced larger than the limit is
+    /// received into the response (one allocation, up to 64 MiB reserved),
+    /// any other into a buffer from the client's pool.
+    void choose_body_mode() {
         curl_off_t len = -1;
-        if (curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) == CURLE_OK && len > 0)
+        if (curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK) len = -1;
+        if (len > static_cast<curl_off_t>(staged_body_limit)) {
             resp.body.reserve(static_cast<std::size_t>(std::min<curl_off_t>(len, curl_off_t{64} << 20)));
+            mode = body_mode::direct;
+            return;
+        }
+        staging = multi->acquire_buffer();
+        if (len > 0) staging.reserve(static_cast<std::size_t>(len));
+        mode = body_mode::staged;
     }
 
     /// After the await: the response, or the reason there is none.
@@ -385,10 +414,21 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         resp.status = status;
         char* eff = nullptr;
-        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) resp.effective_url = eff;
+        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
+            if (url == eff) resp.effective_url = std::move(url);  // the usual case: no copy (the request is over)
+            else resp.effective_url = eff;
+        }
         curl_off_t us = 0;
         if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
             resp.elapsed = std::chrono::microseconds(us);
+        if (mode == body_mode::staged) {
+            // An exact-size copy made now and usually freed soon after by the
+            // caller: the heap reuses the same memory request after request,
+            // where a body grown during the transfer interleaves with every
+            // other transfer's and glibc trims and re-faults the heap top.
+            resp.body.assign(staging);
+            staging.clear();
+        }
         return std::move(resp);
     }
 
@@ -396,11 +436,13 @@ struct exchange : corio::detail::curl::transfer, waiter_base {
     std::string method, url, body;
     slist own_headers;
     response resp;
+    std::string staging;  // the body so far, in a buffer of the client's pool (body_mode::staged)
     chain* ch = nullptr;
     std::coroutine_handle<> h{};
     bool cancelled = false;
     bool finished = false;
     bool fresh = false;  // a new easy handle: the client's fixed options are not set yet
+    body_mode mode = body_mode::unknown;
     char errbuf[CURL_ERROR_SIZE] = {};
 };
 
@@ -645,8 +687,10 @@ public:
         validate(opts_);
         multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
         base_headers_.append(opts_.default_headers);
-        base_headers_.append("Expect:");  // no 100-continue round trip for bodies
         append_user_agent(base_headers_, {});
+        body_headers_.append(opts_.default_headers);
+        body_headers_.append("Expect:");  // no 100-continue round trip for bodies
+        append_user_agent(body_headers_, {});
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -728,7 +772,8 @@ private:
 
     event_loop* loop_;
     options opts_;
-    detail::slist base_headers_;
+    detail::slist base_headers_;  // for requests without a body: libcurl scans every line per request
+    detail::slist body_headers_;  // with a body: base_headers_ and "Expect:"
     std::unique_ptr<corio::detail::curl::multi> multi_;
 };
 
@@ -771,10 +816,10 @@ inline void client::setup(detail::exchange& x, const header_list& extra, const r
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o.follow_redirects.value_or(opts_.follow_redirects) ? 1L : 0L);
     if (extra.empty() && o.headers.empty()) {
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_.get());
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.body.empty() ? base_headers_.get() : body_headers_.get());
     } else {
         x.own_headers.append(opts_.default_headers);
-        x.own_headers.append("Expect:");
+        if (!x.body.empty()) x.own_headers.append("Expect:");
         x.own_headers.append(extra);
         x.own_headers.append(o.headers);
         append_user_agent(x.own_headers, {&extra, &o.headers});

@@ -24,6 +24,10 @@
 // - The timer is re-armed only when libcurl's deadline moves earlier than the
 //   armed one (arming costs two timerfd_settime calls); a timer that fires
 //   early for a later deadline re-arms itself instead of running libcurl.
+// - Receive buffers (acquire_buffer/release_buffer) are plain strings a
+//   transfer borrows for its body and gives back empty when it dies; the
+//   pool keeps at most 128 of at most 128 KiB each (16 MiB at worst; as
+//   many as transfers ran at once, of the sizes their bodies had).
 #pragma once
 
 #include <curl/curl.h>
@@ -147,6 +151,25 @@ public:
             }
         }
         curl_easy_cleanup(e);
+    }
+
+    /// A receive buffer from the pool (empty; the capacity it had is kept),
+    /// or a new empty string.
+    std::string acquire_buffer() noexcept {
+        if (buffers_.empty()) return {};
+        std::string b = std::move(buffers_.back());
+        buffers_.pop_back();
+        return b;
+    }
+    /// Takes a receive buffer back for the next transfer; one too large or
+    /// beyond the pool's size is freed.
+    void release_buffer(std::string&& b) noexcept {
+        if (b.capacity() > max_pooled_buffer || buffers_.size() >= max_pooled_buffers) return;
+        b.clear();
+        try {
+            buffers_.push_back(std::move(b));
+        } catch (...) {
+        }
     }
 
     /// Options every easy handle of this multi needs (after a reset).
@@ -432,6 +455,9 @@ private:
     std::shared_ptr<multi*> life_ = std::make_shared<multi*>(this);
     std::vector<sock_ptr> socks_;  // by fd
     std::vector<CURL*> easy_pool_;
+    static constexpr std::size_t max_pooled_buffer = 128 * 1024;  // capacity
+    static constexpr std::size_t max_pooled_buffers = 128;
+    std::vector<std::string> buffers_;  // receive buffers of finished transfers
     transfer* active_ = nullptr;
     transfer* alive_ = nullptr;
     std::size_t active_count_ = 0;
