@@ -686,11 +686,8 @@ public:
     client(event_loop& loop, options o) : loop_(&loop), opts_(std::move(o)) {
         validate(opts_);
         multi_ = std::make_unique<corio::detail::curl::multi>(loop.context(), settings(opts_));
-        base_headers_.append(opts_.default_headers);
-        append_user_agent(base_headers_, {});
-        body_headers_.append(opts_.default_headers);
-        body_headers_.append("Expect:");  // no 100-continue round trip for bodies
-        append_user_agent(body_headers_, {});
+        fill_headers(base_headers_, false, {}, {});
+        fill_headers(body_headers_, true, {}, {});
     }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -766,6 +763,18 @@ private:
         to.append("User-Agent: " + opts_.user_agent);
     }
 
+    /// The header lines a request sends: the client's default headers,
+    /// "Expect:" for one with a body (no 100-continue round trip), `extra`
+    /// and `per_request`, then the user agent unless one of them names it.
+    void fill_headers(detail::slist& to, bool has_body, const header_list& extra,
+                      const header_list& per_request) const {
+        to.append(opts_.default_headers);
+        if (has_body) to.append("Expect:");
+        to.append(extra);
+        to.append(per_request);
+        append_user_agent(to, {&extra, &per_request});
+    }
+
     void setup(detail::exchange& x, const header_list& extra, const request_options& o) const;
     void setup_method(detail::exchange& x) const;
     void setup_fixed(CURL* e) const;
@@ -818,11 +827,7 @@ inline void client::setup(detail::exchange& x, const header_list& extra, const r
     if (extra.empty() && o.headers.empty()) {
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.body.empty() ? base_headers_.get() : body_headers_.get());
     } else {
-        x.own_headers.append(opts_.default_headers);
-        if (!x.body.empty()) x.own_headers.append("Expect:");
-        x.own_headers.append(extra);
-        x.own_headers.append(o.headers);
-        append_user_agent(x.own_headers, {&extra, &o.headers});
+        fill_headers(x.own_headers, !x.body.empty(), extra, o.headers);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, x.own_headers.get());
     }
     setup_method(x);
