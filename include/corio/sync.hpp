@@ -449,7 +449,6 @@ public:
             cancelled_ = true;  // never released the mutex
             return false;
         }
-        where_ = where::cv;
         m_->unlock_internal();
         return true;
     }
@@ -468,13 +467,8 @@ public:
 
 private:
     friend class condition_variable;
-    enum class where : std::uint8_t { none, cv, mutex };
-
     /// Leaves the cv's list and re-acquires the mutex, shielded from cancellation.
-    void relock() noexcept {
-        where_ = where::mutex;
-        m_->relock_internal(this);
-    }
+    void relock() noexcept { m_->relock_internal(this); }
 
     static void on_cancel(detail::waiter_base* w) noexcept {
         auto* self = static_cast<wait_awaiter*>(static_cast<detail::parked*>(w));
@@ -486,7 +480,6 @@ private:
     condition_variable* cv_;
     mutex::guard* g_;
     mutex* m_ = nullptr;
-    where where_ = where::none;
     bool cancelled_ = false;
     bool error_ = false;
 };
