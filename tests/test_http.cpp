@@ -154,6 +154,67 @@ TEST_CASE("GET returns the status, headers with case-insensitive lookup, and the
     });
 }
 
+TEST_CASE("headers keep every line in order; lookups ignore case; copies own their text") {
+    http::headers h;
+    CHECK(h.empty());
+    CHECK(h.begin() == h.end());
+    h.add("Content-Type", "text/plain");
+    h.add("Set-Cookie", "a=1");
+    h.add("X-Empty", "");
+    h.add("set-cookie", "b=2; Path=/");
+    h.add("X-Colon", "host:8080");
+    REQUIRE(h.size() == 5);
+    std::vector<std::pair<std::string, std::string>> seen;
+    for (const auto& [name, value] : h) seen.emplace_back(name, value);
+    CHECK(seen == std::vector<std::pair<std::string, std::string>>{{"Content-Type", "text/plain"},
+                                                                   {"Set-Cookie", "a=1"},
+                                                                   {"X-Empty", ""},
+                                                                   {"set-cookie", "b=2; Path=/"},
+                                                                   {"X-Colon", "host:8080"}});
+    CHECK(h.at(3).first == "set-cookie");
+    CHECK(h.begin()[4].second == "host:8080");
+    CHECK(h.end() - h.begin() == 5);
+    CHECK(h.get("SET-COOKIE") == std::optional<std::string_view>("a=1"));  // the first one
+    CHECK(h.get_all("Set-Cookie") == std::vector<std::string_view>{"a=1", "b=2; Path=/"});
+    CHECK(h.get("x-empty") == std::optional<std::string_view>(""));  // present, empty
+    CHECK(h.value_or("x-missing", "fallback") == "fallback");
+    CHECK_FALSE(h.contains("Content"));  // whole names only
+    CHECK(h.contains("content-type"));
+
+    std::optional<http::headers> original(h);
+    http::headers copy = *original;
+    original.reset();  // the copy's views point into its own text
+    CHECK(copy.value_or("x-colon", "") == "host:8080");
+    CHECK(copy.get_all("set-cookie").size() == 2);
+    http::headers moved = std::move(copy);
+    CHECK(moved.size() == 5);
+    CHECK(moved.value_or("content-type", "") == "text/plain");
+    moved.clear();
+    CHECK(moved.empty());
+    CHECK_FALSE(moved.contains("content-type"));
+    moved.add("A", "b");
+    CHECK(moved.at(0).first == "A");
+    CHECK(moved.at(0).second == "b");
+}
+
+TEST_CASE("response headers: repeated names, empty values and surrounding blanks as received") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        // Built before the co_await: g++ 12 rejects an initializer list's
+        // array inside a co_await expression.
+        http::header_list sent{{"X-Tag", "one"}, {"X-Tag", "two"}, {"X-Note", "  a: b  "}, {"X-Empty", ""}};
+        http::response r = co_await c.request("GET", srv.url("/echo"), {}, std::move(sent));
+        CHECK(r.status == 200);
+        CHECK(r.headers.get_all("x-echo-tag") == std::vector<std::string_view>{"one", "two"});
+        CHECK(r.headers.value_or("X-ECHO-NOTE", "?") == "a: b");  // blanks around a value are not part of it
+        CHECK(r.headers.get("x-echo-empty") == std::optional<std::string_view>(""));
+        CHECK(r.headers.value_or("x-method", "") == "GET");
+        std::size_t tags = 0;
+        for (const auto& [name, value] : r.headers) tags += http::headers::iequals(name, "x-echo-tag");
+        CHECK(tags == 2);
+    });
+}
+
 TEST_CASE("a 404 or a 500 is a response; raise_for_status throws status_error for >= 400") {
     run_http([](http_server& srv) -> task<void> {
         http::client c;
@@ -367,6 +428,28 @@ TEST_CASE("cancelling a task in the middle of gather of 100 GETs removes every u
         CHECK(c.active_transfers() == 0);                      // gather returned only after every transfer was removed
         http::response r = co_await c.get(srv.url("/hello"));  // usable again
         CHECK(r.body == "hello world");
+    });
+}
+
+TEST_CASE("no Expect: 100-continue round trip: uploads of any size send no Expect line, nor do GETs") {
+    run_http([](http_server& srv) -> task<void> {
+        http::client c;
+        auto has_expect = [](const std::string& echoed) { return echoed.find("expect:") != std::string::npos; };
+        // libcurl alone would add "Expect: 100-continue" to a POST or PUT over 1 MiB.
+        std::string big(2 << 20, 'x');
+        http::response p = co_await c.post(srv.url("/headers"), big);
+        CHECK(p.status == 200);
+        CHECK(p.body.find("content-length: " + std::to_string(big.size())) != std::string::npos);
+        CHECK_FALSE(has_expect(p.body));
+        http::response u = co_await c.put(srv.url("/headers"), big);
+        CHECK_FALSE(has_expect(u.body));
+        http::header_list extra{{"X-Extra", "1"}};  // a request with its own header list
+        http::response x = co_await c.request("POST", srv.url("/headers"), big, std::move(extra));
+        CHECK(x.body.find("x-extra: 1") != std::string::npos);
+        CHECK_FALSE(has_expect(x.body));
+        http::response g = co_await c.get(srv.url("/headers"));
+        CHECK(g.body.find("user-agent: corio-http/") != std::string::npos);
+        CHECK_FALSE(has_expect(g.body));
     });
 }
 

@@ -53,6 +53,9 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <compare>
+#include <cstdint>
+#include <iterator>
 #include <memory>
 #include <coroutine>
 #include <cstddef>
@@ -79,14 +82,76 @@ namespace corio::http {
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Response headers, in arrival order; lookups ignore the name's case.
+///
+/// Stored as one text buffer (each name followed by its value) and an index
+/// of offsets: a response's headers cost two allocations, not two strings
+/// per line. Iteration yields (name, value) pairs of string_views into it.
 class headers {
+    struct entry {
+        std::uint32_t name_at, value_at;  // offsets into text_
+        std::uint32_t name_size, value_size;
+    };
+
 public:
+    /// A (name, value) pair; the views point into the headers object.
+    using value_type = std::pair<std::string_view, std::string_view>;
+
+    /// Iteration over the header lines in the order received.
+    class const_iterator {
+    public:
+        using iterator_category = std::random_access_iterator_tag;
+        using iterator_concept = std::random_access_iterator_tag;
+        using value_type = headers::value_type;
+        using difference_type = std::ptrdiff_t;
+        using reference = value_type;  // a proxy: pairs of views, made on access
+        using pointer = void;
+
+        const_iterator() = default;
+        /// The (name, value) pair here.
+        value_type operator*() const noexcept { return h_->at(i_); }
+        /// The pair `n` lines away.
+        value_type operator[](difference_type n) const noexcept { return h_->at(i_ + static_cast<std::size_t>(n)); }
+        /// The next line.
+        const_iterator& operator++() noexcept { return ++i_, *this; }
+        /// The next line (postfix).
+        const_iterator operator++(int) noexcept { return {h_, i_++}; }
+        /// The previous line.
+        const_iterator& operator--() noexcept { return --i_, *this; }
+        /// The previous line (postfix).
+        const_iterator operator--(int) noexcept { return {h_, i_--}; }
+        /// Moves `n` lines on.
+        const_iterator& operator+=(difference_type n) noexcept { return i_ += static_cast<std::size_t>(n), *this; }
+        /// Moves `n` lines back.
+        const_iterator& operator-=(difference_type n) noexcept { return i_ -= static_cast<std::size_t>(n), *this; }
+        /// `n` lines on.
+        friend const_iterator operator+(const_iterator it, difference_type n) noexcept { return it += n; }
+        /// `n` lines on.
+        friend const_iterator operator+(difference_type n, const_iterator it) noexcept { return it += n; }
+        /// `n` lines back.
+        friend const_iterator operator-(const_iterator it, difference_type n) noexcept { return it -= n; }
+        /// The distance between two positions.
+        friend difference_type operator-(const const_iterator& a, const const_iterator& b) noexcept {
+            return static_cast<difference_type>(a.i_) - static_cast<difference_type>(b.i_);
+        }
+        /// Same position.
+        friend bool operator==(const const_iterator& a, const const_iterator& b) noexcept { return a.i_ == b.i_; }
+        /// Order of positions.
+        friend auto operator<=>(const const_iterator& a, const const_iterator& b) noexcept { return a.i_ <=> b.i_; }
+
+    private:
+        friend class headers;
+        const_iterator(const headers* h, std::size_t i) noexcept : h_(h), i_(i) {}
+        const headers* h_ = nullptr;
+        std::size_t i_ = 0;
+    };
+    using iterator = const_iterator;
+
     headers() = default;
 
     /// The first header named `name` (any case), if any.
     std::optional<std::string_view> get(std::string_view name) const noexcept {
-        for (const auto& [k, v] : items_)
-            if (iequals(k, name)) return std::string_view(v);
+        for (const entry& e : index_)
+            if (iequals(name_of(e), name)) return value_of(e);
         return std::nullopt;
     }
     /// The first value of `name` (case-insensitive), or `fallback`.
@@ -99,27 +164,40 @@ public:
     /// Every value of `name`, in order (Set-Cookie, ...).
     std::vector<std::string_view> get_all(std::string_view name) const {
         std::vector<std::string_view> out;
-        for (const auto& [k, v] : items_)
-            if (iequals(k, name)) out.emplace_back(v);
+        for (const entry& e : index_)
+            if (iequals(name_of(e), name)) out.push_back(value_of(e));
         return out;
     }
 
     /// Number of header lines.
-    std::size_t size() const noexcept { return items_.size(); }
+    std::size_t size() const noexcept { return index_.size(); }
     /// True when there is no header line.
-    bool empty() const noexcept { return items_.empty(); }
+    bool empty() const noexcept { return index_.empty(); }
+    /// The (name, value) pair of line `i` (i < size()).
+    value_type at(std::size_t i) const noexcept { return {name_of(index_[i]), value_of(index_[i])}; }
     /// Iteration over (name, value) pairs, in the order received.
-    auto begin() const noexcept { return items_.begin(); }
+    const_iterator begin() const noexcept { return {this, 0}; }
     /// The end of the iteration.
-    auto end() const noexcept { return items_.end(); }
+    const_iterator end() const noexcept { return {this, index_.size()}; }
 
-    /// Appends a header line.
-    void add(std::string name, std::string value) {
-        if (items_.capacity() == 0) items_.reserve(16);  // a response's usual count: one allocation
-        items_.emplace_back(std::move(name), std::move(value));
+    /// Appends a header line (length_error past 4 GiB of header text).
+    void add(std::string_view name, std::string_view value) {
+        if (text_.size() + name.size() + value.size() > UINT32_MAX)
+            throw std::length_error("corio::http::headers: more than 4 GiB of header text");
+        if (index_.capacity() == 0) {  // a response's usual size: one allocation each
+            index_.reserve(16);
+            text_.reserve(512);
+        }
+        auto at = static_cast<std::uint32_t>(text_.size());
+        text_.append(name).append(value);
+        index_.push_back({at, at + static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(name.size()),
+                          static_cast<std::uint32_t>(value.size())});
     }
     /// Removes every header line.
-    void clear() noexcept { items_.clear(); }
+    void clear() noexcept {
+        index_.clear();
+        text_.clear();
+    }
 
     /// ASCII case-insensitive comparison (header names).
     static bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -131,7 +209,11 @@ public:
 
 private:
     static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-    header_list items_;
+    std::string_view name_of(const entry& e) const noexcept { return {text_.data() + e.name_at, e.name_size}; }
+    std::string_view value_of(const entry& e) const noexcept { return {text_.data() + e.value_at, e.value_size}; }
+
+    std::string text_;          // every line's name then value, back to back
+    std::vector<entry> index_;  // one per line, in arrival order
 };
 
 /// The error category of libcurl's CURLcode values.
@@ -298,7 +380,7 @@ inline void take_header_line(http::headers& h, std::string_view line) {
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    h.add(std::string(line.substr(0, colon)), std::string(value));
+    h.add(line.substr(0, colon), value);
 }
 
 /// One request in flight: its easy handle, buffers and the waiting task.
