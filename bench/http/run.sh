@@ -10,13 +10,24 @@
 # each R times (default 3; the Python peers P times, default 1: httpx takes
 # minutes; the best pages/s is kept, with that run's latencies):
 #   wrk          1 thread, 64 connections, 5 s (the machine's ceiling)
-#   curl_multi   a plain C program on libcurl's multi interface, 64 in flight
+#   curl_multi   a plain C program on libcurl's multi interface, 64 in flight,
+#                dropping the bodies (libcurl's own ceiling)
+#   curl_socket  the same program on libcurl's multi-socket API (an epoll set
+#                and libcurl's timer, as an event loop must drive libcurl; the
+#                ceiling of any client on an event loop, corio's included)
+#   curl_keep    the first program keeping each body in memory until its page
+#                is done (realloc as chunks arrive), as a client that returns
+#                pages must
 #   corio        examples/fetch_with_limit: semaphore(64) + gather on http::client
 #   aiohttp      the same pattern in Python (asyncio + aiohttp)
 #   httpx        the same pattern in Python (asyncio + httpx.AsyncClient)
 # The clients fetch N pages (default 20,000) round-robin over the files, and
 # it prints pages/s, p50/p99 latency and the ratios corio/curl_multi,
-# corio/aiohttp, corio/httpx. Python is /usr/bin/python3 (Debian's
+# corio/curl_socket, corio/curl_keep, corio/aiohttp, corio/httpx. The native
+# clients' repetitions are interleaved (wrk, curl, curl_socket, curl_keep,
+# corio, then again), so a machine whose speed drifts during the run favours
+# none of them; each row is the best of its runs, with that run's latencies,
+# and the median pages/s of its runs is printed next to it. Python is /usr/bin/python3 (Debian's
 # python3-aiohttp and python3-httpx). corio is built -O2 in build/bench-http
 # (CXX picks the compiler); --no-build reuses it. --serve only starts nginx,
 # prints the URL prefix and waits (Ctrl-C stops it): for profiling a client
@@ -40,7 +51,7 @@ for arg in "$@"; do
     --python-reps=*) py_reps="${arg#--python-reps=}" ;;
     --no-build) do_build=0 ;;
     --serve) serve=1; do_build=0 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -109,36 +120,48 @@ run_wrk() {
   echo "pages_per_s=${rps%.*} p50_ms=$p50 p99_ms=$p99"
 }
 run_curl() { "$curl_bin" "$prefix" "$pages" "$conc" "$files"; }
+run_curl_socket() { "$curl_bin" "$prefix" "$pages" "$conc" "$files" socket; }
+run_curl_keep() { "$curl_bin" "$prefix" "$pages" "$conc" "$files" keep; }
 run_corio() { "$corio_bin" "$prefix" "$pages" "$conc" "$files"; }
 run_aiohttp() { "$python" "$here/fetch_with_limit_aiohttp.py" "$prefix" "$pages" "$conc" "$files"; }
 run_httpx() { "$python" "$here/fetch_with_limit_httpx.py" "$prefix" "$pages" "$conc" "$files"; }
 
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-declare -A best
-for name in wrk curl corio aiohttp httpx; do
-  n=$reps
-  [[ $name == aiohttp || $name == httpx ]] && n=$py_reps
-  for ((r = 0; r < n; r++)); do
-    line=$("run_$name")
-    echo "$name: $line" >&2
-    if [[ -z "${best[$name]:-}" ]] || (( $(field pages_per_s "$line") > $(field pages_per_s "${best[$name]}") )); then
-      best[$name]=$line
-    fi
-  done
+declare -A best rates
+measure() {  # measure NAME: one run, kept when it is NAME's best so far
+  local line
+  line=$("run_$1")
+  echo "$1: $line" >&2
+  rates[$1]="${rates[$1]:-} $(field pages_per_s "$line")"
+  if [[ -z "${best[$1]:-}" ]] || (( $(field pages_per_s "$line") > $(field pages_per_s "${best[$1]}") )); then
+    best[$1]=$line
+  fi
+}
+for ((r = 0; r < reps; r++)); do
+  for name in wrk curl curl_socket curl_keep corio; do measure "$name"; done
+done
+for name in aiohttp httpx; do
+  for ((r = 0; r < py_reps; r++)); do measure "$name"; done
 done
 
 # ----------------------------------------------------------------- report ---
 echo
 echo "HTTP GET of $pages pages (0.5-32 KiB, $files files) from nginx on 127.0.0.1, $conc in flight; best of $reps"
-printf '%-12s %10s %9s %9s\n' client pages/s p50_ms p99_ms
-for name in wrk curl corio aiohttp httpx; do
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+printf '%-12s %10s %9s %9s %10s\n' client pages/s p50_ms p99_ms median
+for name in wrk curl curl_socket curl_keep corio aiohttp httpx; do
   l=${best[$name]}
-  printf '%-12s %10s %9.3f %9.3f\n' "$name" "$(field pages_per_s "$l")" "$(field p50_ms "$l")" "$(field p99_ms "$l")"
+  printf '%-12s %10s %9.3f %9.3f %10s\n' "$name" "$(field pages_per_s "$l")" "$(field p50_ms "$l")" "$(field p99_ms "$l")" \
+    "$(median "${rates[$name]}")"
 done
 ratio() { "$python" -c "print(f'{$1/$2:.2f}')"; }
 c=$(field pages_per_s "${best[corio]}")
 echo
 echo "corio / curl_multi  = $(ratio "$c" "$(field pages_per_s "${best[curl]}")")x   (target >= 0.9)"
+echo "corio / curl_socket = $(ratio "$c" "$(field pages_per_s "${best[curl_socket]}")")x   (libcurl on the multi-socket API)"
+echo "corio / curl_keep   = $(ratio "$c" "$(field pages_per_s "${best[curl_keep]}")")x   (libcurl keeping the bodies too)"
+echo "medians: corio / curl_multi = $(ratio "$(median "${rates[corio]}")" "$(median "${rates[curl]}")")x," \
+  "corio / curl_socket = $(ratio "$(median "${rates[corio]}")" "$(median "${rates[curl_socket]}")")x"
 echo "corio / aiohttp     = $(ratio "$c" "$(field pages_per_s "${best[aiohttp]}")")x   (target >= 4)"
 echo "corio / httpx       = $(ratio "$c" "$(field pages_per_s "${best[httpx]}")")x"
 echo "corio / wrk         = $(ratio "$c" "$(field pages_per_s "${best[wrk]}")")x"
