@@ -62,6 +62,9 @@
 // TEST_CASE/CHECK/FAIL (catch_test_macros.hpp) and INFO/UNSCOPED_INFO
 // (catch_message.hpp). Tested with Catch2 2.13; the v3 path (the same
 // INTERNAL_CATCH_TEST internals, checked against v3's sources) is untested.
+// A build that defines CATCH_CONFIG_PREFIX_ALL (Catch2's macros only as
+// CATCH_TEST_CASE, CATCH_CHECK, ...) works too: this header reaches Catch2
+// through catch2.hpp's CORIO_CATCH_* names, which follow the prefix.
 #pragma once
 
 #include <chrono>
@@ -147,16 +150,17 @@ inline std::string describe(std::exception_ptr e) {
 /// by an exception: that exception is the failure).
 inline void check_clean(event_loop& loop, std::size_t unhandled, const options& opt) {
     {
-        INFO("corio::testing: tasks still alive after the case");
-        CHECK(loop.live_tasks() == 0);
+        CORIO_CATCH_INFO("corio::testing: tasks still alive after the case");
+        CORIO_CATCH_CHECK(loop.live_tasks() == 0);
     }
     {
-        INFO("corio::testing: timers still armed after the case");
-        CHECK(loop.pending_timers() == 0);
+        CORIO_CATCH_INFO("corio::testing: timers still armed after the case");
+        CORIO_CATCH_CHECK(loop.pending_timers() == 0);
     }
     {
-        INFO("corio::testing: errors reported as unobserved (detached tasks that failed), and how many were expected");
-        CHECK(unhandled == opt.expect_unhandled);
+        CORIO_CATCH_INFO(
+            "corio::testing: errors reported as unobserved (detached tasks that failed), and how many were expected");
+        CORIO_CATCH_CHECK(unhandled == opt.expect_unhandled);
     }
 }
 
@@ -194,10 +198,11 @@ task<E> expect_throws_impl(H aw) {
         } catch (const E& e) {
             co_return e;
         } catch (const cancelled_error&) {
-            FAIL("expected " << exception_name<E>() << ", but the awaitable ended with corio::cancelled_error");
+            CORIO_CATCH_FAIL("expected " << exception_name<E>()
+                                         << ", but the awaitable ended with corio::cancelled_error");
         }
     }
-    FAIL("expected " << exception_name<E>() << ", but the awaitable completed");
+    CORIO_CATCH_FAIL("expected " << exception_name<E>() << ", but the awaitable completed");
     throw std::logic_error("unreachable");  // FAIL throws; keeps every path returning
 }
 
@@ -213,11 +218,11 @@ task<result_of_t<H>> expect_by_impl(clock::time_point deadline, clock::duration 
     auto r = co_await scope.run(static_cast<H&&>(aw));
     if (!r) {
         if (relative) {
-            FAIL("expected to complete within "
-                 << std::chrono::duration_cast<std::chrono::duration<double, std::milli>>(d).count()
-                 << " ms of loop time; it was still running then");
+            CORIO_CATCH_FAIL("expected to complete within "
+                             << std::chrono::duration_cast<std::chrono::duration<double, std::milli>>(d).count()
+                             << " ms of loop time; it was still running then");
         } else {
-            FAIL("expected to complete by the deadline; it was still running then");
+            CORIO_CATCH_FAIL("expected to complete by the deadline; it was still running then");
         }
     }
     if constexpr (std::is_void_v<T>) co_return;
@@ -238,7 +243,7 @@ auto run_virtual(F&& t, options opt = {}) {
     loop.set_exception_handler([&](std::exception_ptr e, std::string_view name) {
         ++unhandled;
         if (unhandled > opt.expect_unhandled)
-            UNSCOPED_INFO("unobserved error in task '" << name << "': " << detail::describe(e));
+            CORIO_CATCH_UNSCOPED_INFO("unobserved error in task '" << name << "': " << detail::describe(e));
     });
     try {
         if constexpr (std::is_void_v<decltype(loop.run_until_complete(detail::make_task(f)))>) {
@@ -252,7 +257,7 @@ auto run_virtual(F&& t, options opt = {}) {
     } catch (const cancelled_error&) {
         // Not a std::exception: Catch2 would only say "unknown exception".
         if (loop.live_tasks() == 0) detail::check_clean(loop, unhandled, opt);
-        FAIL("the case ended with corio::cancelled_error");
+        CORIO_CATCH_FAIL("the case ended with corio::cancelled_error");
         throw;
     } catch (...) {
         if (loop.live_tasks() == 0) detail::check_clean(loop, unhandled, opt);
@@ -422,9 +427,9 @@ private:
 #define CORIO_TESTING_CAT2(a, b) a##b
 #define CORIO_TESTING_CAT(a, b) CORIO_TESTING_CAT2(a, b)
 
-#define CORIO_TESTING_CASE_IMPL(fn, opts, ...)                             \
-    static ::corio::task<void> fn();                                       \
-    TEST_CASE(__VA_ARGS__) { ::corio::testing::run_virtual(&fn, (opts)); } \
+#define CORIO_TESTING_CASE_IMPL(fn, opts, ...)                                         \
+    static ::corio::task<void> fn();                                                   \
+    CORIO_CATCH_TEST_CASE(__VA_ARGS__) { ::corio::testing::run_virtual(&fn, (opts)); } \
     static ::corio::task<void> fn()
 
 /// A Catch2 test case whose braced body is a coroutine run under virtual time.

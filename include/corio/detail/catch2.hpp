@@ -14,7 +14,11 @@
 //   otherwise an #error says Catch2 is missing.
 // Afterwards CORIO_CATCH2_MAJOR is 2 or 3. What this includes offers, in
 // both versions, every macro corio/testing.hpp uses (TEST_CASE, CHECK,
-// FAIL, INFO, UNSCOPED_INFO and the internals behind REQUIRE/CHECK).
+// FAIL, INFO, UNSCOPED_INFO and the internals behind REQUIRE/CHECK), which
+// it reaches through the CORIO_CATCH_* names defined at the end: Catch2's
+// CATCH_-prefixed macros when the user's build defines
+// CATCH_CONFIG_PREFIX_ALL (then TEST_CASE, CHECK, ... do not exist), the
+// plain ones otherwise.
 #pragma once
 
 #if defined(CATCH_AMALGAMATED_HPP_INCLUDED)
@@ -50,4 +54,18 @@
 #else
 #error "corio: CORIO_CATCH2_MAJOR must be 2 or 3"
 #endif
+#endif
+
+#if defined(CATCH_CONFIG_PREFIX_ALL)
+#define CORIO_CATCH_TEST_CASE(...) CATCH_TEST_CASE(__VA_ARGS__)
+#define CORIO_CATCH_CHECK(...) CATCH_CHECK(__VA_ARGS__)
+#define CORIO_CATCH_FAIL(...) CATCH_FAIL(__VA_ARGS__)
+#define CORIO_CATCH_INFO(msg) CATCH_INFO(msg)
+#define CORIO_CATCH_UNSCOPED_INFO(msg) CATCH_UNSCOPED_INFO(msg)
+#else
+#define CORIO_CATCH_TEST_CASE(...) TEST_CASE(__VA_ARGS__)
+#define CORIO_CATCH_CHECK(...) CHECK(__VA_ARGS__)
+#define CORIO_CATCH_FAIL(...) FAIL(__VA_ARGS__)
+#define CORIO_CATCH_INFO(msg) INFO(msg)
+#define CORIO_CATCH_UNSCOPED_INFO(msg) UNSCOPED_INFO(msg)
 #endif
