@@ -99,12 +99,12 @@ public:
     /// Iteration over the header lines in the order received.
     class const_iterator {
     public:
-        using iterator_category = std::random_access_iterator_tag;
-        using iterator_concept = std::random_access_iterator_tag;
-        using value_type = headers::value_type;
-        using difference_type = std::ptrdiff_t;
-        using reference = value_type;  // a proxy: pairs of views, made on access
-        using pointer = void;
+        using iterator_category = std::random_access_iterator_tag;  ///< random access
+        using iterator_concept = std::random_access_iterator_tag;   ///< random access (C++20)
+        using value_type = headers::value_type;                     ///< a (name, value) pair of views
+        using difference_type = std::ptrdiff_t;                     ///< a distance in lines
+        using reference = value_type;                               ///< a proxy: the pair, made on access
+        using pointer = void;                                       ///< none (the pairs are made on access)
 
         const_iterator() = default;
         /// The (name, value) pair here.
@@ -144,6 +144,7 @@ public:
         const headers* h_ = nullptr;
         std::size_t i_ = 0;
     };
+    /// The same as const_iterator: headers are read-only through iteration.
     using iterator = const_iterator;
 
     headers() = default;
