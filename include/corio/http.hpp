@@ -88,7 +88,7 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 /// per line. Iteration yields (name, value) pairs of string_views into it.
 class headers {
     struct entry {
-        std::uint32_t name_at, value_at;  // offsets into text_
+        std::uint32_t at;  // offset of the name in text_; the value follows it
         std::uint32_t name_size, value_size;
     };
 
@@ -191,8 +191,7 @@ public:
         }
         auto at = static_cast<std::uint32_t>(text_.size());
         text_.append(name).append(value);
-        index_.push_back({at, at + static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(name.size()),
-                          static_cast<std::uint32_t>(value.size())});
+        index_.push_back({at, static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(value.size())});
     }
     /// Removes every header line.
     void clear() noexcept {
@@ -210,8 +209,10 @@ public:
 
 private:
     static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-    std::string_view name_of(const entry& e) const noexcept { return {text_.data() + e.name_at, e.name_size}; }
-    std::string_view value_of(const entry& e) const noexcept { return {text_.data() + e.value_at, e.value_size}; }
+    std::string_view name_of(const entry& e) const noexcept { return {text_.data() + e.at, e.name_size}; }
+    std::string_view value_of(const entry& e) const noexcept {
+        return {text_.data() + e.at + e.name_size, e.value_size};
+    }
 
     std::string text_;          // every line's name then value, back to back
     std::vector<entry> index_;  // one per line, in arrival order
