@@ -79,8 +79,9 @@ static long timeout_ms = -1;         /* libcurl's timer: -1 none, 0 now */
 static unsigned registered[1 << 16]; /* by fd: epoll events + 1, 0 not in the set */
 static unsigned wanted[1 << 16];     /* by fd: what libcurl asked for last */
 
+/* fd is in range: on_socket, the only caller, checked it. */
 static void watch(int fd, unsigned events) {
-    if (fd < 0 || fd >= (1 << 16) || registered[fd] == events + 1) return;
+    if (registered[fd] == events + 1) return;
     struct epoll_event ev = {0};
     ev.events = events;
     ev.data.fd = fd;

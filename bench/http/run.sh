@@ -16,8 +16,8 @@
 #                and libcurl's timer, as an event loop must drive libcurl; the
 #                ceiling of any client on an event loop, corio's included)
 #   curl_keep    the first program keeping each body in memory until its page
-#                is done (realloc as chunks arrive), as a client that returns
-#                pages must
+#                is done (one allocation of the announced length, one copy per
+#                chunk), as a client that returns pages must
 #   corio        examples/fetch_with_limit: semaphore(64) + gather on http::client
 #   aiohttp      the same pattern in Python (asyncio + aiohttp)
 #   httpx        the same pattern in Python (asyncio + httpx.AsyncClient)
@@ -27,9 +27,9 @@
 # clients' repetitions are interleaved (wrk, curl, curl_socket, curl_keep,
 # corio, then again), so a machine whose speed drifts during the run favours
 # none of them; each row is the best of its runs, with that run's latencies,
-# and the median pages/s of its runs is printed next to it. Python is /usr/bin/python3 (Debian's
-# python3-aiohttp and python3-httpx). corio is built -O2 in build/bench-http
-# (CXX picks the compiler); --no-build reuses it. --serve only starts nginx,
+# and the median pages/s of its runs is printed next to it. Python is
+# /usr/bin/python3 (Debian's python3-aiohttp and python3-httpx). corio is
+# built -O2 in build/bench-http (CXX picks the compiler); --no-build reuses it. --serve only starts nginx,
 # prints the URL prefix and waits (Ctrl-C stops it): for profiling a client
 # by hand (valgrind --tool=callgrind build/.../fetch_with_limit PREFIX N 64 5000).
 set -euo pipefail
