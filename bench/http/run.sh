@@ -29,9 +29,10 @@
 # none of them; each row is the best of its runs, with that run's latencies,
 # and the median pages/s of its runs is printed next to it. Python is
 # /usr/bin/python3 (Debian's python3-aiohttp and python3-httpx). corio is
-# built -O2 in build/bench-http (CXX picks the compiler); --no-build reuses it. --serve only starts nginx,
-# prints the URL prefix and waits (Ctrl-C stops it): for profiling a client
-# by hand (valgrind --tool=callgrind build/.../fetch_with_limit PREFIX N 64 5000).
+# built -O2 in build/bench-http (CXX picks the compiler); --no-build reuses it.
+# --serve only starts nginx, prints the URL prefix and waits (Ctrl-C stops
+# it): for profiling a client by hand
+# (valgrind --tool=callgrind build/.../fetch_with_limit PREFIX N 64 5000).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -51,7 +52,7 @@ for arg in "$@"; do
     --python-reps=*) py_reps="${arg#--python-reps=}" ;;
     --no-build) do_build=0 ;;
     --serve) serve=1; do_build=0 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
